@@ -1,0 +1,211 @@
+// Package app wires rivermon together: configuration, registry, InfluxDB
+// writer, pipeline, broker session and HTTP endpoints. main parses flags and
+// signals and calls Run; tests call Run in-process.
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/rivermon/rivermon/alerts"
+	"github.com/rivermon/rivermon/ingest"
+	"github.com/rivermon/rivermon/ingest/influx"
+	"github.com/rivermon/rivermon/ingest/mqtt"
+	"github.com/rivermon/rivermon/internal/config"
+	"github.com/rivermon/rivermon/internal/registry"
+	"github.com/rivermon/rivermon/internal/strictyaml"
+)
+
+// Options configure Run.
+type Options struct {
+	Config *config.Config
+	Logger *slog.Logger
+	// OnListen, when set, is called with the HTTP address once it listens
+	// (tests listen on port 0).
+	OnListen func(addr string)
+	// DrainTimeout bounds the flush at shutdown (default 8 s, so that the
+	// process exits within the 10 s of CONTRACT §1).
+	DrainTimeout time.Duration
+}
+
+// Check loads every configuration file the service config names and returns
+// every problem found, each as "FILE:LINE: message".
+func Check(configFile string) []string {
+	cfg, err := config.LoadFile(configFile)
+	if err != nil {
+		return lines(strictyaml.AsProblems(configFile, err))
+	}
+	var out []string
+	if _, err := registry.LoadFile(cfg.Stations); err != nil {
+		out = append(out, lines(strictyaml.AsProblems(cfg.Stations, err))...)
+	}
+	if _, err := alerts.LoadRulesFile(cfg.Rules); err != nil {
+		out = append(out, lines(strictyaml.AsProblems(cfg.Rules, err))...)
+	}
+	return out
+}
+
+func lines(ps strictyaml.Problems) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
+}
+
+// Run runs the service until ctx ends, then stops taking messages, stores
+// and acknowledges what is in flight (bounded by the pipeline's drain
+// timeout), disconnects and returns nil.
+func Run(ctx context.Context, o Options) error {
+	cfg, log := o.Config, o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	reg, err := registry.LoadFile(cfg.Stations)
+	if err != nil {
+		return fmt.Errorf("station registry:\n%w", err)
+	}
+	if _, err := alerts.LoadRulesFile(cfg.Rules); err != nil {
+		return fmt.Errorf("alert rules:\n%w", err)
+	}
+	if err := os.MkdirAll(cfg.Spool.Dir, 0o750); err != nil {
+		return fmt.Errorf("spool dir: %w", err)
+	}
+
+	promReg := prometheus.NewRegistry()
+	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	writer := influx.New(influx.Options{
+		URL: cfg.Influx.URL, Token: cfg.Influx.Token, Org: cfg.Influx.Org, Bucket: cfg.Influx.Bucket,
+		Logger: log.With("component", "influx"), Registerer: promReg,
+	})
+	defer writer.Close()
+
+	// The pipeline publishes dead letters through the broker client, which
+	// is created after it (the client hands messages to the pipeline).
+	var broker *mqtt.Client
+	pipe := ingest.New(ingest.Options{
+		Registry:    reg,
+		TopicPrefix: cfg.MQTT.TopicPrefix,
+		Writer:      writer,
+		DeadLetters: publisherFunc(func(ctx context.Context, topic string, retained bool, payload []byte) error {
+			return broker.Publish(ctx, topic, retained, payload)
+		}),
+		Logger:       log.With("component", "ingest"),
+		Metrics:      ingest.NewMetrics(promReg),
+		DrainTimeout: o.DrainTimeout,
+	})
+
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("http listen: %w", err)
+	}
+	prefix := cfg.MQTT.TopicPrefix
+	broker, err = mqtt.Connect(mqtt.Options{
+		Brokers: cfg.MQTT.Brokers(), ClientID: cfg.MQTT.ClientID,
+		Username: cfg.MQTT.Username, Password: cfg.MQTT.Password,
+		CAFile: cfg.MQTT.TLS.CAFile, CertFile: cfg.MQTT.TLS.CertFile, KeyFile: cfg.MQTT.TLS.KeyFile,
+		Filters: []string{prefix + "/stations/+/readings", prefix + "/stations/+/status", prefix + "/stations/+/hj212"},
+		Handle:  pipe.Handle,
+		Logger:  log.With("component", "mqtt"),
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+
+	srv := &http.Server{
+		Handler:           newMux(promReg, pipe, broker, writer, cfg.Spool.Dir),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", "err", err)
+		}
+	}()
+	if o.OnListen != nil {
+		o.OnListen(ln.Addr().String())
+	}
+	log.Info("rivermon running", "stations", len(reg.Stations), "brokers", cfg.MQTT.Brokers(),
+		"influx", cfg.Influx.URL, "http", ln.Addr().String())
+
+	err = pipe.Run(ctx)
+	// Acks of the last batch are queued in paho: give them a moment to leave.
+	broker.Close(500 * time.Millisecond)
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutCtx)
+	log.Info("rivermon stopped")
+	return err
+}
+
+type publisherFunc func(ctx context.Context, topic string, retained bool, payload []byte) error
+
+func (f publisherFunc) Publish(ctx context.Context, topic string, retained bool, payload []byte) error {
+	return f(ctx, topic, retained, payload)
+}
+
+func newMux(promReg *prometheus.Registry, pipe *ingest.Pipeline, broker *mqtt.Client, writer *influx.Writer, spoolDir string) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{Registry: promReg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		var problems []string
+		if !broker.Connected() {
+			problems = append(problems, "not connected to the MQTT broker")
+		}
+		if err := probeWritable(spoolDir); err != nil {
+			problems = append(problems, "spool not writable: "+err.Error())
+		}
+		if reason, auth := writer.Problem(); auth {
+			problems = append(problems, reason)
+		}
+		if len(problems) > 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			for _, p := range problems {
+				fmt.Fprintln(w, p)
+			}
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.HandleFunc("GET /api/v1/stations", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, pipe.Stations().Snapshot())
+	})
+	mux.HandleFunc("GET /api/v1/alerts", func(w http.ResponseWriter, _ *http.Request) {
+		// The evaluator comes with the alerting work; until then nothing fires.
+		writeJSON(w, []any{})
+	})
+	return mux
+}
+
+func probeWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".probe-*")
+	if err != nil {
+		return err
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(filepath.Clean(name))
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,147 @@
+package app_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rivermon/rivermon/cmd/rivermon/app"
+	"github.com/rivermon/rivermon/internal/config"
+	"github.com/rivermon/rivermon/internal/testenv"
+)
+
+// service is rivermon running in-process against real servers.
+type service struct {
+	t      *testing.T
+	base   string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startService(t *testing.T, mq *testenv.Mosquitto, in *testenv.Influx, clientID string) *service {
+	t.Helper()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	yml := fmt.Sprintf(`mqtt: {url: %q, client_id: %q}
+influx: {url: %q, bucket: rivermon/autogen}
+spool: {dir: %q}
+http: {listen: "127.0.0.1:0"}
+stations: %q
+rules: %q
+`, mq.URL, clientID, in.URL, filepath.Join(dir, "spool"),
+		filepath.Join(root, "configs", "stations.yaml"), filepath.Join(root, "configs", "rules.yaml"))
+	cfg, err := config.Load(filepath.Join(dir, "rivermon.yaml"), []byte(yml), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	addr := make(chan string, 1)
+	s := &service{t: t, cancel: cancel, done: make(chan error, 1)}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	go func() {
+		s.done <- app.Run(ctx, app.Options{Config: cfg, Logger: log, DrainTimeout: time.Second,
+			OnListen: func(a string) { addr <- a }})
+	}()
+	select {
+	case a := <-addr:
+		s.base = "http://" + a
+	case err := <-s.done:
+		t.Fatalf("rivermon exited at start: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("rivermon did not listen within 30 s")
+	}
+	t.Cleanup(func() { s.stop() })
+	testenv.Eventually(t, 30*time.Second, func() bool { return s.status("/readyz") == http.StatusOK }, "rivermon not ready")
+	return s
+}
+
+// stop ends the service and waits for Run to return.
+func (s *service) stop() {
+	s.t.Helper()
+	if s.cancel == nil {
+		return
+	}
+	s.cancel()
+	s.cancel = nil
+	select {
+	case err := <-s.done:
+		if err != nil {
+			s.t.Errorf("Run returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		s.t.Error("rivermon did not stop within 10 s")
+	}
+}
+
+func (s *service) status(path string) int {
+	resp, err := http.Get(s.base + path)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func (s *service) getJSON(path string, v any) {
+	s.t.Helper()
+	resp, err := http.Get(s.base + path)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		s.t.Fatalf("GET %s: %v", path, err)
+	}
+}
+
+// metric returns the value of one sample of /metrics, e.g.
+// `rivermon_rejected_total{reason="bad_json"}`, or 0 when absent.
+func (s *service) metric(series string) float64 {
+	s.t.Helper()
+	resp, err := http.Get(s.base + "/metrics")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				s.t.Fatalf("metric %s: %v", series, err)
+			}
+			return f
+		}
+	}
+	return 0
+}
+
+func (s *service) metricsText() string {
+	resp, err := http.Get(s.base + "/metrics")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

@@ -1,0 +1,93 @@
+package ingest
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rivermon/rivermon/internal/reading"
+)
+
+// QC flag values (QARTOD, domain.md §1.1). Until the QC tests run, every
+// stored value carries FlagNotEvaluated.
+const (
+	FlagPass         = 1
+	FlagNotEvaluated = 2
+	FlagSuspect      = 3
+	FlagFail         = 4
+)
+
+var tagEscaper = strings.NewReplacer(",", `\,`, " ", `\ `, "=", `\=`)
+
+// appendSeries writes "measurement,river=R,station=S " (tags in key order,
+// as InfluxDB sorts them).
+func appendSeries(b []byte, measurement, station, river string) []byte {
+	b = append(b, measurement...)
+	b = append(b, ",river="...)
+	b = append(b, tagEscaper.Replace(river)...)
+	b = append(b, ",station="...)
+	b = append(b, tagEscaper.Replace(station)...)
+	return append(b, ' ')
+}
+
+func appendFloatField(b []byte, first bool, key string, v float64) []byte {
+	if !first {
+		b = append(b, ',')
+	}
+	b = append(b, key...)
+	b = append(b, '=')
+	return strconv.AppendFloat(b, v, 'g', -1, 64)
+}
+
+func appendIntField(b []byte, key string, v int64) []byte {
+	b = append(b, ',')
+	b = append(b, key...)
+	b = append(b, '=')
+	b = strconv.AppendInt(b, v, 10)
+	return append(b, 'i')
+}
+
+func appendTime(b []byte, t time.Time) []byte {
+	b = append(b, ' ')
+	return strconv.AppendInt(b, t.UnixNano(), 10)
+}
+
+// readingLine renders one sample as a point of measurement `reading`
+// (CONTRACT §6): each value as a float and its QC flag as <code>_qc.
+func readingLine(b []byte, station, river string, s *reading.Sample, flags []int) []byte {
+	b = appendSeries(b, "reading", station, river)
+	for i, v := range s.Values {
+		b = appendFloatField(b, i == 0, v.Code, v.Value)
+		b = appendIntField(b, v.Code+"_qc", int64(flags[i]))
+	}
+	return appendTime(b, s.Time)
+}
+
+// statusLine renders a status message as a point of `station_status`.
+func statusLine(b []byte, station, river string, st *reading.Status, t time.Time) []byte {
+	b = appendSeries(b, "station_status", station, river)
+	b = append(b, "online="...)
+	b = strconv.AppendBool(b, st.Online)
+	for _, f := range []struct {
+		key string
+		v   *float64
+	}{{"battery_v", st.BatteryV}, {"signal_dbm", st.SignalDBm}, {"enclosure_temp_c", st.EnclosureTempC}} {
+		if f.v != nil {
+			b = appendFloatField(b, false, f.key, *f.v)
+		}
+	}
+	return appendTime(b, t)
+}
+
+// lineStation reads the station tag back out of a line this package wrote.
+func lineStation(line string) string {
+	_, rest, ok := strings.Cut(line, ",station=")
+	if !ok {
+		return ""
+	}
+	end := strings.IndexAny(rest, ", ")
+	if end < 0 {
+		return rest
+	}
+	return rest[:end]
+}

@@ -1,0 +1,72 @@
+package ingest
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rivermon/rivermon/internal/reading"
+)
+
+// Metrics are the pipeline's Prometheus metrics (CONTRACT §8).
+type Metrics struct {
+	messages   *prometheus.CounterVec
+	samples    *prometheus.CounterVec
+	rejected   *prometheus.CounterVec
+	delay      prometheus.Histogram
+	lastSeen   *prometheus.GaugeVec
+	queued     prometheus.Gauge
+	seqGaps    prometheus.Counter
+	seqRepeats prometheus.Counter
+}
+
+// NewMetrics builds the metrics and registers them with r (nil: not
+// registered, for tests).
+func NewMetrics(r prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rivermon_messages_total",
+			Help: "Broker messages processed, by result: accepted (all kept), partial (some samples or values rejected), rejected (whole message dead-lettered).",
+		}, []string{"result"}),
+		samples: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rivermon_samples_total",
+			Help: "Samples processed, by result: stored or rejected.",
+		}, []string{"result"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rivermon_rejected_total",
+			Help: "Rejected messages, samples and values, by reason; each is on the dead-letter topic.",
+		}, []string{"reason"}),
+		delay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "rivermon_ingest_delay_seconds",
+			Help:    "Time from a sample's timestamp to its storage (backfilled samples land in the top buckets).",
+			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400},
+		}),
+		lastSeen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rivermon_station_last_seen_timestamp_seconds",
+			Help: "Timestamp of the newest stored sample of each station.",
+		}, []string{"station"}),
+		queued: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rivermon_intake_queue_messages",
+			Help: "Messages received and not yet taken into a batch.",
+		}),
+		seqGaps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rivermon_seq_gaps_total",
+			Help: "Reading messages missing from station counters (seq jumps); per station in /api/v1/stations.",
+		}),
+		seqRepeats: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rivermon_seq_repeats_total",
+			Help: "Reading messages whose counter repeats an earlier one (redeliveries, duplicates).",
+		}),
+	}
+	for _, r := range []string{"accepted", "partial", "rejected"} {
+		m.messages.WithLabelValues(r)
+	}
+	for _, r := range []string{"stored", "rejected"} {
+		m.samples.WithLabelValues(r)
+	}
+	for _, r := range append(reading.Reasons(), ReasonUnsupported, ReasonInfluxRejected) {
+		m.rejected.WithLabelValues(r)
+	}
+	if r != nil {
+		r.MustRegister(m.messages, m.samples, m.rejected, m.delay, m.lastSeen, m.queued, m.seqGaps, m.seqRepeats)
+	}
+	return m
+}

@@ -1,0 +1,173 @@
+// Package mqtt connects rivermon to the broker with paho.mqtt.golang: a
+// persistent session under a fixed client id, subscriptions made in the
+// on-connect handler (so they are renewed after every reconnect), manual
+// acknowledgement, and a handler that never blocks paho's router.
+package mqtt
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// Options configure a Client.
+type Options struct {
+	Brokers  []string
+	ClientID string
+	Username string
+	Password string
+	CAFile   string
+	CertFile string
+	KeyFile  string
+	// Filters are subscribed at QoS 1 on every connection.
+	Filters []string
+	// Handle receives every message, in the order the broker sent them, with
+	// the time it arrived and the function that acknowledges it. Until ack
+	// is called the broker keeps the message in the session and sends it
+	// again after a reconnect (MQTT-4.4.0-1). Handle must not block.
+	Handle func(topic string, payload []byte, received time.Time, ack func())
+	Logger *slog.Logger
+	// Now is the clock stamped on deliveries; nil means time.Now.
+	Now func() time.Time
+}
+
+// Client is a connected broker session.
+type Client struct {
+	c         paho.Client
+	log       *slog.Logger
+	connected atomic.Bool
+}
+
+// Connect starts the session. It returns once the client runs; the first
+// connection is retried in the background when the broker is not up yet.
+func Connect(o Options) (*Client, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	cl := &Client{log: o.Logger}
+	po := paho.NewClientOptions()
+	for _, b := range o.Brokers {
+		po.AddBroker(b)
+	}
+	po.SetClientID(o.ClientID)
+	po.SetUsername(o.Username)
+	po.SetPassword(o.Password)
+	if o.CAFile != "" || o.CertFile != "" {
+		tc, err := tlsConfig(o.CAFile, o.CertFile, o.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		po.SetTLSConfig(tc)
+	}
+	// A persistent session: the broker keeps our subscriptions and every
+	// unacknowledged QoS 1 message while we are away (peers.md §1.4).
+	po.SetCleanSession(false)
+	po.SetAutoAckDisabled(true)
+	// OrderMatters keeps one router goroutine, so Handle sees messages in
+	// arrival order and acks can leave in that order (MQTT-4.6.0-2). Handle
+	// only enqueues, so the router is never held up.
+	po.SetOrderMatters(true)
+	po.SetAutoReconnect(true)
+	po.SetConnectRetry(true)
+	po.SetConnectRetryInterval(time.Second)
+	po.SetMaxReconnectInterval(10 * time.Second)
+	po.SetKeepAlive(30 * time.Second)
+	po.SetResumeSubs(false)
+	handler := func(_ paho.Client, m paho.Message) {
+		o.Handle(m.Topic(), m.Payload(), o.Now(), m.Ack)
+	}
+	// Registered before Connect: the broker may send queued messages right
+	// after CONNACK, before SUBSCRIBE is answered.
+	po.SetDefaultPublishHandler(handler)
+	po.SetOnConnectHandler(func(c paho.Client) {
+		filters := make(map[string]byte, len(o.Filters))
+		for _, f := range o.Filters {
+			filters[f] = 1
+		}
+		t := c.SubscribeMultiple(filters, handler)
+		if !t.WaitTimeout(30*time.Second) || t.Error() != nil {
+			cl.log.Error("mqtt subscribe failed; reconnecting", "filters", o.Filters, "err", t.Error())
+			// Without the subscription nothing arrives: drop the link so
+			// that the reconnect subscribes again.
+			go c.Disconnect(0)
+			return
+		}
+		cl.connected.Store(true)
+		cl.log.Info("mqtt connected and subscribed", "filters", o.Filters)
+	})
+	po.SetConnectionLostHandler(func(_ paho.Client, err error) {
+		cl.connected.Store(false)
+		cl.log.Warn("mqtt connection lost; reconnecting", "err", err)
+	})
+	po.SetReconnectingHandler(func(_ paho.Client, _ *paho.ClientOptions) {
+		cl.connected.Store(false)
+	})
+	cl.c = paho.NewClient(po)
+	t := cl.c.Connect()
+	// With ConnectRetry the token completes only once connected; do not
+	// wait for it, readiness reports the state.
+	go func() {
+		t.Wait()
+		if err := t.Error(); err != nil {
+			cl.log.Error("mqtt connect failed", "err", err)
+		}
+	}()
+	return cl, nil
+}
+
+// Connected reports whether the session is up and subscribed.
+func (c *Client) Connected() bool { return c.connected.Load() && c.c.IsConnectionOpen() }
+
+// Publish sends payload at QoS 1 and waits for the broker's PUBACK.
+func (c *Client) Publish(ctx context.Context, topic string, retained bool, payload []byte) error {
+	if !c.c.IsConnectionOpen() {
+		return errors.New("mqtt not connected")
+	}
+	t := c.c.Publish(topic, 1, retained, payload)
+	select {
+	case <-t.Done():
+		return t.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close disconnects, giving paho up to quiesce to finish sending acks.
+func (c *Client) Close(quiesce time.Duration) {
+	c.connected.Store(false)
+	c.c.Disconnect(uint(quiesce / time.Millisecond))
+}
+
+func tlsConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt tls ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("mqtt tls ca_file %s: no PEM certificate in it", caFile)
+		}
+		tc.RootCAs = pool
+	}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt tls cert_file/key_file: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}

@@ -1,0 +1,454 @@
+// Package ingest is rivermon's pipeline from a broker message to stored
+// points: decode, validate against the registry, dead-letter what fails,
+// enrich with tags, QC flags, batch, write, and only then acknowledge.
+//
+// The acknowledgement point is Pipeline.commit: a message is acked once
+// every point it produced is confirmed by InfluxDB (or refused as poison and
+// dead-lettered) and every rejection of it is published to the dead-letter
+// topic. Until then the broker keeps the message in rivermon's persistent
+// session, so a crash loses nothing; a redelivery rewrites the same points,
+// which InfluxDB stores once (same series and timestamp).
+package ingest
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/rivermon/rivermon/ingest/influx"
+	"github.com/rivermon/rivermon/internal/reading"
+	"github.com/rivermon/rivermon/internal/registry"
+)
+
+// Reasons produced by the pipeline beyond those of package reading.
+const (
+	// ReasonUnsupported: an HJ 212 packet; the decoder is not built yet.
+	ReasonUnsupported = "unsupported_protocol"
+	// ReasonInfluxRejected: InfluxDB refused the point itself (HTTP 400/422/413).
+	ReasonInfluxRejected = "influx_rejected"
+)
+
+// PointWriter stores line protocol; see influx.Writer.Write.
+type PointWriter interface {
+	Write(ctx context.Context, lines []string) ([]influx.Poison, error)
+}
+
+// Publisher sends a message at QoS 1 and waits for the broker's PUBACK.
+type Publisher interface {
+	Publish(ctx context.Context, topic string, retained bool, payload []byte) error
+}
+
+// Options configure a Pipeline.
+type Options struct {
+	Registry    *registry.Registry
+	TopicPrefix string
+	Writer      PointWriter
+	DeadLetters Publisher
+	Logger      *slog.Logger
+	Metrics     *Metrics
+	// MaxBatchPoints caps the points of one write (default 5000).
+	MaxBatchPoints int
+	// DrainTimeout bounds how long Run goes on writing after its context
+	// ends (default 8 s): what is not stored by then stays unacknowledged
+	// and comes again from the broker.
+	DrainTimeout time.Duration
+	// Now is the clock of commit-time measurements; nil means time.Now.
+	Now func() time.Time
+}
+
+// Delivery is one broker message waiting to be processed.
+type Delivery struct {
+	Topic    string
+	Payload  []byte
+	Received time.Time
+	Ack      func()
+}
+
+// Pipeline turns deliveries into stored points.
+type Pipeline struct {
+	o        Options
+	m        *Metrics
+	stations *Stations
+
+	mu     sync.Mutex
+	queue  []Delivery
+	closed bool
+	notify chan struct{}
+}
+
+// New returns a Pipeline; Run starts it.
+func New(o Options) *Pipeline {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.MaxBatchPoints <= 0 {
+		o.MaxBatchPoints = 5000
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = 8 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
+	}
+	return &Pipeline{o: o, m: o.Metrics, stations: newStations(o.Registry, o.Metrics.lastSeen), notify: make(chan struct{}, 1)}
+}
+
+// Stations returns the live station view.
+func (p *Pipeline) Stations() *Stations { return p.stations }
+
+// Handle queues a message. It never blocks: the queue is bounded by the
+// broker, which sends at most its in-flight window (Mosquitto
+// max_inflight_messages) of unacknowledged QoS 1 messages. After Run's
+// context ends, messages are left unacknowledged for the broker to resend.
+func (p *Pipeline) Handle(topic string, payload []byte, received time.Time, ack func()) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.queue = append(p.queue, Delivery{Topic: topic, Payload: payload, Received: received, Ack: ack})
+	n := len(p.queue)
+	p.mu.Unlock()
+	p.m.queued.Set(float64(n))
+	select {
+	case p.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (p *Pipeline) take() ([]Delivery, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	q := p.queue
+	p.queue = nil
+	p.m.queued.Set(0)
+	return q, p.closed
+}
+
+func (p *Pipeline) closeIntake() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+}
+
+// Run processes messages until ctx ends, then stops taking new ones,
+// finishes what it holds within DrainTimeout, and returns nil. It returns an
+// error only if it could not run at all.
+func (p *Pipeline) Run(ctx context.Context) error {
+	// Writes outlive ctx by DrainTimeout so that a shutdown flushes what is
+	// in flight.
+	writeCtx, cancelWrites := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWrites()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(p.o.DrainTimeout, cancelWrites) })
+	defer stop()
+
+	batches := make(chan *batch)
+	go p.assemble(ctx, batches)
+	for b := range batches {
+		if err := p.commit(writeCtx, b); err != nil {
+			p.o.Logger.Warn("shutdown before the batch was stored; the broker will resend it",
+				"messages", len(b.acks), "points", len(b.lines), "err", err)
+			for range batches {
+			}
+			break
+		}
+	}
+	return nil
+}
+
+// batch is what one write stores and acknowledges.
+type batch struct {
+	lines       []string
+	deadLetters []deadLetter
+	acks        []func()
+	sampleTimes []int64 // unix ns of every stored sample, for the delay histogram
+	updates     []update
+}
+
+func (b *batch) empty() bool { return len(b.acks) == 0 }
+
+type deadLetter struct {
+	topic  string
+	reason string
+	body   []byte
+}
+
+// assemble turns queued deliveries into batches, in arrival order. It hands
+// a batch over as soon as the committer is free, so batches grow while a
+// write is in flight and stay small when the load is light.
+func (p *Pipeline) assemble(ctx context.Context, out chan<- *batch) {
+	defer close(out)
+	done := ctx.Done()
+	cur := &batch{}
+	var buf []byte
+	for {
+		items, closed := p.take()
+		for _, d := range items {
+			buf = p.process(d, cur, buf[:0])
+			if len(cur.lines) >= p.o.MaxBatchPoints {
+				out <- cur
+				cur = &batch{}
+			}
+		}
+		if closed {
+			if !cur.empty() {
+				out <- cur
+			}
+			return
+		}
+		if cur.empty() {
+			select {
+			case <-p.notify:
+			case <-done:
+				p.closeIntake()
+				done = nil
+			}
+			continue
+		}
+		select {
+		case out <- cur:
+			cur = &batch{}
+		case <-p.notify:
+		case <-done:
+			p.closeIntake()
+			done = nil
+		}
+	}
+}
+
+// commit writes a batch, publishes its rejections and then acknowledges its
+// messages in arrival order. This is the acknowledgement point.
+func (p *Pipeline) commit(ctx context.Context, b *batch) error {
+	poison, err := p.o.Writer.Write(ctx, b.lines)
+	if err != nil {
+		return err
+	}
+	for _, ps := range poison {
+		station := lineStation(ps.Line)
+		p.o.Logger.Error("influxdb refused a point; dead-lettered", "station", station, "err", ps.Err)
+		body, _ := json.Marshal(map[string]any{
+			"received_at": p.o.Now().UTC().Format(time.RFC3339Nano), "topic": "", "reason": ReasonInfluxRejected,
+			"detail": ps.Err.Error(), "payload": ps.Line,
+		})
+		b.deadLetters = append(b.deadLetters, deadLetter{topic: p.deadLetterTopic(station), reason: ReasonInfluxRejected, body: body})
+		p.m.rejected.WithLabelValues(ReasonInfluxRejected).Inc()
+	}
+	if err := p.publishDeadLetters(ctx, b.deadLetters); err != nil {
+		return err
+	}
+	for _, ack := range b.acks {
+		if ack != nil {
+			ack()
+		}
+	}
+	now := p.o.Now()
+	for _, t := range b.sampleTimes {
+		p.m.delay.Observe(float64(now.UnixNano()-t) / 1e9)
+	}
+	for i := range b.updates {
+		p.stations.stored(&b.updates[i])
+	}
+	return nil
+}
+
+// publishDeadLetters sends every rejection at QoS 1, retrying until the
+// broker has it: a rejection is data too, and is not acked away unsent.
+func (p *Pipeline) publishDeadLetters(ctx context.Context, dls []deadLetter) error {
+	if len(dls) == 0 {
+		return nil
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(32)
+	for _, dl := range dls {
+		g.Go(func() error {
+			for attempt := 0; ; attempt++ {
+				err := p.o.DeadLetters.Publish(gctx, dl.topic, false, dl.body)
+				if err == nil {
+					return nil
+				}
+				if gctx.Err() != nil {
+					return gctx.Err()
+				}
+				if attempt == 0 {
+					p.o.Logger.Warn("dead-letter publish failed; retrying", "topic", dl.topic, "err", err)
+				}
+				t := time.NewTimer(min(100*time.Millisecond<<min(attempt, 8), 10*time.Second))
+				select {
+				case <-gctx.Done():
+					t.Stop()
+					return gctx.Err()
+				case <-t.C:
+				}
+			}
+		})
+	}
+	return g.Wait()
+}
+
+func (p *Pipeline) deadLetterTopic(station string) string {
+	if !reading.ValidStationID(station) {
+		station = "_unknown"
+	}
+	return p.o.TopicPrefix + "/deadletter/" + station
+}
+
+// reject records a rejection of (part of) delivery d in batch b.
+func (p *Pipeline) reject(b *batch, d *Delivery, station string, r *reading.Rejection) {
+	p.m.rejected.WithLabelValues(r.Reason).Inc()
+	p.o.Logger.Debug("rejected", "topic", d.Topic, "reason", r.Reason, "detail", r.Detail)
+	dl := struct {
+		ReceivedAt string          `json:"received_at"`
+		Topic      string          `json:"topic"`
+		Reason     string          `json:"reason"`
+		Level      reading.Level   `json:"level"`
+		Detail     string          `json:"detail"`
+		Payload    json.RawMessage `json:"payload,omitempty"`
+		PayloadB64 string          `json:"payload_b64,omitempty"`
+	}{ReceivedAt: d.Received.UTC().Format(time.RFC3339Nano), Topic: d.Topic, Reason: r.Reason, Level: r.Level, Detail: r.Detail}
+	switch {
+	case r.Payload != nil:
+		dl.Payload = r.Payload
+	case json.Valid(d.Payload) && len(d.Payload) > 0:
+		dl.Payload = d.Payload
+	default:
+		dl.PayloadB64 = base64.StdEncoding.EncodeToString(d.Payload)
+	}
+	body, err := json.Marshal(dl)
+	if err != nil {
+		// Payload came from a JSON decoder, so it is valid; keep the bytes
+		// all the same rather than lose them.
+		dl.Payload, dl.PayloadB64 = nil, base64.StdEncoding.EncodeToString(d.Payload)
+		body, _ = json.Marshal(dl)
+	}
+	b.deadLetters = append(b.deadLetters, deadLetter{topic: p.deadLetterTopic(station), reason: r.Reason, body: body})
+}
+
+// parseTopic splits {prefix}/stations/{station}/{kind}.
+func (p *Pipeline) parseTopic(topic string) (station, kind string, ok bool) {
+	rest, found := strings.CutPrefix(topic, p.o.TopicPrefix+"/stations/")
+	if !found {
+		return "", "", false
+	}
+	station, kind, found = strings.Cut(rest, "/")
+	if !found || strings.Contains(kind, "/") {
+		return "", "", false
+	}
+	return station, kind, true
+}
+
+// process decodes one delivery into b. buf is scratch space for line
+// rendering, returned for reuse.
+func (p *Pipeline) process(d Delivery, b *batch, buf []byte) []byte {
+	b.acks = append(b.acks, d.Ack)
+	station, kind, ok := p.parseTopic(d.Topic)
+	if !ok || !reading.ValidStationID(station) {
+		p.rejectMessage(b, &d, station, reading.ReasonBadTopic,
+			fmt.Sprintf("topic %q is not %s/stations/{station}/{readings|status|hj212}", d.Topic, p.o.TopicPrefix))
+		return buf
+	}
+	st := p.o.Registry.Station(station)
+	if st == nil {
+		p.rejectMessage(b, &d, station, reading.ReasonUnknownStation, fmt.Sprintf("station %q is not in the registry", station))
+		return buf
+	}
+	switch kind {
+	case "readings":
+		return p.processReadings(d, st, b, buf)
+	case "status":
+		return p.processStatus(d, st, b, buf)
+	case "hj212":
+		p.rejectMessage(b, &d, station, ReasonUnsupported, "HJ 212-2017 packets are not decoded yet; kept here for replay")
+	default:
+		p.rejectMessage(b, &d, station, reading.ReasonBadTopic, fmt.Sprintf("unknown message kind %q", kind))
+	}
+	return buf
+}
+
+func (p *Pipeline) rejectMessage(b *batch, d *Delivery, station, reason, detail string) {
+	p.m.messages.WithLabelValues("rejected").Inc()
+	p.reject(b, d, station, &reading.Rejection{Level: reading.LevelMessage, Reason: reason, Detail: detail})
+}
+
+func (p *Pipeline) processReadings(d Delivery, st *registry.Station, b *batch, buf []byte) []byte {
+	m, rejs := reading.DecodeMessage(d.Payload, d.Received)
+	if m == nil {
+		p.m.messages.WithLabelValues("rejected").Inc()
+		p.reject(b, &d, st.ID, &rejs[0])
+		return buf
+	}
+	if m.Station != st.ID {
+		p.rejectMessage(b, &d, st.ID, reading.ReasonStationMismatch,
+			fmt.Sprintf("payload station %q differs from topic station %q", m.Station, st.ID))
+		return buf
+	}
+	for i := range rejs {
+		p.reject(b, &d, st.ID, &rejs[i])
+		if rejs[i].Level == reading.LevelSample {
+			p.m.samples.WithLabelValues("rejected").Inc()
+		}
+	}
+	if m.HasSeq {
+		gap, repeat := p.stations.seq(st.ID, m.Seq)
+		if gap > 0 {
+			p.m.seqGaps.Add(float64(gap))
+		}
+		if repeat {
+			p.m.seqRepeats.Inc()
+		}
+	}
+	if len(rejs) == 0 {
+		p.m.messages.WithLabelValues("accepted").Inc()
+	} else {
+		p.m.messages.WithLabelValues("partial").Inc()
+	}
+	if len(m.Samples) == 0 {
+		return buf
+	}
+	var newest *reading.Sample
+	var newestFlags []int
+	for i := range m.Samples {
+		s := &m.Samples[i]
+		flags := make([]int, len(s.Values))
+		for j := range flags {
+			flags[j] = FlagNotEvaluated
+		}
+		buf = readingLine(buf[:0], st.ID, st.River, s, flags)
+		b.lines = append(b.lines, string(buf))
+		b.sampleTimes = append(b.sampleTimes, s.Time.UnixNano())
+		if newest == nil || !s.Time.Before(newest.Time) {
+			newest, newestFlags = s, flags
+		}
+	}
+	p.m.samples.WithLabelValues("stored").Add(float64(len(m.Samples)))
+	b.updates = append(b.updates, update{station: st.ID, received: d.Received, sample: newest, flags: newestFlags})
+	return buf
+}
+
+func (p *Pipeline) processStatus(d Delivery, st *registry.Station, b *batch, buf []byte) []byte {
+	s, rej := reading.DecodeStatus(d.Payload, d.Received)
+	if rej != nil {
+		p.m.messages.WithLabelValues("rejected").Inc()
+		p.reject(b, &d, st.ID, rej)
+		return buf
+	}
+	t := d.Received
+	if s.HasTime {
+		t = s.Time
+	}
+	buf = statusLine(buf[:0], st.ID, st.River, s, t)
+	b.lines = append(b.lines, string(buf))
+	p.m.messages.WithLabelValues("accepted").Inc()
+	b.updates = append(b.updates, update{station: st.ID, received: d.Received, status: s, statusTime: t})
+	return buf
+}

@@ -1,0 +1,159 @@
+package ingest
+
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rivermon/rivermon/internal/reading"
+	"github.com/rivermon/rivermon/internal/registry"
+)
+
+// ValueView is the newest stored value of one parameter.
+type ValueView struct {
+	Value float64   `json:"value"`
+	QC    int       `json:"qc"`
+	Time  time.Time `json:"time"`
+}
+
+// SeqView counts a station's message counter anomalies.
+type SeqView struct {
+	Last    int64 `json:"last"`
+	Gaps    int64 `json:"gaps"`
+	Repeats int64 `json:"repeats"`
+}
+
+// StatusView is the newest device-health report.
+type StatusView struct {
+	Time           time.Time `json:"time"`
+	BatteryV       *float64  `json:"battery_v,omitempty"`
+	SignalDBm      *float64  `json:"signal_dbm,omitempty"`
+	EnclosureTempC *float64  `json:"enclosure_temp_c,omitempty"`
+}
+
+// StationView is what /api/v1/stations shows for one station.
+type StationView struct {
+	ID           string               `json:"id"`
+	Name         string               `json:"name"`
+	NameEN       string               `json:"name_en"`
+	River        string               `json:"river"`
+	LastSeen     *time.Time           `json:"last_seen"`
+	LastReceived *time.Time           `json:"last_received"`
+	Values       map[string]ValueView `json:"values"`
+	Seq          SeqView              `json:"seq"`
+	Online       *bool                `json:"online"`
+	Status       *StatusView          `json:"status,omitempty"`
+	ActiveAlerts []any                `json:"active_alerts"`
+}
+
+// Stations is the live view of every registered station, updated as
+// samples are stored.
+type Stations struct {
+	mu       sync.Mutex
+	order    []string
+	byID     map[string]*StationView
+	seqSeen  map[string]bool
+	lastSeen *prometheus.GaugeVec
+}
+
+func newStations(reg *registry.Registry, lastSeen *prometheus.GaugeVec) *Stations {
+	s := &Stations{byID: map[string]*StationView{}, seqSeen: map[string]bool{}, lastSeen: lastSeen}
+	for _, st := range reg.Stations {
+		s.order = append(s.order, st.ID)
+		s.byID[st.ID] = &StationView{ID: st.ID, Name: st.Name, NameEN: st.NameEN, River: st.River,
+			Values: map[string]ValueView{}, ActiveAlerts: []any{}}
+	}
+	return s
+}
+
+// Snapshot returns a copy of every station's view in registry order.
+func (s *Stations) Snapshot() []StationView {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]StationView, 0, len(s.order))
+	for _, id := range s.order {
+		v := *s.byID[id]
+		v.Values = make(map[string]ValueView, len(v.Values))
+		for k, x := range s.byID[id].Values {
+			v.Values[k] = x
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// seqRestart is how far below the last counter a value must fall to be taken
+// for a device restart rather than a late repeat.
+const seqRestart = 1000
+
+// seq records a message counter: a counter above last+1 is a gap of the
+// messages skipped, one at or below last is a repeat (a redelivery or a
+// duplicate), one far below last is a device restart.
+func (s *Stations) seq(id string, seq int64) (gap int64, repeat bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := s.byID[id]
+	if !s.seqSeen[id] {
+		s.seqSeen[id] = true
+		v.Seq.Last = seq
+		return 0, false
+	}
+	switch {
+	case seq < v.Seq.Last-seqRestart:
+		v.Seq.Last = seq
+	case seq <= v.Seq.Last:
+		v.Seq.Repeats++
+		repeat = true
+	case seq > v.Seq.Last+1:
+		gap = seq - v.Seq.Last - 1
+		v.Seq.Gaps += gap
+		v.Seq.Last = seq
+	default:
+		v.Seq.Last = seq
+	}
+	return gap, repeat
+}
+
+// stored applies what a committed message changed.
+func (s *Stations) stored(u *update) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := s.byID[u.station]
+	if v == nil {
+		return
+	}
+	rt := u.received
+	if v.LastReceived == nil || rt.After(*v.LastReceived) {
+		v.LastReceived = &rt
+	}
+	if u.sample != nil {
+		t := u.sample.Time
+		if v.LastSeen == nil || !t.Before(*v.LastSeen) {
+			v.LastSeen = &t
+			s.lastSeen.WithLabelValues(u.station).Set(float64(t.UnixNano()) / 1e9)
+		}
+		for i, x := range u.sample.Values {
+			if old, ok := v.Values[x.Code]; !ok || !t.Before(old.Time) {
+				v.Values[x.Code] = ValueView{Value: x.Value, QC: u.flags[i], Time: t}
+			}
+		}
+	}
+	if st := u.status; st != nil {
+		if v.Status == nil || !u.statusTime.Before(v.Status.Time) {
+			online := st.Online
+			v.Online = &online
+			v.Status = &StatusView{Time: u.statusTime, BatteryV: st.BatteryV, SignalDBm: st.SignalDBm, EnclosureTempC: st.EnclosureTempC}
+		}
+	}
+}
+
+// update is what one message changes in a station's view once stored.
+type update struct {
+	station    string
+	received   time.Time
+	sample     *reading.Sample // the newest sample of the message
+	flags      []int
+	status     *reading.Status
+	statusTime time.Time
+}

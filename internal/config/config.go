@@ -1,0 +1,288 @@
+// Package config loads the service configuration (CONTRACT §2): strict YAML,
+// then RIVERMON_<SECTION>_<KEY> environment overrides, then *_file secrets,
+// then checks, every problem reported with file and line.
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rivermon/rivermon/internal/strictyaml"
+)
+
+// Config is the service configuration.
+type Config struct {
+	MQTT     MQTT     `yaml:"mqtt"`
+	Influx   Influx   `yaml:"influx"`
+	Spool    Spool    `yaml:"spool"`
+	HTTP     HTTP     `yaml:"http"`
+	Stations string   `yaml:"stations"`
+	Rules    string   `yaml:"rules"`
+	Alerting Alerting `yaml:"alerting"`
+	Timezone string   `yaml:"timezone"`
+
+	// Location is Timezone loaded.
+	Location *time.Location `yaml:"-"`
+}
+
+// MQTT is the broker connection.
+type MQTT struct {
+	URL          string   `yaml:"url"`
+	URLs         []string `yaml:"urls"`
+	ClientID     string   `yaml:"client_id"`
+	Username     string   `yaml:"username"`
+	Password     string   `yaml:"password"`
+	PasswordFile string   `yaml:"password_file"`
+	TopicPrefix  string   `yaml:"topic_prefix"`
+	TLS          TLS      `yaml:"tls"`
+}
+
+// Brokers returns every broker URL, url first.
+func (m MQTT) Brokers() []string {
+	var out []string
+	if m.URL != "" {
+		out = append(out, m.URL)
+	}
+	return append(out, m.URLs...)
+}
+
+// TLS names the PEM files of a TLS connection.
+type TLS struct {
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Influx is the InfluxDB connection.
+type Influx struct {
+	URL       string `yaml:"url"`
+	Token     string `yaml:"token"`
+	TokenFile string `yaml:"token_file"`
+	Org       string `yaml:"org"`
+	Bucket    string `yaml:"bucket"`
+}
+
+// Spool is the durable local buffer.
+type Spool struct {
+	Dir      string `yaml:"dir"`
+	MaxBytes int64  `yaml:"max_bytes"`
+}
+
+// HTTP is the metrics and API listener.
+type HTTP struct {
+	Listen string `yaml:"listen"`
+}
+
+// Alerting is where alerts go.
+type Alerting struct {
+	AlertmanagerURLs []string            `yaml:"alertmanager_urls"`
+	Webhooks         []string            `yaml:"webhooks"`
+	ResendInterval   strictyaml.Duration `yaml:"resend_interval"`
+	MaxSampleAge     strictyaml.Duration `yaml:"max_sample_age"`
+}
+
+// Default returns the configuration used for keys a file leaves out.
+func Default() Config {
+	return Config{
+		MQTT:     MQTT{TopicPrefix: "rivermon/v1"},
+		Influx:   Influx{Bucket: "rivermon/autogen"},
+		Spool:    Spool{Dir: "var/spool", MaxBytes: 1 << 30},
+		HTTP:     HTTP{Listen: "127.0.0.1:9464"},
+		Stations: "stations.yaml",
+		Rules:    "rules.yaml",
+		Alerting: Alerting{ResendInterval: strictyaml.Duration(time.Minute), MaxSampleAge: strictyaml.Duration(time.Hour)},
+		Timezone: "Asia/Shanghai",
+	}
+}
+
+// LoadFile reads the configuration at path with the process environment.
+func LoadFile(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Load(path, data, os.LookupEnv)
+}
+
+// Load parses data (from file) and applies overrides from env, which is
+// os.LookupEnv in production. Relative paths (stations, rules, spool dir,
+// TLS and secret files) resolve against the folder of file. The error, when
+// not nil, is a strictyaml.Problems.
+func Load(file string, data []byte, env func(string) (string, bool)) (*Config, error) {
+	c := Default()
+	root, ps := strictyaml.Decode(file, data, &c)
+	if root == nil && len(ps) > 0 {
+		return nil, ps.Err()
+	}
+	applyEnv(reflect.ValueOf(&c).Elem(), "RIVERMON", env, &ps)
+	dir := filepath.Dir(file)
+	resolve := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	for _, p := range []*string{&c.Stations, &c.Rules, &c.Spool.Dir, &c.MQTT.PasswordFile, &c.Influx.TokenFile,
+		&c.MQTT.TLS.CAFile, &c.MQTT.TLS.CertFile, &c.MQTT.TLS.KeyFile} {
+		resolve(p)
+	}
+	line := func(path ...string) int {
+		n := root
+		for _, k := range path[:len(path)-1] {
+			n = strictyaml.Lookup(n, k)
+		}
+		if n == nil {
+			return 0
+		}
+		return strictyaml.Line(n, path[len(path)-1])
+	}
+	readSecret := func(value *string, secretPath, key string, at int) {
+		if secretPath == "" {
+			return
+		}
+		if *value != "" {
+			ps.Add(file, at, "%s and %s_file are both set; keep one", key, key)
+			return
+		}
+		b, err := os.ReadFile(secretPath)
+		if err != nil {
+			ps.Add(file, at, "%s_file: %v", key, err)
+			return
+		}
+		*value = strings.TrimRight(string(b), "\r\n")
+	}
+	readSecret(&c.MQTT.Password, c.MQTT.PasswordFile, "mqtt.password", line("mqtt", "password_file"))
+	readSecret(&c.Influx.Token, c.Influx.TokenFile, "influx.token", line("influx", "token_file"))
+
+	brokers := c.MQTT.Brokers()
+	if len(brokers) == 0 {
+		ps.Add(file, line("mqtt", "url"), "mqtt.url is required")
+	}
+	for _, u := range brokers {
+		pu, err := url.Parse(u)
+		if err != nil || pu.Host == "" || !oneOf(pu.Scheme, "tcp", "ssl", "tls", "mqtt", "mqtts", "ws", "wss") {
+			ps.Add(file, line("mqtt", "url"), "mqtt url %q: want tcp://host:port or ssl://host:port", u)
+		}
+	}
+	if c.MQTT.ClientID == "" {
+		ps.Add(file, line("mqtt", "client_id"), "mqtt.client_id is required: the persistent session belongs to it")
+	}
+	if c.MQTT.TopicPrefix == "" || strings.ContainsAny(c.MQTT.TopicPrefix, "+#") || strings.HasSuffix(c.MQTT.TopicPrefix, "/") {
+		ps.Add(file, line("mqtt", "topic_prefix"), "mqtt.topic_prefix %q: want topic levels without wildcards or a trailing /", c.MQTT.TopicPrefix)
+	}
+	if (c.MQTT.TLS.CertFile == "") != (c.MQTT.TLS.KeyFile == "") {
+		ps.Add(file, line("mqtt", "tls"), "mqtt.tls: cert_file and key_file go together")
+	}
+	if u, err := url.Parse(c.Influx.URL); c.Influx.URL == "" || err != nil || !oneOf(u.Scheme, "http", "https") || u.Host == "" {
+		ps.Add(file, line("influx", "url"), "influx.url %q: want http://host:port", c.Influx.URL)
+	}
+	if c.Influx.Bucket == "" {
+		ps.Add(file, line("influx", "bucket"), "influx.bucket is required")
+	}
+	if c.Spool.Dir == "" {
+		ps.Add(file, line("spool", "dir"), "spool.dir is required")
+	}
+	if c.Spool.MaxBytes < 1<<20 {
+		ps.Add(file, line("spool", "max_bytes"), "spool.max_bytes %d is below 1 MiB", c.Spool.MaxBytes)
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		ps.Add(file, line("http", "listen"), "http.listen %q: want host:port", c.HTTP.Listen)
+	}
+	if c.Stations == "" {
+		ps.Add(file, line("stations"), "stations is required")
+	}
+	if c.Rules == "" {
+		ps.Add(file, line("rules"), "rules is required")
+	}
+	for _, u := range append(append([]string(nil), c.Alerting.AlertmanagerURLs...), c.Alerting.Webhooks...) {
+		if pu, err := url.Parse(u); err != nil || !oneOf(pu.Scheme, "http", "https") || pu.Host == "" {
+			ps.Add(file, line("alerting", "alertmanager_urls"), "alerting URL %q: want http://host:port", u)
+		}
+	}
+	if c.Alerting.ResendInterval <= 0 {
+		ps.Add(file, line("alerting", "resend_interval"), "alerting.resend_interval must be positive")
+	}
+	loc, err := time.LoadLocation(c.Timezone)
+	if err != nil {
+		ps.Add(file, line("timezone"), "timezone %q: %v", c.Timezone, err)
+	}
+	c.Location = loc
+	if err := ps.Err(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// applyEnv sets every leaf field of v from the variable named prefix_PATH
+// (upper case), e.g. RIVERMON_MQTT_URL or RIVERMON_ALERTING_ALERTMANAGER_URLS.
+func applyEnv(v reflect.Value, prefix string, env func(string) (string, bool), ps *strictyaml.Problems) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "-" || name == "" || !f.IsExported() {
+			continue
+		}
+		key := prefix + "_" + strings.ToUpper(name)
+		fv := v.Field(i)
+		if f.Type.Kind() == reflect.Struct {
+			applyEnv(fv, key, env, ps)
+			continue
+		}
+		s, ok := env(key)
+		if !ok {
+			continue
+		}
+		if err := setFromString(fv, s); err != nil {
+			ps.Add("environment", 0, "%s=%q: %v", key, s, err)
+		}
+	}
+}
+
+func setFromString(v reflect.Value, s string) error {
+	switch v.Interface().(type) {
+	case strictyaml.Duration:
+		d, err := strictyaml.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		v.SetInt(int64(d))
+		return nil
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(s)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("not an integer")
+		}
+		v.SetInt(n)
+	case reflect.Slice:
+		var items []string
+		for _, it := range strings.Split(s, ",") {
+			if it = strings.TrimSpace(it); it != "" {
+				items = append(items, it)
+			}
+		}
+		v.Set(reflect.ValueOf(items))
+	default:
+		return fmt.Errorf("cannot be set from the environment")
+	}
+	return nil
+}
+
+func oneOf(s string, set ...string) bool {
+	for _, x := range set {
+		if s == x {
+			return true
+		}
+	}
+	return false
+}

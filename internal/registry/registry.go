@@ -1,0 +1,344 @@
+// Package registry loads the station registry (CONTRACT §9): the rivers, the
+// monitoring sections on them, what each section reports, its limits for
+// alert rules, its QC settings and its stage–discharge rating curves. Loading
+// is strict and reports every problem with its file and line at once.
+package registry
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"regexp"
+	"sort"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/rivermon/rivermon/internal/reading"
+	"github.com/rivermon/rivermon/internal/strictyaml"
+)
+
+// Registry is the loaded station registry.
+type Registry struct {
+	Rivers   []River   `yaml:"rivers"`
+	Stations []Station `yaml:"stations"`
+	// QCBlocks holds named QC settings for YAML anchors; stations refer to
+	// them with aliases, rivermon reads them only through the stations.
+	QCBlocks map[string]QC `yaml:"qc_blocks"`
+
+	rivers   map[string]*River
+	stations map[string]*Station
+	byMN     map[string]*Station
+}
+
+// River is one river of the registry.
+type River struct {
+	ID     string `yaml:"id"`
+	Name   string `yaml:"name"`
+	NameEN string `yaml:"name_en"`
+}
+
+// Station is one monitoring section.
+type Station struct {
+	ID         string              `yaml:"id"`
+	Name       string              `yaml:"name"`
+	NameEN     string              `yaml:"name_en"`
+	River      string              `yaml:"river"`
+	County     string              `yaml:"county"`
+	Lat        float64             `yaml:"lat"`
+	Lon        float64             `yaml:"lon"`
+	ElevationM float64             `yaml:"elevation_m"`
+	Params     []string            `yaml:"params"`
+	Interval   strictyaml.Duration `yaml:"interval"`
+	Limits     map[string]float64  `yaml:"limits"`
+	QC         map[string]QC       `yaml:"qc"`
+	Rating     []Rating            `yaml:"rating"`
+	HJ212MN    string              `yaml:"hj212_mn"`
+	Sim        *Sim                `yaml:"sim"`
+	params     map[string]bool
+}
+
+// QC holds the QARTOD test settings of one parameter at one station. A nil
+// test is not run.
+type QC struct {
+	GrossRange   *GrossRange   `yaml:"gross_range"`
+	Spike        *Spike        `yaml:"spike"`
+	RateOfChange *RateOfChange `yaml:"rate_of_change"`
+	FlatLine     *FlatLine     `yaml:"flat_line"`
+}
+
+// GrossRange: outside Fail (the sensor span) fails, outside Suspect (the
+// expected span) is suspect. Each is [min, max].
+type GrossRange struct {
+	Fail    []float64 `yaml:"fail"`
+	Suspect []float64 `yaml:"suspect"`
+}
+
+// Spike thresholds, in the parameter's unit.
+type Spike struct {
+	Suspect float64 `yaml:"suspect"`
+	Fail    float64 `yaml:"fail"`
+}
+
+// RateOfChange threshold in the parameter's unit per hour.
+type RateOfChange struct {
+	SuspectPerHour float64 `yaml:"suspect_per_hour"`
+}
+
+// FlatLine: a value unchanged within Tolerance for Suspect (Fail) is suspect
+// (fails). SkipBelow turns the test off while the value is below it (ice:
+// water at 0 °C is really flat).
+type FlatLine struct {
+	Suspect   strictyaml.Duration `yaml:"suspect"`
+	Fail      strictyaml.Duration `yaml:"fail"`
+	Tolerance float64             `yaml:"tolerance"`
+	SkipBelow *float64            `yaml:"skip_below"`
+}
+
+// Rating is one version of a station's stage–discharge relation, valid from
+// ValidFrom until the next version.
+type Rating struct {
+	ValidFrom time.Time `yaml:"valid_from"`
+	Segments  []Segment `yaml:"segments"`
+}
+
+// Segment is Q = C·(h − E)^B for HMin ≤ h < HMax.
+type Segment struct {
+	HMin float64 `yaml:"h_min"`
+	HMax float64 `yaml:"h_max"`
+	C    float64 `yaml:"c"`
+	E    float64 `yaml:"e"`
+	B    float64 `yaml:"b"`
+}
+
+// Sim holds what the simulator needs to make a plausible signal for a
+// station; rivermon ignores it.
+type Sim struct {
+	MeanFlowM3s float64 `yaml:"mean_flow_m3s"`
+	GlacierFed  bool    `yaml:"glacier_fed"`
+}
+
+// Reports tells whether the station lists code among its params.
+func (s *Station) Reports(code string) bool { return s.params[code] }
+
+// Station returns the station with id, or nil.
+func (r *Registry) Station(id string) *Station { return r.stations[id] }
+
+// StationByMN returns the station whose HJ 212 MN is mn, or nil.
+func (r *Registry) StationByMN(mn string) *Station { return r.byMN[mn] }
+
+// River returns the river with id, or nil.
+func (r *Registry) River(id string) *River { return r.rivers[id] }
+
+// LoadFile reads and validates the registry at path.
+func LoadFile(path string) (*Registry, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read station registry: %w", err)
+	}
+	return Load(path, data)
+}
+
+var limitNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+// Load parses and validates a registry; file names the source in problems.
+// The error, when not nil, is a strictyaml.Problems with every problem found.
+func Load(file string, data []byte) (*Registry, error) {
+	r := &Registry{}
+	root, ps := strictyaml.Decode(file, data, r)
+	if root == nil {
+		return nil, ps.Err()
+	}
+	riversNode := strictyaml.Lookup(root, "rivers")
+	stationsNode := strictyaml.Lookup(root, "stations")
+	node := func(list *yaml.Node, i int) *yaml.Node {
+		if list == nil || list.Kind != yaml.SequenceNode || i >= len(list.Content) {
+			return root
+		}
+		return list.Content[i]
+	}
+	if len(ps) > 0 {
+		// Type errors leave fields half-filled; further checks would only
+		// add noise.
+		return nil, ps.Err()
+	}
+	if len(r.Rivers) == 0 {
+		ps.Add(file, strictyaml.Line(root, "rivers"), "no rivers listed")
+	}
+	if len(r.Stations) == 0 {
+		ps.Add(file, strictyaml.Line(root, "stations"), "no stations listed")
+	}
+	r.rivers = map[string]*River{}
+	for i := range r.Rivers {
+		rv, n := &r.Rivers[i], node(riversNode, i)
+		switch {
+		case !reading.ValidStationID(rv.ID):
+			ps.Add(file, strictyaml.Line(n, "id"), "river id %q: use lower-case letters, digits and -", rv.ID)
+		case r.rivers[rv.ID] != nil:
+			ps.Add(file, strictyaml.Line(n, "id"), "duplicate river id %q", rv.ID)
+		}
+		if rv.Name == "" {
+			ps.Add(file, n.Line, "river %q: name is missing", rv.ID)
+		}
+		r.rivers[rv.ID] = rv
+	}
+	r.stations = map[string]*Station{}
+	r.byMN = map[string]*Station{}
+	for i := range r.Stations {
+		s, n := &r.Stations[i], node(stationsNode, i)
+		r.validateStation(file, s, n, &ps)
+		if s.ID != "" && r.stations[s.ID] == nil {
+			r.stations[s.ID] = s
+		}
+	}
+	if err := ps.Err(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Registry) validateStation(file string, s *Station, n *yaml.Node, ps *strictyaml.Problems) {
+	at := func(key string) int { return strictyaml.Line(n, key) }
+	id := s.ID
+	switch {
+	case id == "":
+		ps.Add(file, n.Line, "station without id")
+		id = fmt.Sprintf("(station at line %d)", n.Line)
+	case !reading.ValidStationID(id):
+		ps.Add(file, at("id"), "station id %q: use lower-case letters, digits and -", id)
+	case r.stations[id] != nil:
+		ps.Add(file, at("id"), "duplicate station id %q", id)
+	}
+	if s.Name == "" {
+		ps.Add(file, n.Line, "station %s: name is missing", id)
+	}
+	if s.NameEN == "" {
+		ps.Add(file, n.Line, "station %s: name_en is missing", id)
+	}
+	if s.River == "" {
+		ps.Add(file, n.Line, "station %s: river is missing", id)
+	} else if r.rivers[s.River] == nil {
+		ps.Add(file, at("river"), "station %s: unknown river %q", id, s.River)
+	}
+	if strictyaml.Lookup(n, "lat") == nil || strictyaml.Lookup(n, "lon") == nil {
+		ps.Add(file, n.Line, "station %s: lat and lon are required", id)
+	}
+	if s.Lat < -90 || s.Lat > 90 || math.IsNaN(s.Lat) {
+		ps.Add(file, at("lat"), "station %s: lat %g is not between -90 and 90", id, s.Lat)
+	}
+	if s.Lon < -180 || s.Lon > 180 || math.IsNaN(s.Lon) {
+		ps.Add(file, at("lon"), "station %s: lon %g is not between -180 and 180", id, s.Lon)
+	}
+	if s.ElevationM < -500 || s.ElevationM > 9000 {
+		ps.Add(file, at("elevation_m"), "station %s: elevation_m %g is not between -500 and 9000", id, s.ElevationM)
+	}
+	if len(s.Params) == 0 {
+		ps.Add(file, at("params"), "station %s: params is empty", id)
+	}
+	s.params = map[string]bool{}
+	for _, p := range s.Params {
+		if !reading.IsParam(p) {
+			ps.Add(file, at("params"), "station %s: unknown parameter code %q", id, p)
+		}
+		if s.params[p] {
+			ps.Add(file, at("params"), "station %s: parameter %q listed twice", id, p)
+		}
+		s.params[p] = true
+	}
+	if s.Interval <= 0 {
+		ps.Add(file, at("interval"), "station %s: interval must be a positive duration such as 5m", id)
+	}
+	for _, k := range sortedKeys(s.Limits) {
+		v := s.Limits[k]
+		if !limitNameRE.MatchString(k) {
+			ps.Add(file, at("limits"), "station %s: limit name %q: use lower-case snake_case", id, k)
+		}
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			ps.Add(file, at("limits"), "station %s: limit %s is not a finite number", id, k)
+		}
+	}
+	if c, ok := s.Limits["wq_target_class"]; ok && (c != math.Trunc(c) || c < 1 || c > 5) {
+		ps.Add(file, at("limits"), "station %s: wq_target_class %g is not a class 1 to 5", id, c)
+	}
+	if w, ok := s.Limits["level_warning_m"]; ok {
+		if c, ok := s.Limits["level_critical_m"]; ok && c <= w {
+			ps.Add(file, at("limits"), "station %s: level_critical_m %g is not above level_warning_m %g", id, c, w)
+		}
+	}
+	qcNode := strictyaml.Lookup(n, "qc")
+	for _, code := range sortedKeys(s.QC) {
+		line := strictyaml.Line(qcNode, code)
+		if !reading.IsParam(code) {
+			ps.Add(file, line, "station %s: qc for unknown parameter code %q", id, code)
+			continue
+		}
+		validateQC(file, line, id, code, s.QC[code], ps)
+	}
+	ratingNode := strictyaml.Lookup(n, "rating")
+	for i, rt := range s.Rating {
+		line := at("rating")
+		if ratingNode != nil && i < len(ratingNode.Content) {
+			line = ratingNode.Content[i].Line
+		}
+		if rt.ValidFrom.IsZero() {
+			ps.Add(file, line, "station %s: rating %d has no valid_from", id, i)
+		}
+		if i > 0 && !rt.ValidFrom.After(s.Rating[i-1].ValidFrom) {
+			ps.Add(file, line, "station %s: rating %d valid_from is not after the previous version's", id, i)
+		}
+		if len(rt.Segments) == 0 {
+			ps.Add(file, line, "station %s: rating %d has no segments", id, i)
+		}
+		for j, sg := range rt.Segments {
+			switch {
+			case !(sg.HMin < sg.HMax):
+				ps.Add(file, line, "station %s: rating %d segment %d: h_min %g is not below h_max %g", id, i, j, sg.HMin, sg.HMax)
+			case sg.C <= 0 || sg.B <= 0:
+				ps.Add(file, line, "station %s: rating %d segment %d: c and b must be positive", id, i, j)
+			case sg.E > sg.HMin:
+				ps.Add(file, line, "station %s: rating %d segment %d: zero-flow stage e %g is above h_min %g", id, i, j, sg.E, sg.HMin)
+			}
+			if j > 0 && sg.HMin != rt.Segments[j-1].HMax {
+				ps.Add(file, line, "station %s: rating %d segment %d: h_min %g does not continue the previous h_max %g", id, i, j, sg.HMin, rt.Segments[j-1].HMax)
+			}
+		}
+	}
+	if len(s.Rating) > 0 && !s.params["level_m"] {
+		ps.Add(file, at("rating"), "station %s: has a rating curve but does not report level_m", id)
+	}
+	if s.HJ212MN != "" {
+		if other := r.byMN[s.HJ212MN]; other != nil {
+			ps.Add(file, at("hj212_mn"), "station %s: hj212_mn %q is already station %s's", id, s.HJ212MN, other.ID)
+		} else {
+			r.byMN[s.HJ212MN] = s
+		}
+	}
+}
+
+func validateQC(file string, line int, id, code string, q QC, ps *strictyaml.Problems) {
+	if g := q.GrossRange; g != nil {
+		for name, span := range map[string][]float64{"fail": g.Fail, "suspect": g.Suspect} {
+			if span != nil && (len(span) != 2 || !(span[0] < span[1])) {
+				ps.Add(file, line, "station %s: qc %s gross_range.%s must be [min, max] with min < max", id, code, name)
+			}
+		}
+	}
+	if sp := q.Spike; sp != nil && (sp.Suspect <= 0 || sp.Fail < sp.Suspect) {
+		ps.Add(file, line, "station %s: qc %s spike needs 0 < suspect <= fail", id, code)
+	}
+	if rc := q.RateOfChange; rc != nil && rc.SuspectPerHour <= 0 {
+		ps.Add(file, line, "station %s: qc %s rate_of_change.suspect_per_hour must be positive", id, code)
+	}
+	if fl := q.FlatLine; fl != nil && (fl.Suspect <= 0 || fl.Fail < fl.Suspect || fl.Tolerance < 0) {
+		ps.Add(file, line, "station %s: qc %s flat_line needs 0 < suspect <= fail and tolerance >= 0", id, code)
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

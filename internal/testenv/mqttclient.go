@@ -1,0 +1,69 @@
+package testenv
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// Client is a plain MQTT client for tests: it publishes as a station would
+// and records what arrives on the topics it subscribes to.
+type Client struct {
+	paho.Client
+	t  testing.TB
+	mu sync.Mutex
+	// Got holds every received message by topic filter, in arrival order.
+	got map[string][]Message
+}
+
+// Message is a received message.
+type Message struct {
+	Topic   string
+	Payload []byte
+}
+
+// NewClient connects a clean-session client to brokerURL.
+func NewClient(t testing.TB, brokerURL, clientID string) *Client {
+	t.Helper()
+	o := paho.NewClientOptions().AddBroker(brokerURL).SetClientID(clientID).SetCleanSession(true).
+		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(200 * time.Millisecond).
+		SetMaxReconnectInterval(time.Second)
+	c := &Client{Client: paho.NewClient(o), t: t, got: map[string][]Message{}}
+	tok := c.Connect()
+	if !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+		t.Fatalf("mqtt connect %s: %v", brokerURL, tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	return c
+}
+
+// Publish sends payload at QoS 1 and waits for the PUBACK.
+func (c *Client) Publish(topic string, payload []byte) {
+	c.t.Helper()
+	tok := c.Client.Publish(topic, 1, false, payload)
+	if !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+		c.t.Fatalf("publish %s: %v", topic, tok.Error())
+	}
+}
+
+// Subscribe records messages on filter at QoS 1.
+func (c *Client) Subscribe(filter string) {
+	c.t.Helper()
+	tok := c.Client.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) {
+		c.mu.Lock()
+		c.got[filter] = append(c.got[filter], Message{Topic: m.Topic(), Payload: append([]byte(nil), m.Payload()...)})
+		c.mu.Unlock()
+	})
+	if !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+		c.t.Fatalf("subscribe %s: %v", filter, tok.Error())
+	}
+}
+
+// Received returns a copy of what arrived on filter so far.
+func (c *Client) Received(filter string) []Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Message(nil), c.got[filter]...)
+}

@@ -1,0 +1,240 @@
+// Package testenv starts the real servers rivermon talks to (Mosquitto,
+// InfluxDB 1.8, Alertmanager) as child processes on free loopback ports with
+// their data in a test's temporary folder, and stops them when the test ends.
+// Nothing is mocked, and nothing depends on servers already running on the
+// machine. A missing server binary skips the test locally and fails it under
+// CI=true (scripts/deps.sh installs them; `make test` runs it first).
+package testenv
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// FindBinary returns the path of a server program: the environment variable
+// env if set, then the project's .tools/bin, then PATH, then /usr/sbin and
+// /usr/bin (Debian puts daemons in /usr/sbin, outside a user's PATH).
+func FindBinary(t testing.TB, name, env string) string {
+	t.Helper()
+	if p := os.Getenv(env); p != "" {
+		return p
+	}
+	var candidates []string
+	if root, err := RepoRoot(); err == nil {
+		candidates = append(candidates, filepath.Join(root, ".tools", "bin", name))
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		candidates = append(candidates, p)
+	}
+	candidates = append(candidates, "/usr/sbin/"+name, "/usr/bin/"+name)
+	for _, c := range candidates {
+		if st, err := os.Stat(c); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return c
+		}
+	}
+	msg := fmt.Sprintf("%s not found (set %s, or run scripts/deps.sh / make deps)", name, env)
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// RepoRoot is the folder holding go.mod, found from the working directory up.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Process is a server child process that can be stopped and started again
+// with the same arguments, ports and data.
+type Process struct {
+	t       testing.TB
+	name    string
+	bin     string
+	args    []string
+	logPath string
+	port    int
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func startProcess(t testing.TB, name, bin string, port int, logPath string, args ...string) *Process {
+	t.Helper()
+	p := &Process{t: t, name: name, bin: bin, args: args, logPath: logPath, port: port}
+	p.Start()
+	t.Cleanup(func() {
+		p.Kill(syscall.SIGTERM)
+		if t.Failed() {
+			t.Logf("%s log (last lines):\n%s", name, p.LogTail(40))
+		}
+	})
+	return p
+}
+
+// Start starts the process and waits until its port accepts connections.
+func (p *Process) Start() {
+	p.t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil {
+		p.t.Fatalf("%s already running", p.name)
+	}
+	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		p.t.Fatalf("%s log: %v", p.name, err)
+	}
+	cmd := exec.Command(p.bin, p.args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		p.t.Fatalf("start %s: %v", p.name, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		logf.Close()
+		close(done)
+	}()
+	p.cmd, p.done = cmd, done
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(p.port), 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-done:
+			p.cmd = nil
+			p.t.Fatalf("%s exited at start:\n%s", p.name, p.LogTail(30))
+		default:
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%s did not listen on port %d within 60 s:\n%s", p.name, p.port, p.LogTail(30))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Stop ends the process gracefully (SIGTERM) and waits for it.
+func (p *Process) Stop() { p.Kill(syscall.SIGTERM) }
+
+// Kill sends sig and waits for the process to exit (SIGKILL after 10 s).
+func (p *Process) Kill(sig syscall.Signal) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, sig)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+	p.cmd = nil
+}
+
+// Port is the port the process listens on.
+func (p *Process) Port() int { return p.port }
+
+// LogTail returns the last n lines of the process's output.
+func (p *Process) LogTail(n int) string {
+	b, _ := os.ReadFile(p.logPath)
+	lines := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return string(bytes.Join(lines, []byte("\n")))
+}
+
+func writeFile(t testing.TB, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Mosquitto is a running broker.
+type Mosquitto struct {
+	*Process
+	URL string
+	Dir string
+}
+
+// MosquittoOptions adjust the broker configuration.
+type MosquittoOptions struct {
+	// Extra lines appended to mosquitto.conf.
+	Extra []string
+}
+
+// StartMosquitto starts a broker with persistence on, anonymous access and
+// room for large queues.
+func StartMosquitto(t testing.TB, o MosquittoOptions) *Mosquitto {
+	t.Helper()
+	bin := FindBinary(t, "mosquitto", "RIVERMON_MOSQUITTO")
+	dir := t.TempDir()
+	port := FreePort(t)
+	conf := []string{
+		fmt.Sprintf("listener %d 127.0.0.1", port),
+		"allow_anonymous true",
+		"persistence true",
+		"persistence_location " + dir + "/",
+		"autosave_interval 1",
+		"max_queued_messages 1000000",
+		"max_inflight_messages 20",
+		"log_dest stderr",
+		"log_type error",
+		"log_type warning",
+		"log_type notice",
+	}
+	if os.Geteuid() == 0 {
+		// Mosquitto run as root drops to user mosquitto, which could not
+		// write the temporary folder.
+		conf = append(conf, "user root")
+	}
+	conf = append(conf, o.Extra...)
+	confPath := filepath.Join(dir, "mosquitto.conf")
+	writeFile(t, confPath, strings.Join(conf, "\n")+"\n")
+	p := startProcess(t, "mosquitto", bin, port, filepath.Join(dir, "mosquitto.log"), "-c", confPath)
+	return &Mosquitto{Process: p, URL: fmt.Sprintf("tcp://127.0.0.1:%d", port), Dir: dir}
+}
