@@ -145,3 +145,17 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+// writeLine writes raw line protocol to the rivermon database.
+func writeLine(t *testing.T, in *testenv.Influx, line string) {
+	t.Helper()
+	resp, err := http.Post(in.URL+"/write?db=rivermon", "text/plain", strings.NewReader(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("write %q: %s %s", line, resp.Status, b)
+	}
+}
