@@ -1,0 +1,117 @@
+package simulators
+
+import (
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/rivermon/rivermon/internal/reading"
+	"github.com/rivermon/rivermon/internal/registry"
+)
+
+func loadRegistry(t *testing.T) *registry.Registry {
+	t.Helper()
+	reg, err := registry.LoadFile(filepath.Join("..", "configs", "stations.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg
+}
+
+func series(st *registry.Station, seed uint64, from time.Time, n int, step time.Duration) []reading.Sample {
+	m := NewStation(st, seed)
+	out := make([]reading.Sample, n)
+	for i := range out {
+		out[i] = m.Next(from.Add(time.Duration(i) * step))
+	}
+	return out
+}
+
+func TestSameSeedSameReadings(t *testing.T) {
+	reg := loadRegistry(t)
+	st := reg.Station("nianchu-gyantse")
+	from := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
+	a := series(st, 42, from, 2000, 5*time.Minute)
+	b := series(st, 42, from, 2000, 5*time.Minute)
+	if !reflect.DeepEqual(a, b) {
+		t.Fatal("the same seed gave different readings")
+	}
+	c := series(st, 43, from, 2000, 5*time.Minute)
+	if reflect.DeepEqual(a, c) {
+		t.Fatal("another seed gave the same readings")
+	}
+}
+
+func mean(samples []reading.Sample, code string) float64 {
+	var sum float64
+	var n int
+	for _, s := range samples {
+		for _, v := range s.Values {
+			if v.Code == code {
+				sum += v.Value
+				n++
+			}
+		}
+	}
+	return sum / float64(n)
+}
+
+// TestSignalsFollowTheTibetanRegime checks the shape of a year: monsoon
+// flow far above winter low flow, water near 0 °C in winter, dissolved
+// oxygen below the sea-level saturation, every value a valid reading.
+func TestSignalsFollowTheTibetanRegime(t *testing.T) {
+	reg := loadRegistry(t)
+	st := reg.Station("nianchu-mouth")
+	jan := series(st, 1, time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC), 288*7, 5*time.Minute)
+	aug := series(st, 1, time.Date(2026, 8, 10, 0, 0, 0, 0, time.UTC), 288*7, 5*time.Minute)
+	qJan, qAug := mean(jan, "flow_m3s"), mean(aug, "flow_m3s")
+	if qAug < 8*qJan {
+		t.Errorf("August mean flow %.1f is not far above January's %.1f", qAug, qJan)
+	}
+	if q := st.Sim.MeanFlowM3s; qJan > 0.5*q || qAug < 2*q {
+		t.Errorf("January %.1f / August %.1f m³/s against the annual mean %.0f", qJan, qAug, q)
+	}
+	if tw := mean(jan, "water_temp_c"); tw < 0 || tw > 3 {
+		t.Errorf("January water temperature %.2f °C, want 0–3", tw)
+	}
+	if ts := mean(aug, "water_temp_c"); ts < 8 || ts > 18 {
+		t.Errorf("August water temperature %.2f °C, want 8–18", ts)
+	}
+	if do := mean(aug, "do_mgl"); do > 7.5 || do < 4 {
+		t.Errorf("August DO %.2f mg/L at %g m; saturation there is about 6", do, st.ElevationM)
+	}
+	if lj, la := mean(jan, "level_m"), mean(aug, "level_m"); la <= lj {
+		t.Errorf("August stage %.2f m not above January's %.2f m", la, lj)
+	}
+	for _, s := range append(jan, aug...) {
+		m := reading.Message{Station: st.ID, Samples: []reading.Sample{s}}
+		b, err := m.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, rejs := reading.DecodeMessage(b, s.Time)
+		if got == nil || len(rejs) > 0 {
+			t.Fatalf("simulated sample does not decode cleanly: %s %v", b, rejs)
+		}
+	}
+}
+
+func TestGlacierFedMeltPulse(t *testing.T) {
+	reg := loadRegistry(t)
+	st := reg.Station("gyirong-zongga")
+	day := series(st, 7, time.Date(2026, 7, 20, 16, 0, 0, 0, time.UTC), 288, 5*time.Minute) // 00:00 to 24:00 Beijing time
+	morning, evening := day[9*12].Values, day[21*12].Values // 09:00 and 21:00 local
+	get := func(vs []reading.Value, code string) float64 {
+		for _, v := range vs {
+			if v.Code == code {
+				return v.Value
+			}
+		}
+		t.Fatalf("no %s", code)
+		return 0
+	}
+	if get(evening, "flow_m3s") <= get(morning, "flow_m3s") {
+		t.Errorf("melt pulse: evening flow %.2f not above morning %.2f", get(evening, "flow_m3s"), get(morning, "flow_m3s"))
+	}
+}

@@ -1,0 +1,239 @@
+package simulators
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/rivermon/rivermon/internal/reading"
+	"github.com/rivermon/rivermon/internal/registry"
+)
+
+// Options configure a simulation run.
+type Options struct {
+	Broker      string
+	Username    string
+	Password    string
+	TopicPrefix string
+	Registry    *registry.Registry
+	// Stations limits the run to these ids; empty means all.
+	Stations []string
+	// Start is the simulated time of the first readings.
+	Start time.Time
+	// Speed is simulated seconds per real second. Simulated time never runs
+	// ahead of the wall clock: once it catches up, the run goes on in real
+	// time (stations do not publish the future).
+	Speed float64
+	// Duration of simulated time to run; 0 runs until ctx ends.
+	Duration time.Duration
+	// StatusEvery is the simulated interval of status messages (default 1h).
+	StatusEvery time.Duration
+	Seed        uint64
+	ClientID    string // prefix of the per-station client ids
+	Logger      *slog.Logger
+	// Now is the wall clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Summary counts what a run sent.
+type Summary struct {
+	Messages int
+	Samples  int
+	Statuses int
+	Errors   int
+	SimEnd   time.Time
+}
+
+type simStation struct {
+	model     *Station
+	client    paho.Client
+	topic     string
+	statusTop string
+	due       time.Time
+	statusDue time.Time
+	interval  time.Duration
+	seq       int64
+}
+
+// Run connects one MQTT client per station (each with its last will on its
+// status topic) and publishes readings at each station's interval until the
+// simulated duration is over or ctx ends.
+func Run(ctx context.Context, o Options) (Summary, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Speed <= 0 {
+		o.Speed = 1
+	}
+	if o.StatusEvery <= 0 {
+		o.StatusEvery = time.Hour
+	}
+	if o.ClientID == "" {
+		o.ClientID = "stationsim"
+	}
+	var sum Summary
+	stations, err := o.pick()
+	if err != nil {
+		return sum, err
+	}
+	var sims []*simStation
+	defer func() {
+		for _, s := range sims {
+			// A clean goodbye: the station says it is offline (its will
+			// covers the unclean case).
+			s.client.Publish(s.statusTop, 1, true, []byte(`{"online": false}`)).WaitTimeout(2 * time.Second)
+			s.client.Disconnect(250)
+		}
+	}()
+	for _, st := range stations {
+		s := &simStation{
+			model:     NewStation(st, o.Seed),
+			topic:     o.TopicPrefix + "/stations/" + st.ID + "/readings",
+			statusTop: o.TopicPrefix + "/stations/" + st.ID + "/status",
+			interval:  time.Duration(st.Interval),
+			due:       o.Start.Truncate(time.Duration(st.Interval)),
+			statusDue: o.Start,
+		}
+		if s.due.Before(o.Start) {
+			s.due = s.due.Add(s.interval)
+		}
+		po := paho.NewClientOptions().AddBroker(o.Broker).SetClientID(o.ClientID+"-"+st.ID).
+			SetUsername(o.Username).SetPassword(o.Password).SetCleanSession(true).
+			SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(time.Second).
+			SetMaxReconnectInterval(10*time.Second).
+			SetWill(s.statusTop, `{"online": false}`, 1, true)
+		s.client = paho.NewClient(po)
+		if t := s.client.Connect(); !t.WaitTimeout(30*time.Second) || t.Error() != nil {
+			return sum, fmt.Errorf("station %s: connect %s: %v", st.ID, o.Broker, t.Error())
+		}
+		sims = append(sims, s)
+	}
+	wallStart := o.Now()
+	simNow := func() time.Time {
+		wall := o.Now()
+		t := o.Start.Add(time.Duration(float64(wall.Sub(wallStart)) * o.Speed))
+		if t.After(wall) {
+			t = wall
+		}
+		return t
+	}
+	end := time.Time{}
+	if o.Duration > 0 {
+		end = o.Start.Add(o.Duration)
+	}
+	lastReport := o.Now()
+	for {
+		// The station due first; ties go to registry order, so that a seed
+		// always gives the same sequence of messages.
+		next := sims[0]
+		for _, s := range sims[1:] {
+			if s.nextDue().Before(next.nextDue()) {
+				next = s
+			}
+		}
+		due := next.nextDue()
+		if !end.IsZero() && !due.Before(end) {
+			sum.SimEnd = end
+			return sum, nil
+		}
+		if now := simNow(); due.After(now) {
+			// Simulated time reaches due at the current speed, but never
+			// before the wall clock does.
+			at := wallStart.Add(time.Duration(float64(due.Sub(o.Start)) / o.Speed))
+			if due.After(at) {
+				at = due
+			}
+			wait := max(at.Sub(o.Now()), time.Millisecond)
+			select {
+			case <-ctx.Done():
+				sum.SimEnd = now
+				return sum, nil
+			case <-time.After(min(wait, time.Second)):
+			}
+			continue
+		}
+		if err := next.publishDue(&o, &sum); err != nil {
+			sum.Errors++
+			o.Logger.Warn("publish failed", "station", next.model.ID(), "err", err)
+		}
+		if ctx.Err() != nil {
+			sum.SimEnd = due
+			return sum, nil
+		}
+		if o.Now().Sub(lastReport) >= 10*time.Second {
+			lastReport = o.Now()
+			o.Logger.Info("progress", "sim_time", due.UTC().Format(time.RFC3339), "messages", sum.Messages, "samples", sum.Samples, "errors", sum.Errors)
+		}
+	}
+}
+
+func (s *simStation) nextDue() time.Time {
+	if s.statusDue.Before(s.due) {
+		return s.statusDue
+	}
+	return s.due
+}
+
+// publishDue sends whatever of the station is due: its status or a reading.
+func (s *simStation) publishDue(o *Options, sum *Summary) error {
+	if s.statusDue.Before(s.due) {
+		st := s.model.Status(s.statusDue)
+		s.statusDue = s.statusDue.Add(o.StatusEvery)
+		b, err := st.Encode()
+		if err != nil {
+			return err
+		}
+		if err := publish(s.client, s.statusTop, true, b); err != nil {
+			return err
+		}
+		sum.Statuses++
+		return nil
+	}
+	sample := s.model.Next(s.due)
+	s.due = s.due.Add(s.interval)
+	s.seq++
+	m := reading.Message{Station: s.model.ID(), Seq: s.seq, HasSeq: true, Samples: []reading.Sample{sample}}
+	b, err := m.Encode()
+	if err != nil {
+		return err
+	}
+	if err := publish(s.client, s.topic, false, b); err != nil {
+		return err
+	}
+	sum.Messages++
+	sum.Samples++
+	return nil
+}
+
+func publish(c paho.Client, topic string, retained bool, payload []byte) error {
+	t := c.Publish(topic, 1, retained, payload)
+	if !t.WaitTimeout(30 * time.Second) {
+		return fmt.Errorf("publish %s: no PUBACK within 30 s", topic)
+	}
+	return t.Error()
+}
+
+func (o *Options) pick() ([]*registry.Station, error) {
+	if len(o.Stations) == 0 {
+		out := make([]*registry.Station, len(o.Registry.Stations))
+		for i := range o.Registry.Stations {
+			out[i] = &o.Registry.Stations[i]
+		}
+		return out, nil
+	}
+	var out []*registry.Station
+	for _, id := range o.Stations {
+		st := o.Registry.Station(id)
+		if st == nil {
+			return nil, fmt.Errorf("station %q is not in the registry", id)
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
