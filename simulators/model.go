@@ -36,7 +36,6 @@ type Station struct {
 	flood  flood
 	volume float64
 	last   time.Time
-	seq    int64
 }
 
 type flood struct {

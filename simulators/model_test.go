@@ -101,7 +101,7 @@ func TestGlacierFedMeltPulse(t *testing.T) {
 	reg := loadRegistry(t)
 	st := reg.Station("gyirong-zongga")
 	day := series(st, 7, time.Date(2026, 7, 20, 16, 0, 0, 0, time.UTC), 288, 5*time.Minute) // 00:00 to 24:00 Beijing time
-	morning, evening := day[9*12].Values, day[21*12].Values // 09:00 and 21:00 local
+	morning, evening := day[9*12].Values, day[21*12].Values                                 // 09:00 and 21:00 local
 	get := func(vs []reading.Value, code string) float64 {
 		for _, v := range vs {
 			if v.Code == code {

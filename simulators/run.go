@@ -84,11 +84,20 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	var sims []*simStation
 	defer func() {
+		// A clean goodbye: each station says it is offline (its will covers
+		// the unclean case). All at once, with one deadline for the lot.
+		var toks []paho.Token
 		for _, s := range sims {
-			// A clean goodbye: the station says it is offline (its will
-			// covers the unclean case).
-			s.client.Publish(s.statusTop, 1, true, []byte(`{"online": false}`)).WaitTimeout(2 * time.Second)
-			s.client.Disconnect(250)
+			if s.client.IsConnectionOpen() {
+				toks = append(toks, s.client.Publish(s.statusTop, 1, true, []byte(`{"online": false}`)))
+			}
+		}
+		deadline := time.Now().Add(3 * time.Second)
+		for _, t := range toks {
+			t.WaitTimeout(max(time.Until(deadline), 0))
+		}
+		for _, s := range sims {
+			s.client.Disconnect(100)
 		}
 	}()
 	for _, st := range stations {
@@ -158,7 +167,11 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 			}
 			continue
 		}
-		if err := next.publishDue(&o, &sum); err != nil {
+		if err := next.publishDue(ctx, &o, &sum); err != nil {
+			if ctx.Err() != nil {
+				sum.SimEnd = due
+				return sum, nil
+			}
 			sum.Errors++
 			o.Logger.Warn("publish failed", "station", next.model.ID(), "err", err)
 		}
@@ -181,7 +194,7 @@ func (s *simStation) nextDue() time.Time {
 }
 
 // publishDue sends whatever of the station is due: its status or a reading.
-func (s *simStation) publishDue(o *Options, sum *Summary) error {
+func (s *simStation) publishDue(ctx context.Context, o *Options, sum *Summary) error {
 	if s.statusDue.Before(s.due) {
 		st := s.model.Status(s.statusDue)
 		s.statusDue = s.statusDue.Add(o.StatusEvery)
@@ -189,7 +202,7 @@ func (s *simStation) publishDue(o *Options, sum *Summary) error {
 		if err != nil {
 			return err
 		}
-		if err := publish(s.client, s.statusTop, true, b); err != nil {
+		if err := publish(ctx, s.client, s.statusTop, true, b); err != nil {
 			return err
 		}
 		sum.Statuses++
@@ -203,7 +216,7 @@ func (s *simStation) publishDue(o *Options, sum *Summary) error {
 	if err != nil {
 		return err
 	}
-	if err := publish(s.client, s.topic, false, b); err != nil {
+	if err := publish(ctx, s.client, s.topic, false, b); err != nil {
 		return err
 	}
 	sum.Messages++
@@ -211,12 +224,18 @@ func (s *simStation) publishDue(o *Options, sum *Summary) error {
 	return nil
 }
 
-func publish(c paho.Client, topic string, retained bool, payload []byte) error {
+// publish sends at QoS 1 and waits for the PUBACK, as a station that keeps
+// its data until the broker has it.
+func publish(ctx context.Context, c paho.Client, topic string, retained bool, payload []byte) error {
 	t := c.Publish(topic, 1, retained, payload)
-	if !t.WaitTimeout(30 * time.Second) {
+	select {
+	case <-t.Done():
+		return t.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(30 * time.Second):
 		return fmt.Errorf("publish %s: no PUBACK within 30 s", topic)
 	}
-	return t.Error()
 }
 
 func (o *Options) pick() ([]*registry.Station, error) {

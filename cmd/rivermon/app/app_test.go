@@ -129,16 +129,6 @@ func (s *service) metric(series string) float64 {
 	return 0
 }
 
-func (s *service) metricsText() string {
-	resp, err := http.Get(s.base + "/metrics")
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
-}
-
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(p []byte) (int, error) {

@@ -1,0 +1,44 @@
+# rivermon — the two commands are `make run` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+TOOLS := $(CURDIR)/.tools/bin
+PKGS := ./...
+
+.PHONY: all deps build test lint check run bench clean
+
+all: build
+
+## deps: install what is missing (Debian packages, influxd 1.8.10, staticcheck)
+deps:
+	@bash scripts/deps.sh
+
+## build: build rivermon and stationsim into bin/
+build:
+	$(GO) build -o bin/rivermon ./cmd/rivermon
+	$(GO) build -o bin/stationsim ./cmd/stationsim
+
+## lint: gofmt, go vet, staticcheck
+lint: deps
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(TOOLS)/staticcheck $(PKGS)
+
+## test: install what is missing, lint, and run every test with the race detector
+test: lint
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+## check: validate the shipped configuration
+check:
+	$(GO) run ./cmd/rivermon check -config configs/rivermon.yaml
+
+## run: start Mosquitto, InfluxDB, Alertmanager, rivermon and the 23-station simulator locally
+run: deps build
+	@bash scripts/run.sh
+
+## bench: Go benchmarks of the hot paths
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+clean:
+	rm -rf bin var
