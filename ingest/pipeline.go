@@ -57,7 +57,8 @@ type Options struct {
 	// MaxBatchPoints caps the points of one write (default 5000).
 	MaxBatchPoints int
 	// DrainTimeout bounds how long Run goes on writing after its context
-	// ends (default 8 s): what is not stored by then stays unacknowledged
+	// ends (default 7 s, so that with the disconnect the process is gone
+	// within the 10 s of CONTRACT §1): what is not stored by then stays unacknowledged
 	// and comes again from the broker.
 	DrainTimeout time.Duration
 	// Now is the clock of commit-time measurements; nil means time.Now.
@@ -93,7 +94,7 @@ func New(o Options) *Pipeline {
 		o.MaxBatchPoints = 5000
 	}
 	if o.DrainTimeout <= 0 {
-		o.DrainTimeout = 8 * time.Second
+		o.DrainTimeout = 7 * time.Second
 	}
 	if o.Now == nil {
 		o.Now = time.Now

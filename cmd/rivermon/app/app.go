@@ -35,8 +35,7 @@ type Options struct {
 	// OnListen, when set, is called with the HTTP address once it listens
 	// (tests listen on port 0).
 	OnListen func(addr string)
-	// DrainTimeout bounds the flush at shutdown (default 8 s, so that the
-	// process exits within the 10 s of CONTRACT §1).
+	// DrainTimeout bounds the flush at shutdown (default: the pipeline's).
 	DrainTimeout time.Duration
 }
 

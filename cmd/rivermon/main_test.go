@@ -1,0 +1,151 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rivermon/rivermon/internal/testenv"
+)
+
+// binary builds rivermon once for the tests that run it as a process.
+func binary(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "rivermon")
+	out, err := exec.Command("go", "build", "-o", path, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return path
+}
+
+func TestCheckReportsBrokenFilesWithFileAndLine(t *testing.T) {
+	bin := binary(t)
+	root, _ := testenv.RepoRoot()
+
+	out, err := exec.Command(bin, "check", "-config", filepath.Join(root, "configs", "rivermon.yaml")).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "ok" {
+		t.Fatalf("shipped config: %v\n%s", err, out)
+	}
+
+	dir := t.TempDir()
+	stations := filepath.Join(root, "internal", "registry", "testdata", "broken.yaml")
+	rules := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(rules, []byte("rules:\n  - name: A\n    above: 1\n    severity: loud\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "rivermon.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("mqtt: {url: tcp://127.0.0.1:1, client_id: x}\ninflux: {url: http://127.0.0.1:1}\nstations: %s\nrules: rules.yaml\n", stations)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "check", "-config", cfg)
+	out, err = cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 1 {
+		t.Fatalf("exit %d (%v), want 1:\n%s", cmd.ProcessState.ExitCode(), err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	for _, want := range []string{stations + `:23: unknown key "stations[1].colour"`, rules + ":2: rule A: param is required", rules + `:4: rule A: severity "loud"`} {
+		found := false
+		for _, l := range lines {
+			found = found || strings.HasPrefix(l, want)
+		}
+		if !found {
+			t.Errorf("no line %q in:\n%s", want, out)
+		}
+	}
+	for _, l := range lines {
+		if !strings.HasPrefix(l, stations+":") && !strings.HasPrefix(l, rules+":") {
+			t.Errorf("line not FILE:LINE: %q", l)
+		}
+	}
+
+	out, err = exec.Command(bin, "version").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "rivermon ") {
+		t.Errorf("version: %v %s", err, out)
+	}
+}
+
+// TestSIGTERMDrainsAndExitsZero: with a message in flight that cannot be
+// stored (InfluxDB down), SIGTERM still ends the process with status 0
+// within 10 s, and the message stays with the broker for the next run.
+func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
+	bin := binary(t)
+	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+	in := testenv.StartInflux(t)
+	root, _ := testenv.RepoRoot()
+	port := testenv.FreePort(t)
+	run := func() *exec.Cmd {
+		cmd := exec.Command(bin, "-config", filepath.Join(root, "configs", "rivermon.yaml"))
+		cmd.Env = append(os.Environ(),
+			"RIVERMON_MQTT_URL="+mq.URL, "RIVERMON_MQTT_CLIENT_ID=rivermon-sigterm",
+			"RIVERMON_INFLUX_URL="+in.URL, "RIVERMON_SPOOL_DIR="+t.TempDir(),
+			fmt.Sprintf("RIVERMON_HTTP_LISTEN=127.0.0.1:%d", port))
+		logf, _ := os.Create(filepath.Join(t.TempDir(), "rivermon.log"))
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill() })
+		testenv.Eventually(t, 20*time.Second, func() bool {
+			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", port))
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		}, "rivermon not ready")
+		return cmd
+	}
+	stopWithin := func(cmd *exec.Cmd, limit time.Duration) {
+		t.Helper()
+		start := time.Now()
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("exit after SIGTERM: %v", err)
+			}
+			t.Logf("stopped %s after SIGTERM", time.Since(start).Round(time.Millisecond))
+		case <-time.After(limit):
+			t.Fatalf("still running %s after SIGTERM", limit)
+		}
+	}
+
+	cmd := run()
+	in.Stop()
+	pub := testenv.NewClient(t, mq.URL, "station-sigterm")
+	ts := time.Now().UTC().Truncate(time.Second).Add(-time.Minute)
+	payload, _ := json.Marshal(map[string]any{"station": "boqu-nyalam", "samples": []any{
+		map[string]any{"time": ts.Format(time.RFC3339), "values": map[string]any{"level_m": 0.9}}}})
+	pub.Publish("rivermon/v1/stations/boqu-nyalam/readings", payload)
+	testenv.Eventually(t, 10*time.Second, func() bool { // rivermon holds it and fails to write it
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), `rivermon_influx_write_errors_total{kind="network"} `) &&
+			!strings.Contains(string(b), `rivermon_influx_write_errors_total{kind="network"} 0`+"\n")
+	}, "rivermon never tried to write the message")
+	stopWithin(cmd, 10*time.Second)
+
+	in.Start()
+	cmd = run()
+	testenv.Eventually(t, 20*time.Second, func() bool {
+		return in.Count(t, "reading", "level_m", fmt.Sprintf("time = %d", ts.UnixNano())) == 1
+	}, "the in-flight message was lost")
+	stopWithin(cmd, 10*time.Second)
+}

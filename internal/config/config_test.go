@@ -1,0 +1,119 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func noEnv(string) (string, bool) { return "", false }
+
+func envOf(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestShippedConfigLoads(t *testing.T) {
+	path := filepath.Join("..", "..", "configs", "rivermon.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, data, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MQTT.ClientID != "rivermon-1" || c.Influx.Bucket != "rivermon/autogen" || c.Location.String() != "Asia/Shanghai" ||
+		time.Duration(c.Alerting.ResendInterval) != time.Minute || c.Stations != filepath.Join("..", "..", "configs", "stations.yaml") {
+		t.Errorf("config %+v", c)
+	}
+}
+
+func TestEnvironmentOverridesEveryKey(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "token")
+	if err := os.WriteFile(secret, []byte("admin:s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(filepath.Join(dir, "rivermon.yaml"), []byte("mqtt: {url: tcp://a:1883, client_id: x}\ninflux: {url: http://a:8086}\n"), envOf(map[string]string{
+		"RIVERMON_MQTT_URL":                   "ssl://broker:8883",
+		"RIVERMON_MQTT_CLIENT_ID":             "rivermon-2",
+		"RIVERMON_MQTT_TLS_CA_FILE":           "/etc/ca.pem",
+		"RIVERMON_INFLUX_URL":                 "http://influx:8086",
+		"RIVERMON_INFLUX_BUCKET":              "river/autogen",
+		"RIVERMON_INFLUX_TOKEN_FILE":          secret,
+		"RIVERMON_SPOOL_DIR":                  "/var/lib/rivermon",
+		"RIVERMON_SPOOL_MAX_BYTES":            "2097152",
+		"RIVERMON_HTTP_LISTEN":                "0.0.0.0:9464",
+		"RIVERMON_ALERTING_ALERTMANAGER_URLS": "http://am1:9093, http://am2:9093",
+		"RIVERMON_ALERTING_RESEND_INTERVAL":   "30s",
+		"RIVERMON_TIMEZONE":                   "UTC",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MQTT.URL != "ssl://broker:8883" || c.MQTT.ClientID != "rivermon-2" || c.MQTT.TLS.CAFile != "/etc/ca.pem" ||
+		c.Influx.URL != "http://influx:8086" || c.Influx.Bucket != "river/autogen" || c.Influx.Token != "admin:s3cret" ||
+		c.Spool.Dir != "/var/lib/rivermon" || c.Spool.MaxBytes != 2097152 || c.HTTP.Listen != "0.0.0.0:9464" ||
+		strings.Join(c.Alerting.AlertmanagerURLs, " ") != "http://am1:9093 http://am2:9093" ||
+		time.Duration(c.Alerting.ResendInterval) != 30*time.Second || c.Location != time.UTC {
+		t.Errorf("overrides not applied: %+v", c)
+	}
+	if c.Stations != filepath.Join(dir, "stations.yaml") {
+		t.Errorf("stations %q does not resolve against the config folder", c.Stations)
+	}
+}
+
+func TestEveryProblemReportedWithItsLine(t *testing.T) {
+	yml := `mqtt:
+  url: http://broker
+  client_id: ""
+  qos: 2
+influx:
+  url: nowhere
+  bucket: ""
+spool: {dir: x, max_bytes: 10}
+http: {listen: "9464"}
+timezone: Mars/Olympus
+alerting: {resend_interval: 0}
+`
+	_, err := Load("rivermon.yaml", []byte(yml), envOf(map[string]string{"RIVERMON_SPOOL_MAX_BYTES": "lots"}))
+	if err == nil {
+		t.Fatal("loaded")
+	}
+	got := err.Error()
+	for _, want := range []string{
+		`rivermon.yaml:4: unknown key "mqtt.qos"`,
+		`rivermon.yaml:2: mqtt url "http://broker": want tcp://host:port or ssl://host:port`,
+		`rivermon.yaml:3: mqtt.client_id is required`,
+		`rivermon.yaml:6: influx.url "nowhere"`,
+		`rivermon.yaml:7: influx.bucket is required`,
+		`rivermon.yaml:9: http.listen "9464": want host:port`,
+		`rivermon.yaml:10: timezone "Mars/Olympus"`,
+		`rivermon.yaml:11: alerting.resend_interval must be positive`,
+		`environment: RIVERMON_SPOOL_MAX_BYTES="lots": not an integer`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
+}
+
+func TestSecretGivenTwice(t *testing.T) {
+	_, err := Load("c.yaml", []byte("mqtt: {url: tcp://a:1, client_id: x, password: p, password_file: /nonexistent}\ninflux: {url: http://a:1}\n"), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "c.yaml:1: mqtt.password and mqtt.password_file are both set") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func FuzzLoad(f *testing.F) {
+	f.Add([]byte("mqtt: {url: tcp://a:1883, client_id: x}\ninflux: {url: http://a:8086}\n"))
+	f.Add([]byte("mqtt:\n  urls: [tcp://a:1]\n  tls: {cert_file: a}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Load("f.yaml", data, noEnv)
+		if (c == nil) == (err == nil) {
+			t.Fatalf("config %v and error %v", c, err)
+		}
+	})
+}

@@ -1,0 +1,131 @@
+package registry
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rivermon/rivermon/internal/strictyaml"
+)
+
+func TestShippedRegistry(t *testing.T) {
+	r, err := LoadFile(filepath.Join("..", "..", "configs", "stations.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Stations) != 23 || len(r.Rivers) != 12 {
+		t.Fatalf("%d stations on %d rivers, want 23 on 12", len(r.Stations), len(r.Rivers))
+	}
+	used := map[string]bool{}
+	for _, s := range r.Stations {
+		used[s.River] = true
+		if s.Name == "" || s.NameEN == "" || s.County == "" || len(s.Rating) == 0 || time.Duration(s.Interval) != 5*time.Minute {
+			t.Errorf("station %s incomplete", s.ID)
+		}
+		if _, ok := s.Limits["eflow_m3s"]; !ok {
+			t.Errorf("station %s has no eflow_m3s", s.ID)
+		}
+		if s.Reports("ph") && (s.HJ212MN == "" || s.Limits["wq_target_class"] == 0) {
+			t.Errorf("water-quality station %s lacks hj212_mn or wq_target_class", s.ID)
+		}
+		if s.QC["level_m"].GrossRange == nil {
+			t.Errorf("station %s: level_m QC not set", s.ID)
+		}
+	}
+	if len(used) != 12 {
+		t.Errorf("stations on %d rivers, want all 12", len(used))
+	}
+	if r.Station("nianchu-gyantse-bainang") == nil || r.StationByMN(r.Station("nianchu-gyantse").HJ212MN) == nil {
+		t.Error("lookups fail")
+	}
+}
+
+// TestBrokenRegistryReportsEveryProblemWithItsLine: all problems at once,
+// each at the line where it stands.
+func TestBrokenRegistryReportsEveryProblemWithItsLine(t *testing.T) {
+	path := filepath.Join("testdata", "broken.yaml")
+	_, err := LoadFile(path)
+	if err == nil {
+		t.Fatal("broken registry loaded")
+	}
+	got := err.Error()
+	// Unknown keys and type errors are reported before semantic checks.
+	for _, want := range []string{
+		path + `:23: unknown key "stations[1].colour"`,
+		path + `:32: invalid duration "soon" (want e.g. 30s, 5m, 1h)`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
+}
+
+func TestSemanticProblemsWithLines(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "broken.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Take out the two structural mistakes so that the checks of meaning run.
+	fixed := strings.Replace(strings.Replace(string(data), "    colour: blue\n", "    county: x\n", 1), "interval: soon", "interval: 5m", 1)
+	_, err = Load("broken.yaml", []byte(fixed))
+	if err == nil {
+		t.Fatal("loaded")
+	}
+	got := err.Error()
+	for _, want := range []string{
+		`broken.yaml:3: duplicate river id "nianchu"`,
+		`broken.yaml:14: duplicate station id "good-one"`,
+		`broken.yaml:17: station good-one: unknown river "nowhere"`,
+		`broken.yaml:18: station good-one: lat 129 is not between -90 and 90`,
+		`broken.yaml:21: station good-one: unknown parameter code "salinity"`,
+		`broken.yaml:24: station id "Bad_ID": use lower-case letters, digits and -`,
+		`broken.yaml:29: station Bad_ID: lon 289 is not between -180 and 180`,
+		`broken.yaml:33: station Bad_ID: wq_target_class 7 is not a class 1 to 5`,
+		`broken.yaml:33: station Bad_ID: level_critical_m 2 is not above level_warning_m 3`,
+		`broken.yaml:35: station Bad_ID: rating 0 segment 0: h_min 0.2 is not below h_max 0.1`,
+		`broken.yaml:34: station Bad_ID: has a rating curve but does not report level_m`,
+		`broken.yaml:39: station Bad_ID: qc for unknown parameter code "turbidity"`,
+		`broken.yaml:40: station Bad_ID: qc ph spike needs 0 < suspect <= fail`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
+	var ps strictyaml.Problems
+	if ps = strictyaml.AsProblems("broken.yaml", err); len(ps) < 13 {
+		t.Errorf("%d problems, want every one of them", len(ps))
+	}
+}
+
+func TestNotYAML(t *testing.T) {
+	_, err := Load("x.yaml", []byte("rivers: [\n  - id: a\nstations: {"))
+	if err == nil || !strings.HasPrefix(err.Error(), "x.yaml:") {
+		t.Fatalf("err = %v", err)
+	}
+	_, err = Load("x.yaml", nil)
+	if err == nil || !strings.Contains(err.Error(), "empty") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func FuzzLoad(f *testing.F) {
+	for _, p := range []string{filepath.Join("testdata", "broken.yaml"), filepath.Join("..", "..", "configs", "stations.yaml")} {
+		b, _ := os.ReadFile(p)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := Load("f.yaml", data)
+		if (r == nil) == (err == nil) {
+			t.Fatalf("registry %v and error %v", r, err)
+		}
+		if err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				if !strings.HasPrefix(line, "f.yaml:") {
+					t.Fatalf("problem without file: %q", line)
+				}
+			}
+		}
+	})
+}
