@@ -1,0 +1,61 @@
+package hydro
+
+import (
+	"errors"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/rivermon/rivermon/internal/registry"
+)
+
+// The two-segment example of domain.md §5.4: e = 0.20, b = 1.8, C = 28.69
+// below 2.8 m; e = 0.5, b = 1.5, C = 45.92 above (continuous at 2.8 m).
+var nianchu = registry.Rating{
+	ValidFrom: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC),
+	Segments: []registry.Segment{
+		{HMin: 0.2, HMax: 2.8, C: 28.69, E: 0.2, B: 1.8},
+		{HMin: 2.8, HMax: 6, C: 45.92, E: 0.5, B: 1.5},
+	},
+}
+
+func TestFlowMatchesTheWorkedExample(t *testing.T) {
+	for _, c := range []struct{ h, q float64 }{
+		{1.5, 46.0}, {0.58, 5.0}, {2.6, 139.0}, {3.0, 181.5}, {4.0, 300.7}, {4.5, 367.4},
+	} {
+		q, err := Flow(&nianchu, c.h)
+		if err != nil || math.Abs(q-c.q)/c.q > 0.01 {
+			t.Errorf("Flow(%.2f) = %.1f, %v; want %.1f", c.h, q, err, c.q)
+		}
+		h, err := Stage(&nianchu, q)
+		if err != nil || math.Abs(h-c.h) > 1e-9 {
+			t.Errorf("Stage(%.1f) = %.4f, %v; want %.2f", q, h, err, c.h)
+		}
+	}
+}
+
+func TestOutsideTheRatingIsNotExtrapolated(t *testing.T) {
+	for _, h := range []float64{0.1, 6.01, -1} {
+		if _, err := Flow(&nianchu, h); !errors.Is(err, ErrOutsideRating) {
+			t.Errorf("Flow(%g) err = %v, want ErrOutsideRating", h, err)
+		}
+	}
+	if q, err := Flow(&nianchu, 6); err != nil || q <= 0 {
+		t.Errorf("the top of the last segment is rated: %v %v", q, err)
+	}
+}
+
+func TestRatingVersions(t *testing.T) {
+	v2 := nianchu
+	v2.ValidFrom = time.Date(2026, 8, 20, 0, 0, 0, 0, time.UTC)
+	all := []registry.Rating{nianchu, v2}
+	if _, err := RatingAt(all, time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC)); !errors.Is(err, ErrNoRating) {
+		t.Errorf("before the first version: %v", err)
+	}
+	if r, _ := RatingAt(all, time.Date(2026, 8, 19, 23, 0, 0, 0, time.UTC)); r != &all[0] {
+		t.Error("picked the wrong version before the change")
+	}
+	if r, _ := RatingAt(all, v2.ValidFrom); r != &all[1] {
+		t.Error("picked the wrong version at the change")
+	}
+}
