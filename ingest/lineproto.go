@@ -91,3 +91,13 @@ func lineStation(line string) string {
 	}
 	return rest[:end]
 }
+
+// lineTime reads the timestamp (ns) back out of a line this package wrote.
+func lineTime(line string) (int64, bool) {
+	i := strings.LastIndexByte(line, ' ')
+	if i < 0 {
+		return 0, false
+	}
+	ts, err := strconv.ParseInt(line[i+1:], 10, 64)
+	return ts, err == nil
+}

@@ -16,6 +16,8 @@ type Metrics struct {
 	queued     prometheus.Gauge
 	seqGaps    prometheus.Counter
 	seqRepeats prometheus.Counter
+	spoolBytes prometheus.Gauge
+	spoolFull  prometheus.Gauge
 }
 
 // NewMetrics builds the metrics and registers them with r (nil: not
@@ -55,6 +57,14 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 			Name: "rivermon_seq_repeats_total",
 			Help: "Reading messages whose counter repeats an earlier one (redeliveries, duplicates).",
 		}),
+		spoolBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rivermon_spool_bytes",
+			Help: "Bytes in the spool not yet delivered to InfluxDB.",
+		}),
+		spoolFull: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rivermon_spool_full",
+			Help: "1 while the spool is at spool.max_bytes and rivermon does not acknowledge messages.",
+		}),
 	}
 	for _, r := range []string{"accepted", "partial", "rejected"} {
 		m.messages.WithLabelValues(r)
@@ -66,7 +76,7 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 		m.rejected.WithLabelValues(r)
 	}
 	if r != nil {
-		r.MustRegister(m.messages, m.samples, m.rejected, m.delay, m.lastSeen, m.queued, m.seqGaps, m.seqRepeats)
+		r.MustRegister(m.messages, m.samples, m.rejected, m.delay, m.lastSeen, m.queued, m.seqGaps, m.seqRepeats, m.spoolBytes, m.spoolFull)
 	}
 	return m
 }

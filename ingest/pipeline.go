@@ -1,13 +1,16 @@
 // Package ingest is rivermon's pipeline from a broker message to stored
 // points: decode, validate against the registry, dead-letter what fails,
-// enrich with tags, QC flags, batch, write, and only then acknowledge.
+// enrich with tags, QC flags, batch, spool, acknowledge, deliver.
 //
 // The acknowledgement point is Pipeline.commit: a message is acked once
-// every point it produced is confirmed by InfluxDB (or refused as poison and
-// dead-lettered) and every rejection of it is published to the dead-letter
-// topic. Until then the broker keeps the message in rivermon's persistent
-// session, so a crash loses nothing; a redelivery rewrites the same points,
-// which InfluxDB stores once (same series and timestamp).
+// every point it produced and every rejection of it are in the spool (a
+// local append-only log, fsynced). Until then the broker keeps the message
+// in rivermon's persistent session, so a crash loses nothing. A second
+// goroutine, Pipeline.deliver, writes the spool to InfluxDB in order,
+// publishes the dead letters, and trims what is done; an InfluxDB outage
+// only grows the spool, and a restart resumes from it. A redelivery or a
+// replay rewrites the same points, which InfluxDB stores once (same series
+// and timestamp).
 package ingest
 
 import (
@@ -24,6 +27,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rivermon/rivermon/ingest/influx"
+	"github.com/rivermon/rivermon/ingest/spool"
 	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/registry"
 )
@@ -52,14 +56,19 @@ type Options struct {
 	TopicPrefix string
 	Writer      PointWriter
 	DeadLetters Publisher
-	Logger      *slog.Logger
-	Metrics     *Metrics
+	// Spool is the durable log between acknowledgement and InfluxDB.
+	Spool *spool.Log
+	// SpoolMaxBytes is the size at which rivermon stops acknowledging
+	// until delivery frees room (the broker keeps the messages).
+	SpoolMaxBytes int64
+	Logger        *slog.Logger
+	Metrics       *Metrics
 	// MaxBatchPoints caps the points of one write (default 5000).
 	MaxBatchPoints int
-	// DrainTimeout bounds how long Run goes on writing after its context
-	// ends (default 7 s, so that with the disconnect the process is gone
-	// within the 10 s of CONTRACT §1): what is not stored by then stays unacknowledged
-	// and comes again from the broker.
+	// DrainTimeout bounds how long Run goes on after its context ends
+	// (default 3 s): messages already received are spooled and acked, and
+	// delivery to InfluxDB goes on until the spool is empty or the time is
+	// up; what is left stays in the spool for the next start.
 	DrainTimeout time.Duration
 	// Now is the clock of commit-time measurements; nil means time.Now.
 	Now func() time.Time
@@ -83,6 +92,9 @@ type Pipeline struct {
 	queue  []Delivery
 	closed bool
 	notify chan struct{}
+
+	problemMu sync.Mutex
+	problem   string // why messages are not being acknowledged, "" when they are
 }
 
 // New returns a Pipeline; Run starts it.
@@ -94,10 +106,13 @@ func New(o Options) *Pipeline {
 		o.MaxBatchPoints = 5000
 	}
 	if o.DrainTimeout <= 0 {
-		o.DrainTimeout = 7 * time.Second
+		o.DrainTimeout = 3 * time.Second
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.SpoolMaxBytes <= 0 {
+		o.SpoolMaxBytes = 1 << 30
 	}
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)
@@ -144,28 +159,56 @@ func (p *Pipeline) closeIntake() {
 }
 
 // Run processes messages until ctx ends, then stops taking new ones,
-// finishes what it holds within DrainTimeout, and returns nil. It returns an
-// error only if it could not run at all.
+// spools and acknowledges what it holds, delivers what it can within
+// DrainTimeout, and returns nil. What is not delivered stays in the spool.
 func (p *Pipeline) Run(ctx context.Context) error {
-	// Writes outlive ctx by DrainTimeout so that a shutdown flushes what is
-	// in flight.
-	writeCtx, cancelWrites := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelWrites()
-	stop := context.AfterFunc(ctx, func() { time.AfterFunc(p.o.DrainTimeout, cancelWrites) })
+	// Spooling outlives ctx by DrainTimeout so that a shutdown still
+	// acknowledges what arrived (unless the spool stays full).
+	commitCtx, cancelCommits := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelCommits()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(p.o.DrainTimeout, cancelCommits) })
 	defer stop()
+
+	deliverCtx, stopDelivery := context.WithCancel(context.WithoutCancel(ctx))
+	delivered := make(chan struct{})
+	go func() {
+		defer close(delivered)
+		p.deliver(deliverCtx)
+	}()
 
 	batches := make(chan *batch)
 	go p.assemble(ctx, batches)
 	for b := range batches {
-		if err := p.commit(writeCtx, b); err != nil {
-			p.o.Logger.Warn("shutdown before the batch was stored; the broker will resend it",
+		if err := p.commit(commitCtx, b); err != nil {
+			p.o.Logger.Warn("shutdown before the batch was spooled; the broker will resend it",
 				"messages", len(b.acks), "points", len(b.lines), "err", err)
 			for range batches {
 			}
 			break
 		}
 	}
+	// Intake is closed and everything received is acked or left to the
+	// broker. Let delivery empty the spool while there is time.
+	wait, cancelWait := context.WithTimeout(context.WithoutCancel(ctx), p.o.DrainTimeout)
+	_ = p.o.Spool.WaitBelow(wait, 1, 0)
+	cancelWait()
+	stopDelivery()
+	<-delivered
 	return nil
+}
+
+// Problem says why messages are not acknowledged now (spool full, spool not
+// writable), or "" when all is well.
+func (p *Pipeline) Problem() string {
+	p.problemMu.Lock()
+	defer p.problemMu.Unlock()
+	return p.problem
+}
+
+func (p *Pipeline) setProblem(s string) {
+	p.problemMu.Lock()
+	p.problem = s
+	p.problemMu.Unlock()
 }
 
 // batch is what one write stores and acknowledges.
@@ -173,7 +216,6 @@ type batch struct {
 	lines       []string
 	deadLetters []deadLetter
 	acks        []func()
-	sampleTimes []int64 // unix ns of every stored sample, for the delay histogram
 	updates     []update
 }
 
@@ -228,39 +270,134 @@ func (p *Pipeline) assemble(ctx context.Context, out chan<- *batch) {
 	}
 }
 
-// commit writes a batch, publishes its rejections and then acknowledges its
+// commit makes a batch durable in the spool and then acknowledges its
 // messages in arrival order. This is the acknowledgement point.
 func (p *Pipeline) commit(ctx context.Context, b *batch) error {
-	poison, err := p.o.Writer.Write(ctx, b.lines)
-	if err != nil {
-		return err
-	}
-	for _, ps := range poison {
-		station := lineStation(ps.Line)
-		p.o.Logger.Error("influxdb refused a point; dead-lettered", "station", station, "err", ps.Err)
-		body, _ := json.Marshal(map[string]any{
-			"received_at": p.o.Now().UTC().Format(time.RFC3339Nano), "topic": "", "reason": ReasonInfluxRejected,
-			"detail": ps.Err.Error(), "payload": ps.Line,
-		})
-		b.deadLetters = append(b.deadLetters, deadLetter{topic: p.deadLetterTopic(station), reason: ReasonInfluxRejected, body: body})
-		p.m.rejected.WithLabelValues(ReasonInfluxRejected).Inc()
-	}
-	if err := p.publishDeadLetters(ctx, b.deadLetters); err != nil {
-		return err
+	if len(b.lines) > 0 || len(b.deadLetters) > 0 {
+		rec := encodeRecord(b.lines, b.deadLetters)
+		if err := p.waitForRoom(ctx, int64(len(rec))); err != nil {
+			return err
+		}
+		for attempt := 0; ; attempt++ {
+			_, err := p.o.Spool.Append(rec)
+			if err == nil {
+				break
+			}
+			// A disk fault: nothing is acked until the spool takes writes
+			// again; the broker holds the messages meanwhile.
+			p.setProblem("spool not writable: " + err.Error())
+			p.o.Logger.Error("cannot write the spool; not acknowledging", "err", err)
+			if err := sleep(ctx, min(100*time.Millisecond<<min(attempt, 8), 10*time.Second)); err != nil {
+				return err
+			}
+		}
+		p.setProblem("")
+		p.m.spoolBytes.Set(float64(p.o.Spool.Bytes()))
 	}
 	for _, ack := range b.acks {
 		if ack != nil {
 			ack()
 		}
 	}
-	now := p.o.Now()
-	for _, t := range b.sampleTimes {
-		p.m.delay.Observe(float64(now.UnixNano()-t) / 1e9)
-	}
 	for i := range b.updates {
 		p.stations.stored(&b.updates[i])
 	}
 	return nil
+}
+
+// waitForRoom blocks while the spool is at its size limit: rivermon then
+// stops acknowledging, and the broker keeps the messages (CONTRACT §7).
+func (p *Pipeline) waitForRoom(ctx context.Context, size int64) error {
+	sp := p.o.Spool
+	if sp.Bytes() == 0 || sp.Bytes()+size <= p.o.SpoolMaxBytes {
+		return nil
+	}
+	msg := fmt.Sprintf("spool full (%d of %d bytes): not acknowledging until InfluxDB takes the backlog", sp.Bytes(), p.o.SpoolMaxBytes)
+	p.setProblem(msg)
+	p.m.spoolFull.Set(1)
+	p.o.Logger.Error(msg)
+	err := sp.WaitBelow(ctx, p.o.SpoolMaxBytes, size)
+	p.m.spoolFull.Set(0)
+	p.setProblem("")
+	if err == nil {
+		p.o.Logger.Info("spool has room again; acknowledging", "bytes", sp.Bytes())
+	}
+	return err
+}
+
+// deliver writes the spool to InfluxDB in order, publishes its dead letters,
+// and trims what is done, until ctx ends.
+func (p *Pipeline) deliver(ctx context.Context) {
+	sp := p.o.Spool
+	after := sp.Trimmed()
+	var lines []string
+	var dls []deadLetter
+	for {
+		recs, err := sp.Read(ctx, after, 8<<20)
+		if err != nil {
+			return
+		}
+		lines, dls = lines[:0], dls[:0]
+		for _, r := range recs {
+			if lines, dls, err = decodeRecord(r.Data, lines, dls); err != nil {
+				// Only a bug writes such a record (the spool checked its
+				// bytes): say so loudly, keep the file, go on.
+				p.o.Logger.Error("skipping a spool record that does not decode", "seq", r.Seq, "err", err)
+			}
+		}
+		for start := 0; start < len(lines); start += p.o.MaxBatchPoints {
+			chunk := lines[start:min(start+p.o.MaxBatchPoints, len(lines))]
+			poison, err := p.o.Writer.Write(ctx, chunk)
+			if err != nil {
+				return
+			}
+			dls = append(dls, p.poisonLetters(poison)...)
+			now := p.o.Now().UnixNano()
+			for _, l := range chunk {
+				if !strings.HasPrefix(l, "reading,") {
+					continue // device status is not a sample
+				}
+				if ts, ok := lineTime(l); ok {
+					p.m.delay.Observe(float64(now-ts) / 1e9)
+				}
+			}
+		}
+		if err := p.publishDeadLetters(ctx, dls); err != nil {
+			return
+		}
+		after = recs[len(recs)-1].Seq
+		if err := sp.Trim(after); err != nil {
+			p.o.Logger.Error("cannot trim the spool; delivered records may be sent again after a restart", "err", err)
+		}
+		p.m.spoolBytes.Set(float64(sp.Bytes()))
+	}
+}
+
+// poisonLetters turns points InfluxDB refused into dead letters.
+func (p *Pipeline) poisonLetters(poison []influx.Poison) []deadLetter {
+	var out []deadLetter
+	for _, ps := range poison {
+		station := lineStation(ps.Line)
+		p.o.Logger.Error("influxdb refused a point; dead-lettered", "station", station, "err", ps.Err)
+		body, _ := json.Marshal(map[string]any{
+			"received_at": p.o.Now().UTC().Format(time.RFC3339Nano), "topic": "", "reason": ReasonInfluxRejected,
+			"level": "point", "detail": ps.Err.Error(), "payload": ps.Line,
+		})
+		out = append(out, deadLetter{topic: p.deadLetterTopic(station), reason: ReasonInfluxRejected, body: body})
+		p.m.rejected.WithLabelValues(ReasonInfluxRejected).Inc()
+	}
+	return out
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // publishDeadLetters sends every rejection at QoS 1, retrying until the
@@ -284,12 +421,8 @@ func (p *Pipeline) publishDeadLetters(ctx context.Context, dls []deadLetter) err
 				if attempt == 0 {
 					p.o.Logger.Warn("dead-letter publish failed; retrying", "topic", dl.topic, "err", err)
 				}
-				t := time.NewTimer(min(100*time.Millisecond<<min(attempt, 8), 10*time.Second))
-				select {
-				case <-gctx.Done():
-					t.Stop()
-					return gctx.Err()
-				case <-t.C:
+				if err := sleep(gctx, min(100*time.Millisecond<<min(attempt, 8), 10*time.Second)); err != nil {
+					return err
 				}
 			}
 		})
@@ -426,7 +559,6 @@ func (p *Pipeline) processReadings(d Delivery, st *registry.Station, b *batch, b
 		}
 		buf = readingLine(buf[:0], st.ID, st.River, s, flags)
 		b.lines = append(b.lines, string(buf))
-		b.sampleTimes = append(b.sampleTimes, s.Time.UnixNano())
 		if newest == nil || !s.Time.Before(newest.Time) {
 			newest, newestFlags = s, flags
 		}

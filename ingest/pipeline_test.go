@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rivermon/rivermon/ingest/influx"
+	"github.com/rivermon/rivermon/ingest/spool"
 	"github.com/rivermon/rivermon/internal/registry"
 )
 
@@ -114,97 +115,170 @@ func readingPayload(station string, i int) []byte {
 		station, i, time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC).UnixMilli()+int64(i)*1000, i))
 }
 
-func TestAcksFollowStorageInArrivalOrder(t *testing.T) {
-	w := &fakeWriter{gate: make(chan struct{}), entered: make(chan struct{}, 100)}
-	p := New(Options{Registry: testRegistry(t), TopicPrefix: "rivermon/v1", Writer: w, DeadLetters: &fakePublisher{}, MaxBatchPoints: 7})
+func newPipeline(t *testing.T, dir string, w PointWriter, pub Publisher, o Options) *Pipeline {
+	t.Helper()
+	sp, _, err := spool.Open(dir, spool.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sp.Close() })
+	o.Registry, o.TopicPrefix, o.Writer, o.DeadLetters, o.Spool = testRegistry(t), "rivermon/v1", w, pub, sp
+	return New(o)
+}
+
+func run(t *testing.T, p *Pipeline) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- p.Run(ctx) }()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Error(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return")
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
 
+// TestAcksFollowTheSpoolInArrivalOrder: messages are acknowledged once
+// spooled, in arrival order, even while InfluxDB is stuck; the points then
+// reach InfluxDB in the same order.
+func TestAcksFollowTheSpoolInArrivalOrder(t *testing.T) {
+	w := &fakeWriter{gate: make(chan struct{}), entered: make(chan struct{}, 100)}
+	p := newPipeline(t, t.TempDir(), w, &fakePublisher{}, Options{MaxBatchPoints: 7})
+	run(t, p)
 	acks := &ackLog{}
 	now := time.Date(2026, 7, 2, 0, 0, 0, 0, time.UTC)
 	for i := range 50 {
 		st := []string{"nianchu-gyantse", "yarlung-lhatse", "sagya-sagya"}[i%3]
 		p.Handle("rivermon/v1/stations/"+st+"/readings", readingPayload(st, i/3+1), now, acks.ack(i))
 	}
-	<-w.entered // the first batch is being written
-	if got := acks.get(); len(got) != 0 {
-		t.Fatalf("acked %v before anything was stored", got)
-	}
-	close(w.gate)
-	eventually(t, func() bool { return len(acks.get()) == 50 }, "not every message was acked")
+	eventually(t, func() bool { return len(acks.get()) == 50 }, "not every message was acked while InfluxDB was stuck")
 	for i, a := range acks.get() {
 		if a != i {
 			t.Fatalf("acks out of arrival order: %v", acks.get())
 		}
 	}
-	if len(w.lines) != 50 {
-		t.Errorf("%d lines written, want 50", len(w.lines))
+	close(w.gate)
+	eventually(t, func() bool { w.mu.Lock(); defer w.mu.Unlock(); return len(w.lines) == 50 }, "not every point reached the writer")
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i, l := range w.lines {
+		if !strings.Contains(l, fmt.Sprintf("level_m=%d,", i/3+1)) {
+			t.Fatalf("line %d out of order: %s", i, l)
+		}
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	if p.o.Spool.Bytes() != 0 {
+		eventually(t, func() bool { return p.o.Spool.Bytes() == 0 }, "spool not trimmed after delivery")
 	}
 }
 
-func TestNothingAckedWhenTheWriteNeverSucceeds(t *testing.T) {
-	w := &fakeWriter{fail: errors.New("influx down")}
-	p := New(Options{Registry: testRegistry(t), TopicPrefix: "rivermon/v1", Writer: w, DeadLetters: &fakePublisher{}, DrainTimeout: 50 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- p.Run(ctx) }()
+// TestFullSpoolStopsAcknowledging: at spool.max_bytes nothing more is
+// acknowledged (the broker keeps it), readiness says why, and acking resumes
+// by itself once InfluxDB takes the backlog.
+func TestFullSpoolStopsAcknowledging(t *testing.T) {
+	w := &fakeWriter{gate: make(chan struct{})}
+	p := newPipeline(t, t.TempDir(), w, &fakePublisher{}, Options{SpoolMaxBytes: 2000})
+	run(t, p)
+	acks := &ackLog{}
+	for i := range 40 {
+		p.Handle("rivermon/v1/stations/boqu-nyalam/readings", readingPayload("boqu-nyalam", i+1), time.Now(), acks.ack(i))
+		if i == 0 {
+			eventually(t, func() bool { return len(acks.get()) == 1 }, "first message not acked")
+		}
+	}
+	eventually(t, func() bool { return strings.Contains(p.Problem(), "spool full") }, "a full spool is not reported")
+	n := len(acks.get())
+	if n >= 40 {
+		t.Fatalf("all %d messages acked with a spool of 2000 bytes and InfluxDB stuck", n)
+	}
+	close(w.gate)
+	eventually(t, func() bool { return len(acks.get()) == 40 }, "acking did not resume")
+	eventually(t, func() bool { return p.Problem() == "" }, "problem not cleared")
+	eventually(t, func() bool { w.mu.Lock(); defer w.mu.Unlock(); return len(w.lines) == 40 }, "not every point delivered")
+}
+
+// TestSpoolIsDeliveredAfterRestart: what was acked while InfluxDB was down
+// is delivered by the next run from the same spool.
+func TestSpoolIsDeliveredAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	down := &fakeWriter{fail: errors.New("influx down")}
+	p := newPipeline(t, dir, down, &fakePublisher{}, Options{DrainTimeout: 50 * time.Millisecond})
+	stop := run(t, p)
 	acks := &ackLog{}
 	for i := range 5 {
 		p.Handle("rivermon/v1/stations/boqu-nyalam/readings", readingPayload("boqu-nyalam", i+1), time.Now(), acks.ack(i))
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return after its drain timeout")
-	}
-	if got := acks.get(); len(got) != 0 {
-		t.Fatalf("acked %v although nothing was stored", got)
-	}
+	eventually(t, func() bool { return len(acks.get()) == 5 }, "not acked into the spool")
+	stop()
+	p.o.Spool.Close()
 	// After the context ends, new messages are left for the broker.
 	p.Handle("rivermon/v1/stations/boqu-nyalam/readings", readingPayload("boqu-nyalam", 9), time.Now(), acks.ack(9))
-	if len(p.queue) != 0 {
-		t.Error("a message was queued after shutdown")
+	if len(acks.get()) != 5 {
+		t.Error("a message was acked after shutdown")
 	}
+
+	up := &fakeWriter{}
+	p2 := newPipeline(t, dir, up, &fakePublisher{}, Options{})
+	run(t, p2)
+	eventually(t, func() bool { up.mu.Lock(); defer up.mu.Unlock(); return len(up.lines) == 5 }, "spooled points not delivered after restart")
 }
 
-func TestAckWaitsForDeadLettersAndPoison(t *testing.T) {
+func TestDeadLettersAndPoisonArePublishedFromTheSpool(t *testing.T) {
 	w := &fakeWriter{poison: func(l string) bool { return strings.Contains(l, "level_m=2,") }}
 	pub := &fakePublisher{failures: 3}
-	p := New(Options{Registry: testRegistry(t), TopicPrefix: "rivermon/v1", Writer: w, DeadLetters: pub})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { _ = p.Run(ctx) }()
+	p := newPipeline(t, t.TempDir(), w, pub, Options{})
+	run(t, p)
 	acks := &ackLog{}
 	p.Handle("rivermon/v1/stations/xiangqu-mouth/readings", []byte(`{"station": "xiangqu-mouth", "samples": []}`), time.Now(), acks.ack(0))
 	p.Handle("rivermon/v1/stations/xiangqu-mouth/readings", readingPayload("xiangqu-mouth", 2), time.Now(), acks.ack(1))
 	p.Handle("rivermon/v1/stations/xiangqu-mouth/readings", readingPayload("xiangqu-mouth", 3), time.Now(), acks.ack(2))
 	eventually(t, func() bool { return len(acks.get()) == 3 }, "messages not acked")
+	eventually(t, func() bool {
+		pub.mu.Lock()
+		defer pub.mu.Unlock()
+		return len(pub.sent["rivermon/v1/deadletter/xiangqu-mouth"]) == 2
+	}, "dead letters not published despite retries")
 	pub.mu.Lock()
-	defer pub.mu.Unlock()
-	dls := pub.sent["rivermon/v1/deadletter/xiangqu-mouth"]
-	if len(dls) != 2 || !strings.Contains(strings.Join(dls, "\n"), `"reason":"no_samples"`) || !strings.Contains(strings.Join(dls, "\n"), `"reason":"influx_rejected"`) {
+	dls := strings.Join(pub.sent["rivermon/v1/deadletter/xiangqu-mouth"], "\n")
+	pub.mu.Unlock()
+	if !strings.Contains(dls, `"reason":"no_samples"`) || !strings.Contains(dls, `"reason":"influx_rejected"`) {
 		t.Errorf("dead letters %v", dls)
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if len(w.lines) != 1 {
 		t.Errorf("stored %v", w.lines)
 	}
 }
 
+func TestRecordRoundTrip(t *testing.T) {
+	lines := []string{"a b 1", "", strings.Repeat("x", 300)}
+	dls := []deadLetter{{topic: "t/1", reason: "bad_json", body: []byte(`{"x":1}`)}, {}}
+	gotL, gotD, err := decodeRecord(encodeRecord(lines, dls), nil, nil)
+	if err != nil || len(gotL) != 3 || gotL[2] != lines[2] || len(gotD) != 2 || string(gotD[0].body) != `{"x":1}` || gotD[0].reason != "bad_json" {
+		t.Fatalf("round trip: %v %v %v", gotL, gotD, err)
+	}
+	for _, bad := range [][]byte{nil, {9}, {1, 5, 1}, append(encodeRecord(lines, nil), 0)} {
+		if _, _, err := decodeRecord(bad, nil, nil); err == nil {
+			t.Errorf("decodeRecord(%v) accepted", bad)
+		}
+	}
+}
+
 func TestSeqGapsAndRepeats(t *testing.T) {
-	w := &fakeWriter{}
-	p := New(Options{Registry: testRegistry(t), TopicPrefix: "rivermon/v1", Writer: w, DeadLetters: &fakePublisher{}})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { _ = p.Run(ctx) }()
+	p := newPipeline(t, t.TempDir(), &fakeWriter{}, &fakePublisher{}, Options{})
+	run(t, p)
 	acks := &ackLog{}
 	for i, seq := range []int{5, 6, 9, 9, 7, 10, 2, 3} {
 		p.Handle("rivermon/v1/stations/yeru-dinggye/readings", readingPayload("yeru-dinggye", seq), time.Now(), acks.ack(i))

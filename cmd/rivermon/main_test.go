@@ -74,19 +74,21 @@ func TestCheckReportsBrokenFilesWithFileAndLine(t *testing.T) {
 }
 
 // TestSIGTERMDrainsAndExitsZero: with a message in flight that cannot be
-// stored (InfluxDB down), SIGTERM still ends the process with status 0
-// within 10 s, and the message stays with the broker for the next run.
+// written (InfluxDB down), SIGTERM still ends the process with status 0
+// within 10 s, and the message, safe in the spool, is delivered by the next
+// run.
 func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 	bin := binary(t)
 	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
 	in := testenv.StartInflux(t)
 	root, _ := testenv.RepoRoot()
 	port := testenv.FreePort(t)
+	spoolDir := t.TempDir()
 	run := func() *exec.Cmd {
 		cmd := exec.Command(bin, "-config", filepath.Join(root, "configs", "rivermon.yaml"))
 		cmd.Env = append(os.Environ(),
 			"RIVERMON_MQTT_URL="+mq.URL, "RIVERMON_MQTT_CLIENT_ID=rivermon-sigterm",
-			"RIVERMON_INFLUX_URL="+in.URL, "RIVERMON_SPOOL_DIR="+t.TempDir(),
+			"RIVERMON_INFLUX_URL="+in.URL, "RIVERMON_SPOOL_DIR="+spoolDir,
 			fmt.Sprintf("RIVERMON_HTTP_LISTEN=127.0.0.1:%d", port))
 		logf, _ := os.Create(filepath.Join(t.TempDir(), "rivermon.log"))
 		cmd.Stdout, cmd.Stderr = logf, logf

@@ -23,6 +23,7 @@ import (
 	"github.com/rivermon/rivermon/ingest"
 	"github.com/rivermon/rivermon/ingest/influx"
 	"github.com/rivermon/rivermon/ingest/mqtt"
+	"github.com/rivermon/rivermon/ingest/spool"
 	"github.com/rivermon/rivermon/internal/config"
 	"github.com/rivermon/rivermon/internal/registry"
 	"github.com/rivermon/rivermon/internal/strictyaml"
@@ -79,8 +80,16 @@ func Run(ctx context.Context, o Options) error {
 	if _, err := alerts.LoadRulesFile(cfg.Rules); err != nil {
 		return fmt.Errorf("alert rules:\n%w", err)
 	}
-	if err := os.MkdirAll(cfg.Spool.Dir, 0o750); err != nil {
-		return fmt.Errorf("spool dir: %w", err)
+	sp, recovered, err := spool.Open(cfg.Spool.Dir, spool.Options{})
+	if err != nil {
+		return err
+	}
+	defer sp.Close()
+	for _, cut := range recovered.Cut {
+		log.Error("spool: damaged tail cut after the last good record (power cut or crash mid-write)", "spool", cfg.Spool.Dir, "cut", cut)
+	}
+	if recovered.Pending > 0 {
+		log.Info("spool holds undelivered data; delivering it first", "records", recovered.Pending, "bytes", recovered.Bytes)
 	}
 
 	promReg := prometheus.NewRegistry()
@@ -96,9 +105,11 @@ func Run(ctx context.Context, o Options) error {
 	// is created after it (the client hands messages to the pipeline).
 	var broker *mqtt.Client
 	pipe := ingest.New(ingest.Options{
-		Registry:    reg,
-		TopicPrefix: cfg.MQTT.TopicPrefix,
-		Writer:      writer,
+		Registry:      reg,
+		TopicPrefix:   cfg.MQTT.TopicPrefix,
+		Writer:        writer,
+		Spool:         sp,
+		SpoolMaxBytes: cfg.Spool.MaxBytes,
 		DeadLetters: publisherFunc(func(ctx context.Context, topic string, retained bool, payload []byte) error {
 			return broker.Publish(ctx, topic, retained, payload)
 		}),
@@ -169,6 +180,9 @@ func newMux(promReg *prometheus.Registry, pipe *ingest.Pipeline, broker *mqtt.Cl
 		}
 		if err := probeWritable(spoolDir); err != nil {
 			problems = append(problems, "spool not writable: "+err.Error())
+		}
+		if p := pipe.Problem(); p != "" {
+			problems = append(problems, p)
 		}
 		if reason, auth := writer.Problem(); auth {
 			problems = append(problems, reason)

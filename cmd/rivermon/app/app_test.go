@@ -29,18 +29,35 @@ type service struct {
 
 func startService(t *testing.T, mq *testenv.Mosquitto, in *testenv.Influx, clientID string) *service {
 	t.Helper()
+	return startServiceWith(t, mq, in, serviceOptions{clientID: clientID})
+}
+
+type serviceOptions struct {
+	clientID string
+	spoolDir string // default: a new temporary folder
+	maxBytes int64  // spool.max_bytes; default 1 GiB
+}
+
+func startServiceWith(t *testing.T, mq *testenv.Mosquitto, in *testenv.Influx, so serviceOptions) *service {
+	t.Helper()
 	root, err := testenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	if so.spoolDir == "" {
+		so.spoolDir = filepath.Join(dir, "spool")
+	}
+	if so.maxBytes == 0 {
+		so.maxBytes = 1 << 30
+	}
 	yml := fmt.Sprintf(`mqtt: {url: %q, client_id: %q}
 influx: {url: %q, bucket: rivermon/autogen}
-spool: {dir: %q}
+spool: {dir: %q, max_bytes: %d}
 http: {listen: "127.0.0.1:0"}
 stations: %q
 rules: %q
-`, mq.URL, clientID, in.URL, filepath.Join(dir, "spool"),
+`, mq.URL, so.clientID, in.URL, so.spoolDir, so.maxBytes,
 		filepath.Join(root, "configs", "stations.yaml"), filepath.Join(root, "configs", "rules.yaml"))
 	cfg, err := config.Load(filepath.Join(dir, "rivermon.yaml"), []byte(yml), func(string) (string, bool) { return "", false })
 	if err != nil {

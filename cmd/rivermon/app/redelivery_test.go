@@ -3,6 +3,7 @@ package app_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -10,37 +11,73 @@ import (
 	"github.com/rivermon/rivermon/internal/testenv"
 )
 
-// TestUnackedMessageIsRedeliveredAfterRestart: rivermon receives a message
-// while InfluxDB is down, stops before it could store (and so acknowledge)
-// it, and gets it again from its persistent session when it comes back.
-func TestUnackedMessageIsRedeliveredAfterRestart(t *testing.T) {
+// TestSpooledDataSurvivesRestart: a message that arrives while InfluxDB is
+// down is acknowledged once spooled, and a restarted rivermon delivers it
+// from the spool when InfluxDB is back.
+func TestSpooledDataSurvivesRestart(t *testing.T) {
 	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
 	in := testenv.StartInflux(t)
-	svc := startService(t, mq, in, "rivermon-redeliver")
-	pub := testenv.NewClient(t, mq.URL, "station-redeliver")
+	spoolDir := t.TempDir()
+	svc := startServiceWith(t, mq, in, serviceOptions{clientID: "rivermon-spool", spoolDir: spoolDir})
+	pub := testenv.NewClient(t, mq.URL, "station-spool")
 
 	in.Stop()
 	ts := time.Now().UTC().Truncate(time.Second).Add(-time.Minute)
 	pub.Publish(readingsTopic("xiangqu-mouth"), mustJSON(t, map[string]any{
 		"station": "xiangqu-mouth", "seq": 1,
 		"samples": []any{map[string]any{"time": ts.Format(time.RFC3339), "values": map[string]any{"level_m": 0.77, "flow_m3s": 3.1}}}}))
-	// rivermon has taken the message and is failing to write it.
-	testenv.Eventually(t, 15*time.Second, func() bool {
-		return svc.metric(`rivermon_influx_write_errors_total{kind="network"}`) > 0
-	}, "rivermon never tried to write")
+	testenv.Eventually(t, 15*time.Second, func() bool { return svc.metric("rivermon_spool_bytes") > 0 }, "the message was not spooled")
 	svc.stop()
 
 	in.Start()
-	if n := in.Count(t, "reading", "level_m", ""); n != 0 {
-		t.Fatalf("the point was stored while InfluxDB was down? count %d", n)
-	}
-	svc2 := startService(t, mq, in, "rivermon-redeliver")
+	svc2 := startServiceWith(t, mq, in, serviceOptions{clientID: "rivermon-spool", spoolDir: spoolDir})
 	testenv.Eventually(t, 30*time.Second, func() bool {
 		return in.Count(t, "reading", "level_m", fmt.Sprintf("time = %d", ts.UnixNano())) == 1
-	}, "the unacknowledged message was not redelivered and stored")
-	if got := svc2.metric(`rivermon_samples_total{result="stored"}`); got != 1 {
-		t.Errorf("second run stored %v samples, want 1", got)
+	}, "the spooled message was not delivered after the restart")
+	testenv.Eventually(t, 10*time.Second, func() bool { return svc2.metric("rivermon_spool_bytes") == 0 }, "spool not emptied")
+	if got := svc2.metric(`rivermon_messages_total{result="accepted"}`); got != 0 {
+		t.Errorf("the broker redelivered %v acknowledged messages", got)
 	}
+}
+
+// TestFullSpoolLeavesMessagesWithTheBroker: with InfluxDB down the spool
+// fills to max_bytes; rivermon then stops acknowledging and says so; the
+// broker keeps the rest across a rivermon restart; once InfluxDB is back
+// every sample is stored.
+func TestFullSpoolLeavesMessagesWithTheBroker(t *testing.T) {
+	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+	in := testenv.StartInflux(t)
+	spoolDir := t.TempDir()
+	so := serviceOptions{clientID: "rivermon-full", spoolDir: spoolDir, maxBytes: 1 << 20}
+	svc := startServiceWith(t, mq, in, so)
+	pub := testenv.NewClient(t, mq.URL, "station-full")
+	in.Stop()
+
+	const messages, perMessage = 12, 2000
+	base := time.Now().UTC().Truncate(time.Second).Add(-48 * time.Hour)
+	for m := range messages {
+		var samples []any
+		for i := range perMessage {
+			ts := base.Add(time.Duration(m*perMessage+i) * time.Second)
+			samples = append(samples, map[string]any{"time": ts.UnixMilli(), "values": map[string]any{"level_m": float64(m*perMessage+i) / 1000, "water_temp_c": 4.5}})
+		}
+		pub.Publish(readingsTopic("yarlung-dazhuka"), mustJSON(t, map[string]any{"station": "yarlung-dazhuka", "samples": samples}))
+	}
+	testenv.Eventually(t, 20*time.Second, func() bool { return svc.metric("rivermon_spool_full") == 1 }, "the spool never filled")
+	if svc.status("/readyz") != http.StatusServiceUnavailable {
+		t.Error("/readyz is not 503 while the spool is full")
+	}
+	if b := svc.metric("rivermon_spool_bytes"); b > 1<<20+400<<10 {
+		t.Errorf("spool holds %v bytes, over max_bytes by more than one record", b)
+	}
+	svc.stop()
+
+	in.Start()
+	svc = startServiceWith(t, mq, in, so)
+	testenv.Eventually(t, 60*time.Second, func() bool {
+		return in.Count(t, "reading", "level_m", "station = 'yarlung-dazhuka'") == messages*perMessage
+	}, "not every sample was stored")
+	testenv.Eventually(t, 10*time.Second, func() bool { return svc.status("/readyz") == http.StatusOK }, "not ready after the backlog")
 }
 
 // TestPointRefusedByInfluxIsDeadLetteredAndTheBatchStored: InfluxDB refuses

@@ -1,0 +1,474 @@
+// Package spool is rivermon's durable local buffer: an append-only log of
+// records in segment files, each record framed with its length, a CRC-32C
+// and a sequence number. A record is durable once Append returns (the
+// segment is fsynced), so the caller may acknowledge what it holds. Records
+// are read back in order and trimmed once delivered; whole segments are
+// deleted when every record in them is trimmed.
+//
+// After a crash or power cut the tail of a segment may hold a half-written
+// record. Open keeps every record up to the first bad one in each segment,
+// truncates the rest of that segment, and reports what it cut; it never
+// refuses to start and never drops a record that checks out.
+//
+// Why not a library: tidwall/wal frames entries without a checksum (a torn
+// record of plausible length reads as good) and refuses to open a corrupt
+// tail; bbolt rewrites B-tree pages on every commit and cannot tell a torn
+// record from a good one because it has no records. The format here is a
+// dozen lines and fully tested.
+package spool
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+const (
+	headerSize = 16 // length u32 | crc32c u32 | seq u64, little endian
+	// MaxRecordBytes bounds one record; a larger length in a header is
+	// taken for corruption.
+	MaxRecordBytes = 256 << 20
+	segmentSuffix  = ".seg"
+	trimFile       = "trimmed"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Options configure a Log.
+type Options struct {
+	// SegmentBytes is the size at which a new segment file is started
+	// (default 16 MiB).
+	SegmentBytes int64
+}
+
+// Recovery says what Open found.
+type Recovery struct {
+	Segments int
+	Pending  int   // records not yet trimmed
+	Bytes    int64 // their size
+	// Cut describes each truncation of a damaged segment tail.
+	Cut []string
+}
+
+// Record is one stored record.
+type Record struct {
+	Seq  uint64
+	Data []byte
+}
+
+type segment struct {
+	path  string
+	first uint64 // seq of the first record (from the file name)
+	last  uint64 // seq of the last record, 0 when empty
+	size  int64  // bytes durably written
+	rf    *os.File
+}
+
+type entry struct {
+	seq  uint64
+	size int64
+	seg  *segment
+	off  int64
+}
+
+// Log is an open spool.
+type Log struct {
+	dir  string
+	opts Options
+
+	mu       sync.Mutex
+	segs     []*segment
+	active   *os.File
+	next     uint64
+	trimmed  uint64
+	pending  []entry
+	bytes    int64
+	appended chan struct{} // closed and replaced on every append
+	freed    chan struct{} // closed and replaced on every trim
+	closed   bool
+}
+
+// Open opens or creates the spool in dir and recovers it.
+func Open(dir string, opts Options) (*Log, Recovery, error) {
+	if opts.SegmentBytes <= 0 {
+		opts.SegmentBytes = 16 << 20
+	}
+	var rec Recovery
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, rec, fmt.Errorf("spool: %w", err)
+	}
+	l := &Log{dir: dir, opts: opts, next: 1, appended: make(chan struct{}), freed: make(chan struct{})}
+	if b, err := os.ReadFile(filepath.Join(dir, trimFile)); err == nil {
+		if n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil {
+			l.trimmed = n
+		}
+	}
+	names, err := filepath.Glob(filepath.Join(dir, "*"+segmentSuffix))
+	if err != nil {
+		return nil, rec, fmt.Errorf("spool: %w", err)
+	}
+	sort.Strings(names) // zero-padded first sequence numbers sort in order
+	for i, name := range names {
+		first, err := strconv.ParseUint(strings.TrimSuffix(filepath.Base(name), segmentSuffix), 10, 64)
+		if err != nil {
+			continue
+		}
+		s := &segment{path: name, first: first}
+		cut, err := l.scan(s)
+		if err != nil {
+			l.closeFiles()
+			return nil, rec, err
+		}
+		if cut != "" {
+			rec.Cut = append(rec.Cut, cut)
+		}
+		if s.last > 0 && s.last <= l.trimmed && i < len(names)-1 {
+			// Every record delivered: the segment is no longer needed.
+			_ = os.Remove(name)
+			continue
+		}
+		l.segs = append(l.segs, s)
+	}
+	if l.trimmed >= l.next {
+		l.next = l.trimmed + 1
+	}
+	if len(l.segs) == 0 {
+		if err := l.roll(); err != nil {
+			return nil, rec, err
+		}
+	} else {
+		last := l.segs[len(l.segs)-1]
+		f, err := os.OpenFile(last.path, os.O_WRONLY|os.O_APPEND, 0o640)
+		if err != nil {
+			l.closeFiles()
+			return nil, rec, fmt.Errorf("spool: %w", err)
+		}
+		l.active = f
+	}
+	rec.Segments, rec.Pending, rec.Bytes = len(l.segs), len(l.pending), l.bytes
+	return l, rec, nil
+}
+
+// scan reads every record of s, keeps those that check out, and truncates
+// the segment at the first that does not.
+func (l *Log) scan(s *segment) (cut string, err error) {
+	f, err := os.OpenFile(s.path, os.O_RDWR, 0o640)
+	if err != nil {
+		return "", fmt.Errorf("spool: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("spool: %w", err)
+	}
+	var off int64
+	hdr := make([]byte, headerSize)
+	var buf []byte
+	prev := s.first - 1
+	reason := ""
+	for off < st.Size() {
+		if _, err := f.ReadAt(hdr, off); err != nil {
+			reason = "a record header is cut short"
+			break
+		}
+		n := int64(binary.LittleEndian.Uint32(hdr[0:4]))
+		sum := binary.LittleEndian.Uint32(hdr[4:8])
+		seq := binary.LittleEndian.Uint64(hdr[8:16])
+		if n > MaxRecordBytes || off+headerSize+n > st.Size() {
+			reason = "a record is cut short"
+			break
+		}
+		if seq <= prev {
+			reason = fmt.Sprintf("record sequence %d does not follow %d", seq, prev)
+			break
+		}
+		if int64(cap(buf)) < n {
+			buf = make([]byte, n)
+		}
+		buf = buf[:n]
+		if _, err := f.ReadAt(buf, off+headerSize); err != nil {
+			reason = "a record is cut short"
+			break
+		}
+		if crc32.Update(crc32.Checksum(hdr[8:16], castagnoli), castagnoli, buf) != sum {
+			reason = "a record fails its checksum"
+			break
+		}
+		if seq > l.trimmed {
+			l.pending = append(l.pending, entry{seq: seq, size: headerSize + n, seg: s, off: off})
+			l.bytes += headerSize + n
+		}
+		prev, s.last = seq, seq
+		if seq >= l.next {
+			l.next = seq + 1
+		}
+		off += headerSize + n
+	}
+	s.size = off
+	if off < st.Size() {
+		if err := f.Truncate(off); err != nil {
+			return "", fmt.Errorf("spool: truncate %s: %w", s.path, err)
+		}
+		if err := f.Sync(); err != nil {
+			return "", fmt.Errorf("spool: %w", err)
+		}
+		return fmt.Sprintf("%s: %s at byte %d; cut %d bytes after the last good record", filepath.Base(s.path), reason, off, st.Size()-off), nil
+	}
+	return "", nil
+}
+
+// roll starts a new segment named after the next sequence number.
+func (l *Log) roll() error {
+	if l.active != nil {
+		if err := l.active.Close(); err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+		l.active = nil
+	}
+	path := filepath.Join(l.dir, fmt.Sprintf("%020d%s", l.next, segmentSuffix))
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_EXCL, 0o640)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	if err := syncDir(l.dir); err != nil {
+		f.Close()
+		return err
+	}
+	l.active = f
+	l.segs = append(l.segs, &segment{path: path, first: l.next})
+	return nil
+}
+
+// Append stores data as one record and fsyncs it. When it returns nil the
+// record survives a crash.
+func (l *Log) Append(data []byte) (uint64, error) {
+	if len(data) > MaxRecordBytes {
+		return 0, fmt.Errorf("spool: record of %d bytes is over %d", len(data), MaxRecordBytes)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0, errors.New("spool: closed")
+	}
+	s := l.segs[len(l.segs)-1]
+	if s.size >= l.opts.SegmentBytes {
+		if err := l.roll(); err != nil {
+			return 0, err
+		}
+		s = l.segs[len(l.segs)-1]
+	}
+	seq := l.next
+	buf := make([]byte, headerSize+len(data))
+	binary.LittleEndian.PutUint32(buf[0:4], uint32(len(data)))
+	binary.LittleEndian.PutUint64(buf[8:16], seq)
+	binary.LittleEndian.PutUint32(buf[4:8], crc32.Update(crc32.Checksum(buf[8:16], castagnoli), castagnoli, data))
+	copy(buf[headerSize:], data)
+	if _, err := l.active.Write(buf); err != nil {
+		// A partial write leaves a torn tail: cut it so that the next
+		// append does not follow garbage.
+		_ = l.active.Truncate(s.size)
+		return 0, fmt.Errorf("spool: write: %w", err)
+	}
+	if err := l.active.Sync(); err != nil {
+		_ = l.active.Truncate(s.size)
+		return 0, fmt.Errorf("spool: fsync: %w", err)
+	}
+	l.pending = append(l.pending, entry{seq: seq, size: int64(len(buf)), seg: s, off: s.size})
+	l.bytes += int64(len(buf))
+	s.size += int64(len(buf))
+	s.last = seq
+	l.next++
+	close(l.appended)
+	l.appended = make(chan struct{})
+	return seq, nil
+}
+
+// Bytes is the size of the records not yet trimmed.
+func (l *Log) Bytes() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.bytes
+}
+
+// Trimmed is the sequence number through which records are delivered.
+func (l *Log) Trimmed() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.trimmed
+}
+
+// WaitBelow blocks until the untrimmed records take less than max-size
+// bytes, or the log is empty, or ctx ends.
+func (l *Log) WaitBelow(ctx context.Context, max, size int64) error {
+	for {
+		l.mu.Lock()
+		ok := l.bytes == 0 || l.bytes+size <= max
+		freed := l.freed
+		l.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-freed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Read returns records after seq, in order, at most maxBytes of them (at
+// least one). It waits for one when there is none, until ctx ends.
+func (l *Log) Read(ctx context.Context, after uint64, maxBytes int64) ([]Record, error) {
+	for {
+		l.mu.Lock()
+		i := sort.Search(len(l.pending), func(i int) bool { return l.pending[i].seq > after })
+		var todo []entry
+		var total int64
+		for ; i < len(l.pending) && (len(todo) == 0 || total+l.pending[i].size <= maxBytes); i++ {
+			todo = append(todo, l.pending[i])
+			total += l.pending[i].size
+		}
+		wait := l.appended
+		closed := l.closed
+		l.mu.Unlock()
+		if closed {
+			return nil, errors.New("spool: closed")
+		}
+		if len(todo) > 0 {
+			return l.readEntries(todo)
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (l *Log) readEntries(es []entry) ([]Record, error) {
+	out := make([]Record, 0, len(es))
+	for _, e := range es {
+		f, err := l.reader(e.seg)
+		if err != nil {
+			return nil, err
+		}
+		buf := make([]byte, e.size)
+		if _, err := f.ReadAt(buf, e.off); err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("spool: read %s: %w", e.seg.path, err)
+		}
+		if binary.LittleEndian.Uint64(buf[8:16]) != e.seq ||
+			crc32.Update(crc32.Checksum(buf[8:16], castagnoli), castagnoli, buf[headerSize:]) != binary.LittleEndian.Uint32(buf[4:8]) {
+			return nil, fmt.Errorf("spool: record %d in %s no longer checks out (disk fault?)", e.seq, e.seg.path)
+		}
+		out = append(out, Record{Seq: e.seq, Data: buf[headerSize:]})
+	}
+	return out, nil
+}
+
+func (l *Log) reader(s *segment) (*os.File, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s.rf == nil {
+		f, err := os.Open(s.path)
+		if err != nil {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+		s.rf = f
+	}
+	return s.rf, nil
+}
+
+// Trim marks every record through seq delivered and deletes segments that
+// hold nothing else. The mark is saved so that a restart does not deliver
+// them again (if the save is lost, they are delivered twice: harmless).
+func (l *Log) Trim(seq uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if seq <= l.trimmed {
+		return nil
+	}
+	l.trimmed = seq
+	n := 0
+	for n < len(l.pending) && l.pending[n].seq <= seq {
+		l.bytes -= l.pending[n].size
+		n++
+	}
+	l.pending = append(l.pending[:0], l.pending[n:]...)
+	close(l.freed)
+	l.freed = make(chan struct{})
+	for len(l.segs) > 1 && l.segs[0].last <= seq {
+		s := l.segs[0]
+		if s.rf != nil {
+			s.rf.Close()
+		}
+		if err := os.Remove(s.path); err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+		l.segs = l.segs[1:]
+	}
+	tmp := filepath.Join(l.dir, trimFile+".tmp")
+	if err := os.WriteFile(tmp, []byte(strconv.FormatUint(seq, 10)+"\n"), 0o640); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(l.dir, trimFile)); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	// An active segment that is large and fully delivered is replaced so
+	// that its space comes back.
+	if last := l.segs[len(l.segs)-1]; len(l.pending) == 0 && last.size >= l.opts.SegmentBytes {
+		if err := l.roll(); err != nil {
+			return err
+		}
+		l.segs = l.segs[1:]
+		if last.rf != nil {
+			last.rf.Close()
+		}
+		_ = os.Remove(last.path)
+	}
+	return nil
+}
+
+// Close closes the files. Records stay on disk for the next Open.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	close(l.appended)
+	l.closeFiles()
+	return nil
+}
+
+func (l *Log) closeFiles() {
+	if l.active != nil {
+		l.active.Close()
+	}
+	for _, s := range l.segs {
+		if s.rf != nil {
+			s.rf.Close()
+		}
+	}
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("spool: fsync %s: %w", dir, err)
+	}
+	return nil
+}

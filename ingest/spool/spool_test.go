@@ -1,0 +1,216 @@
+package spool
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func open(t *testing.T, dir string, seg int64) (*Log, Recovery) {
+	t.Helper()
+	l, rec, err := Open(dir, Options{SegmentBytes: seg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l, rec
+}
+
+func appendN(t *testing.T, l *Log, from, n int) {
+	t.Helper()
+	for i := from; i < from+n; i++ {
+		if _, err := l.Append([]byte(fmt.Sprintf("record %d %s", i, strings.Repeat("x", i%17)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func readAll(t *testing.T, l *Log, after uint64) []string {
+	t.Helper()
+	var out []string
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		recs, err := l.Read(ctx, after, 1<<20)
+		cancel()
+		if err != nil {
+			return out
+		}
+		for _, r := range recs {
+			if r.Seq <= after {
+				t.Fatalf("record %d read after %d", r.Seq, after)
+			}
+			after = r.Seq
+			out = append(out, string(r.Data))
+		}
+	}
+}
+
+func TestAppendReadTrimReopen(t *testing.T) {
+	dir := t.TempDir()
+	l, _ := open(t, dir, 300)
+	appendN(t, l, 0, 40)
+	got := readAll(t, l, 0)
+	if len(got) != 40 || got[0] != "record 0 " || got[39] != "record 39 "+strings.Repeat("x", 5) {
+		t.Fatalf("read %d records: %q …", len(got), got[:2])
+	}
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+	if len(segs) < 3 {
+		t.Fatalf("%d segments; want several at 300 bytes each", len(segs))
+	}
+	before := l.Bytes()
+	if err := l.Trim(25); err != nil {
+		t.Fatal(err)
+	}
+	if l.Bytes() >= before || l.Bytes() <= 0 {
+		t.Errorf("bytes %d after trim, %d before", l.Bytes(), before)
+	}
+	after, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+	if len(after) >= len(segs) {
+		t.Errorf("no segment deleted by the trim (%d → %d)", len(segs), len(after))
+	}
+	l.Close()
+
+	l2, rec := open(t, dir, 300)
+	if rec.Pending != 15 || len(rec.Cut) != 0 {
+		t.Fatalf("recovery %+v, want 15 pending records", rec)
+	}
+	got = readAll(t, l2, l2.Trimmed())
+	if len(got) != 15 || got[0] != "record 25 "+strings.Repeat("x", 8) {
+		t.Fatalf("after reopen: %d records, first %q", len(got), got[0])
+	}
+	seq, err := l2.Append([]byte("new"))
+	if err != nil || seq != 41 {
+		t.Fatalf("append after reopen: seq %d, %v", seq, err)
+	}
+}
+
+// TestTornTailIsCutToTheLastGoodRecord simulates a power cut in the middle
+// of a write: the last record is half on disk.
+func TestTornTailIsCutToTheLastGoodRecord(t *testing.T) {
+	dir := t.TempDir()
+	l, _ := open(t, dir, 1<<20)
+	appendN(t, l, 0, 10)
+	l.Close()
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+	st, _ := os.Stat(segs[0])
+	if err := os.Truncate(segs[0], st.Size()-7); err != nil {
+		t.Fatal(err)
+	}
+	l2, rec := open(t, dir, 1<<20)
+	if rec.Pending != 9 || len(rec.Cut) != 1 || !strings.Contains(rec.Cut[0], "cut short") {
+		t.Fatalf("recovery %+v, want 9 records and one cut", rec)
+	}
+	if got := readAll(t, l2, 0); len(got) != 9 || got[8] != "record 8 "+strings.Repeat("x", 8) {
+		t.Fatalf("records %q", got)
+	}
+	if seq, err := l2.Append([]byte("after the cut")); err != nil || seq != 10 {
+		t.Fatalf("append after the cut: %d %v", seq, err)
+	}
+	l2.Close()
+	_, rec = open(t, dir, 1<<20)
+	if rec.Pending != 10 || len(rec.Cut) != 0 {
+		t.Fatalf("second reopen %+v", rec)
+	}
+}
+
+func TestCorruptRecordKeepsEveryGoodOne(t *testing.T) {
+	dir := t.TempDir()
+	l, _ := open(t, dir, 200)
+	appendN(t, l, 0, 30)
+	l.Close()
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+	// Flip a byte in the payload of the second record of the first segment.
+	b, _ := os.ReadFile(segs[0])
+	first := headerSize + len("record 0 ")
+	b[first+headerSize+3] ^= 0xff
+	if err := os.WriteFile(segs[0], b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	l2, rec := open(t, dir, 200)
+	if len(rec.Cut) != 1 || !strings.Contains(rec.Cut[0], "checksum") {
+		t.Fatalf("recovery %+v", rec)
+	}
+	got := readAll(t, l2, 0)
+	// Record 0 survives; the rest of the first segment is cut; every later
+	// segment is kept whole.
+	if len(got) == 0 || got[0] != "record 0 " || got[len(got)-1] != "record 29 "+strings.Repeat("x", 12) {
+		t.Fatalf("records %q", got)
+	}
+	if got[1] == "record 1 x" {
+		t.Fatal("the corrupt record was kept")
+	}
+}
+
+func TestWaitBelowAndReadWait(t *testing.T) {
+	l, _ := open(t, t.TempDir(), 1<<20)
+	appendN(t, l, 0, 5)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := l.WaitBelow(ctx, l.Bytes(), 10); err == nil {
+		t.Fatal("WaitBelow returned while the spool was full")
+	}
+	done := make(chan error)
+	full := l.Bytes()
+	go func() { done <- l.WaitBelow(context.Background(), full, 10) }()
+	if err := l.Trim(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Read blocks until something is appended.
+	got := make(chan []Record)
+	go func() {
+		recs, _ := l.Read(context.Background(), 5, 1<<20)
+		got <- recs
+	}()
+	if _, err := l.Append([]byte("six")); err != nil {
+		t.Fatal(err)
+	}
+	if recs := <-got; len(recs) != 1 || recs[0].Seq != 6 || string(recs[0].Data) != "six" {
+		t.Fatalf("read %+v", recs)
+	}
+}
+
+func TestEmptyLogIsEmptyAfterFullTrim(t *testing.T) {
+	dir := t.TempDir()
+	l, _ := open(t, dir, 100)
+	appendN(t, l, 0, 20)
+	if err := l.Trim(20); err != nil {
+		t.Fatal(err)
+	}
+	if l.Bytes() != 0 {
+		t.Errorf("bytes %d", l.Bytes())
+	}
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+	if len(segs) != 1 {
+		t.Errorf("%d segments left, want 1", len(segs))
+	}
+	l.Close()
+	l2, rec := open(t, dir, 100)
+	if rec.Pending != 0 {
+		t.Errorf("recovery %+v", rec)
+	}
+	if seq, _ := l2.Append([]byte("x")); seq != 21 {
+		t.Errorf("next seq %d, want 21", seq)
+	}
+}
+
+func BenchmarkAppend(b *testing.B) {
+	l, _, err := Open(b.TempDir(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	rec := make([]byte, 64<<10)
+	b.SetBytes(int64(len(rec)))
+	for b.Loop() {
+		if _, err := l.Append(rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
