@@ -4,11 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -20,74 +16,6 @@ import (
 	"github.com/rivermon/rivermon/ingest/influx"
 	"github.com/rivermon/rivermon/internal/testenv"
 )
-
-// faultProxy stands between the writer and a real influxd and answers some
-// requests itself, as a failing or overloaded server would.
-type faultProxy struct {
-	*httptest.Server
-	mu       sync.Mutex
-	fault    func(r *http.Request, body []byte) (status int, header http.Header)
-	arrivals []time.Time
-	statuses []int
-}
-
-func newFaultProxy(t *testing.T, target string) *faultProxy {
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	p := &faultProxy{}
-	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		r.Body = io.NopCloser(strings.NewReader(string(body)))
-		p.mu.Lock()
-		p.arrivals = append(p.arrivals, time.Now())
-		fault := p.fault
-		p.mu.Unlock()
-		if fault != nil {
-			if status, h := fault(r, body); status != 0 {
-				for k, v := range h {
-					w.Header()[k] = v
-				}
-				w.WriteHeader(status)
-				fmt.Fprintf(w, `{"error": "injected %d"}`, status)
-				p.record(status)
-				return
-			}
-		}
-		p.record(200)
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(p.Close)
-	return p
-}
-
-func (p *faultProxy) record(status int) {
-	p.mu.Lock()
-	p.statuses = append(p.statuses, status)
-	p.mu.Unlock()
-}
-
-func (p *faultProxy) setFault(f func(r *http.Request, body []byte) (int, http.Header)) {
-	p.mu.Lock()
-	p.fault = f
-	p.mu.Unlock()
-}
-
-// failFirst answers the first n requests with status and header.
-func failFirst(n int, status int, header http.Header) func(*http.Request, []byte) (int, http.Header) {
-	var mu sync.Mutex
-	return func(*http.Request, []byte) (int, http.Header) {
-		mu.Lock()
-		defer mu.Unlock()
-		if n > 0 {
-			n--
-			return status, header
-		}
-		return 0, nil
-	}
-}
 
 func newWriter(t *testing.T, url string, reg prometheus.Registerer) *influx.Writer {
 	w := influx.New(influx.Options{URL: url, Bucket: "rivermon/autogen", Registerer: reg,
@@ -106,8 +34,8 @@ func lines(n int, base time.Time) []string {
 
 func TestWriteRetriesServerErrorsHonouringRetryAfter(t *testing.T) {
 	in := testenv.StartInflux(t)
-	proxy := newFaultProxy(t, in.URL)
-	proxy.setFault(failFirst(2, http.StatusServiceUnavailable, http.Header{"Retry-After": {"1"}}))
+	proxy := testenv.NewFaultProxy(t, in.URL)
+	proxy.SetFault(testenv.FailFirst(2, http.StatusServiceUnavailable, http.Header{"Retry-After": {"1"}}))
 	reg := prometheus.NewRegistry()
 	w := newWriter(t, proxy.URL, reg)
 
@@ -118,13 +46,12 @@ func TestWriteRetriesServerErrorsHonouringRetryAfter(t *testing.T) {
 	if n := in.Count(t, "reading", "level_m", ""); n != 50 {
 		t.Fatalf("stored %d points, want 50", n)
 	}
-	proxy.mu.Lock()
-	defer proxy.mu.Unlock()
-	if len(proxy.arrivals) != 3 {
-		t.Fatalf("%d requests, want 3", len(proxy.arrivals))
+	arrivals := proxy.Arrivals()
+	if len(arrivals) != 3 {
+		t.Fatalf("%d requests, want 3", len(arrivals))
 	}
 	for i := 1; i < 3; i++ {
-		if gap := proxy.arrivals[i].Sub(proxy.arrivals[i-1]); gap < time.Second {
+		if gap := arrivals[i].Sub(arrivals[i-1]); gap < time.Second {
 			t.Errorf("retry %d came %s after a 503 with Retry-After: 1", i, gap)
 		}
 	}
@@ -135,10 +62,10 @@ func TestWriteRetriesServerErrorsHonouringRetryAfter(t *testing.T) {
 
 func TestWriteWaitsOutThrottlingAndAuthFailures(t *testing.T) {
 	in := testenv.StartInflux(t)
-	proxy := newFaultProxy(t, in.URL)
+	proxy := testenv.NewFaultProxy(t, in.URL)
 	w := newWriter(t, proxy.URL, nil)
 
-	proxy.setFault(failFirst(3, http.StatusTooManyRequests, nil))
+	proxy.SetFault(testenv.FailFirst(3, http.StatusTooManyRequests, nil))
 	if _, err := w.Write(context.Background(), lines(5, time.Now().Add(-2*time.Hour))); err != nil {
 		t.Fatal(err)
 	}
@@ -147,12 +74,12 @@ func TestWriteWaitsOutThrottlingAndAuthFailures(t *testing.T) {
 	// says why it is stuck until the server takes the writes again.
 	var refuse sync.Mutex
 	refuse.Lock()
-	proxy.setFault(func(*http.Request, []byte) (int, http.Header) {
+	proxy.SetFault(func(*http.Request, []byte) testenv.Fault {
 		if refuse.TryLock() {
 			refuse.Unlock()
-			return 0, nil
+			return testenv.Fault{}
 		}
-		return http.StatusUnauthorized, nil
+		return testenv.Fault{Status: http.StatusUnauthorized}
 	})
 	done := make(chan error, 1)
 	go func() {
@@ -174,12 +101,12 @@ func TestWriteWaitsOutThrottlingAndAuthFailures(t *testing.T) {
 
 func TestWriteSplitsBatchesTheServerFindsTooLarge(t *testing.T) {
 	in := testenv.StartInflux(t)
-	proxy := newFaultProxy(t, in.URL)
-	proxy.setFault(func(_ *http.Request, body []byte) (int, http.Header) {
+	proxy := testenv.NewFaultProxy(t, in.URL)
+	proxy.SetFault(func(_ *http.Request, body []byte) testenv.Fault {
 		if len(body) > 1000 {
-			return http.StatusRequestEntityTooLarge, nil
+			return testenv.Fault{Status: http.StatusRequestEntityTooLarge}
 		}
-		return 0, nil
+		return testenv.Fault{}
 	})
 	w := newWriter(t, proxy.URL, nil)
 	poison, err := w.Write(context.Background(), lines(100, time.Now().Add(-time.Hour)))

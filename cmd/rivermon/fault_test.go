@@ -1,0 +1,332 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rivermon/rivermon/internal/registry"
+	"github.com/rivermon/rivermon/internal/testenv"
+)
+
+// The fault tests run rivermon as a process against real Mosquitto and
+// InfluxDB, publish a known stream of samples across all 23 stations, break
+// something in the middle, and then count InfluxDB to the last sample.
+
+const (
+	faultSamples  = 3000 // per test
+	samplesPerMsg = 10
+	faultClientID = "rivermon-fault"
+	readyTimeout  = 20 * time.Second
+	settleTimeout = 90 * time.Second
+)
+
+// rivermonProc is rivermon running as a child process.
+type rivermonProc struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	port int
+	log  string
+	done chan error
+}
+
+type procEnv struct {
+	mqURL, influxURL, spoolDir string
+	maxBytes                   int64
+}
+
+func startRivermon(t *testing.T, e procEnv) *rivermonProc {
+	t.Helper()
+	root, _ := testenv.RepoRoot()
+	p := &rivermonProc{t: t, port: testenv.FreePort(t), log: filepath.Join(t.TempDir(), "rivermon.log"), done: make(chan error, 1)}
+	p.cmd = exec.Command(binary(t), "-config", filepath.Join(root, "configs", "rivermon.yaml"))
+	p.cmd.Env = append(os.Environ(), "RIVERMON_MQTT_URL="+e.mqURL, "RIVERMON_MQTT_CLIENT_ID="+faultClientID,
+		"RIVERMON_INFLUX_URL="+e.influxURL, "RIVERMON_SPOOL_DIR="+e.spoolDir,
+		fmt.Sprintf("RIVERMON_HTTP_LISTEN=127.0.0.1:%d", p.port))
+	if e.maxBytes > 0 {
+		p.cmd.Env = append(p.cmd.Env, fmt.Sprintf("RIVERMON_SPOOL_MAX_BYTES=%d", e.maxBytes))
+	}
+	f, err := os.Create(p.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Stdout, p.cmd.Stderr = f, f
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait(); f.Close() }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			b, _ := os.ReadFile(p.log)
+			t.Logf("rivermon log:\n%s", tail(string(b), 30))
+		}
+	})
+	testenv.Eventually(t, readyTimeout, func() bool { return p.get("/healthz") == http.StatusOK }, "rivermon did not start")
+	return p
+}
+
+func (p *rivermonProc) get(path string) int {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", p.port, path))
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func (p *rivermonProc) metric(series string) float64 {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", p.port))
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return 0
+}
+
+func (p *rivermonProc) kill9() {
+	p.t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+	p.done <- nil // for the cleanup
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// sampleStream is the known set of samples a test publishes: sample i
+// belongs to station i/samplesPerMsg mod 23 and has level_m = i/1000.
+type sampleStream struct {
+	t        *testing.T
+	pub      *testenv.Client
+	stations []string
+	base     time.Time
+}
+
+func newSampleStream(t *testing.T, mqURL string) *sampleStream {
+	root, _ := testenv.RepoRoot()
+	reg, err := registry.LoadFile(filepath.Join(root, "configs", "stations.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sampleStream{t: t, pub: testenv.NewClient(t, mqURL, "fault-station"), base: time.Now().UTC().Truncate(time.Hour).Add(-72 * time.Hour)}
+	for _, st := range reg.Stations {
+		s.stations = append(s.stations, st.ID)
+	}
+	return s
+}
+
+// publish sends messages [from, to) of the stream, retrying each until the
+// broker has it, as a station with store-and-forward does.
+func (s *sampleStream) publish(from, to int) {
+	s.t.Helper()
+	if err := s.send(from, to); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// publishAsync publishes in the background; the channel gives the result.
+func (s *sampleStream) publishAsync(from, to int) <-chan error {
+	done := make(chan error, 1)
+	go func() { done <- s.send(from, to) }()
+	return done
+}
+
+func (s *sampleStream) send(from, to int) error {
+	for m := from; m < to; m++ {
+		station := s.stations[m%len(s.stations)]
+		var samples []map[string]any
+		for k := range samplesPerMsg {
+			i := m*samplesPerMsg + k
+			samples = append(samples, map[string]any{"time": s.base.Add(time.Duration(i) * time.Second).UnixMilli(),
+				"values": map[string]any{"level_m": float64(i) / 1000}})
+		}
+		payload, _ := json.Marshal(map[string]any{"station": station, "seq": m, "samples": samples})
+		topic := "rivermon/v1/stations/" + station + "/readings"
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			tok := s.pub.Client.Publish(topic, 1, false, payload)
+			if tok.WaitTimeout(5*time.Second) && tok.Error() == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("message %d not taken by the broker within 60 s: %v", m, tok.Error())
+			}
+			time.Sleep(100 * time.Millisecond) // the broker is restarting; try again
+		}
+	}
+	return nil
+}
+
+func (s *sampleStream) messages() int { return faultSamples / samplesPerMsg }
+
+// verify waits until InfluxDB holds every sample and checks each value.
+func (s *sampleStream) verify(in *testenv.Influx) {
+	s.t.Helper()
+	var n int64
+	testenv.Eventually(s.t, settleTimeout, func() bool {
+		n = in.Count(s.t, "reading", "level_m", "")
+		return n >= faultSamples
+	}, "InfluxDB holds fewer samples than published (want %d)", faultSamples)
+	if n != faultSamples {
+		s.t.Fatalf("InfluxDB holds %d samples, want exactly %d", n, faultSamples)
+	}
+	ss, err := in.Query("rivermon", "SELECT level_m FROM reading GROUP BY station")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var got []int64
+	for _, sr := range ss {
+		for _, row := range sr.Rows() {
+			ns, _ := strconv.ParseInt(string(row["time"].(json.Number)), 10, 64)
+			i := (ns - s.base.UnixNano()) / int64(time.Second)
+			v, _ := row["level_m"].(json.Number).Float64()
+			if v != float64(i)/1000 || sr.Tags["station"] != s.stations[(int(i)/samplesPerMsg)%len(s.stations)] {
+				s.t.Fatalf("sample %d: station %s level_m %v", i, sr.Tags["station"], v)
+			}
+			got = append(got, i)
+		}
+	}
+	sort.Slice(got, func(a, b int) bool { return got[a] < got[b] })
+	for i, g := range got {
+		if g != int64(i) {
+			s.t.Fatalf("sample %d missing", i)
+		}
+	}
+}
+
+func TestFaultKill9MidStream(t *testing.T) {
+	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+	in := testenv.StartInflux(t)
+	env := procEnv{mqURL: mq.URL, influxURL: in.URL, spoolDir: t.TempDir()}
+	p := startRivermon(t, env)
+	s := newSampleStream(t, mq.URL)
+	sent := s.publishAsync(0, s.messages())
+	testenv.Eventually(t, 20*time.Second, func() bool {
+		return p.metric(`rivermon_messages_total{result="accepted"}`) > float64(s.messages()/3)
+	}, "rivermon is not taking messages")
+	p.kill9() // mid-stream: the publisher goes on, the broker keeps what rivermon did not ack
+	startRivermon(t, env)
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	s.verify(in)
+}
+
+func TestFaultInfluxDownMidStream(t *testing.T) {
+	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+	in := testenv.StartInflux(t)
+	p := startRivermon(t, procEnv{mqURL: mq.URL, influxURL: in.URL, spoolDir: t.TempDir()})
+	s := newSampleStream(t, mq.URL)
+	third := s.messages() / 3
+	s.publish(0, third)
+	in.Stop()
+	s.publish(third, 2*third)
+	testenv.Eventually(t, 10*time.Second, func() bool { return p.metric("rivermon_spool_bytes") > 0 }, "nothing spooled while InfluxDB was down")
+	in.Start()
+	s.publish(2*third, s.messages())
+	s.verify(in)
+	testenv.Eventually(t, 10*time.Second, func() bool { return p.metric("rivermon_spool_bytes") == 0 }, "spool not emptied")
+}
+
+// TestFaultInfluxSlowAndFailing: InfluxDB answers slowly, then 503 with
+// Retry-After, then 500, then recovers.
+func TestFaultInfluxSlowAndFailing(t *testing.T) {
+	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+	in := testenv.StartInflux(t)
+	proxy := testenv.NewFaultProxy(t, in.URL)
+	p := startRivermon(t, procEnv{mqURL: mq.URL, influxURL: proxy.URL, spoolDir: t.TempDir()})
+	s := newSampleStream(t, mq.URL)
+	quarter := s.messages() / 4
+	proxy.SetFault(func(*http.Request, []byte) testenv.Fault { return testenv.Fault{Delay: 700 * time.Millisecond} })
+	s.publish(0, quarter)
+	proxy.SetFault(func(*http.Request, []byte) testenv.Fault {
+		return testenv.Fault{Status: http.StatusServiceUnavailable, Header: http.Header{"Retry-After": {"1"}}}
+	})
+	s.publish(quarter, 2*quarter)
+	testenv.Eventually(t, 10*time.Second, func() bool { return p.metric(`rivermon_influx_write_errors_total{kind="server"}`) > 0 }, "no 503 seen")
+	proxy.SetFault(func(*http.Request, []byte) testenv.Fault {
+		return testenv.Fault{Status: http.StatusInternalServerError}
+	})
+	s.publish(2*quarter, 3*quarter)
+	proxy.SetFault(nil)
+	s.publish(3*quarter, s.messages())
+	s.verify(in)
+}
+
+func TestFaultMosquittoRestartMidStream(t *testing.T) {
+	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+	in := testenv.StartInflux(t)
+	startRivermon(t, procEnv{mqURL: mq.URL, influxURL: in.URL, spoolDir: t.TempDir()})
+	s := newSampleStream(t, mq.URL)
+	sent := s.publishAsync(0, s.messages())
+	testenv.Eventually(t, 20*time.Second, func() bool {
+		return in.Count(t, "reading", "level_m", "") > faultSamples/3
+	}, "samples are not arriving")
+	mq.Stop() // mid-stream, with persistence: rivermon's session and queue survive
+	mq.Start()
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	s.verify(in)
+}
+
+// TestFaultTornSpoolTail: rivermon dies in the middle of a spool write; the
+// segment ends in half a record. The next start cuts it off, says so, and
+// loses nothing (the torn record was never acknowledged).
+func TestFaultTornSpoolTail(t *testing.T) {
+	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+	in := testenv.StartInflux(t)
+	env := procEnv{mqURL: mq.URL, influxURL: in.URL, spoolDir: t.TempDir()}
+	p := startRivermon(t, env)
+	s := newSampleStream(t, mq.URL)
+	half := s.messages() / 2
+	in.Stop() // keep the records in the spool
+	s.publish(0, half)
+	testenv.Eventually(t, 10*time.Second, func() bool { return p.metric("rivermon_spool_bytes") > 0 }, "nothing spooled")
+	p.kill9()
+	segs, _ := filepath.Glob(filepath.Join(env.spoolDir, "*.seg"))
+	if len(segs) == 0 {
+		t.Fatal("no spool segment")
+	}
+	f, err := os.OpenFile(segs[len(segs)-1], os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A header announcing 4000 bytes followed by only a few of them.
+	if _, err := f.Write([]byte{0xa0, 0x0f, 0, 0, 1, 2, 3, 4, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 'r', 'e', 'a'}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	in.Start()
+	p2 := startRivermon(t, env)
+	s.publish(half, s.messages())
+	s.verify(in)
+	b, _ := os.ReadFile(p2.log)
+	if !strings.Contains(string(b), "damaged tail cut") {
+		t.Errorf("the cut was not reported:\n%s", tail(string(b), 20))
+	}
+}
