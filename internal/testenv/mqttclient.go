@@ -1,6 +1,10 @@
 package testenv
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -27,16 +31,47 @@ type Message struct {
 // NewClient connects a clean-session client to brokerURL.
 func NewClient(t testing.TB, brokerURL, clientID string) *Client {
 	t.Helper()
-	o := paho.NewClientOptions().AddBroker(brokerURL).SetClientID(clientID).SetCleanSession(true).
-		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(200 * time.Millisecond).
+	c, err := Dial(t, ClientOptions{URL: brokerURL, ID: clientID, Retry: true})
+	if err != nil {
+		t.Fatalf("mqtt connect %s: %v", brokerURL, err)
+	}
+	return c
+}
+
+// ClientOptions describe a test client's connection.
+type ClientOptions struct {
+	URL, ID, Username, Password string
+	CAFile                      string // for ssl:// URLs
+	Retry                       bool   // keep trying to connect (else fail at once)
+}
+
+// Dial connects a clean-session client and returns the broker's refusal, if
+// any, as an error.
+func Dial(t testing.TB, co ClientOptions) (*Client, error) {
+	t.Helper()
+	o := paho.NewClientOptions().AddBroker(co.URL).SetClientID(co.ID).SetCleanSession(true).
+		SetUsername(co.Username).SetPassword(co.Password).
+		SetAutoReconnect(co.Retry).SetConnectRetry(co.Retry).SetConnectRetryInterval(200 * time.Millisecond).
 		SetMaxReconnectInterval(time.Second)
+	if co.CAFile != "" {
+		pem, err := os.ReadFile(co.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		o.SetTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+	}
 	c := &Client{Client: paho.NewClient(o), t: t, got: map[string][]Message{}}
 	tok := c.Connect()
-	if !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
-		t.Fatalf("mqtt connect %s: %v", brokerURL, tok.Error())
+	if !tok.WaitTimeout(15 * time.Second) {
+		return nil, errors.New("connect timed out")
+	}
+	if tok.Error() != nil {
+		return nil, tok.Error()
 	}
 	t.Cleanup(func() { c.Disconnect(100) })
-	return c
+	return c, nil
 }
 
 // Publish sends payload at QoS 1 and waits for the PUBACK.

@@ -205,6 +205,10 @@ type Mosquitto struct {
 type MosquittoOptions struct {
 	// Extra lines appended to mosquitto.conf.
 	Extra []string
+	// Conf, when set, writes the whole configuration instead: dir is the
+	// broker's folder and port the plain loopback listener the broker is
+	// reached on (URL). Lines for running as root are added after it.
+	Conf func(dir string, port int) string
 }
 
 // StartMosquitto starts a broker with persistence on, anonymous access and
@@ -233,6 +237,12 @@ func StartMosquitto(t testing.TB, o MosquittoOptions) *Mosquitto {
 		conf = append(conf, "user root")
 	}
 	conf = append(conf, o.Extra...)
+	if o.Conf != nil {
+		conf = []string{o.Conf(dir, port)}
+		if os.Geteuid() == 0 {
+			conf = append(conf, "user root")
+		}
+	}
 	confPath := filepath.Join(dir, "mosquitto.conf")
 	writeFile(t, confPath, strings.Join(conf, "\n")+"\n")
 	p := startProcess(t, "mosquitto", bin, port, filepath.Join(dir, "mosquitto.log"), "-c", confPath)

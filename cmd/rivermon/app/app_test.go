@@ -34,6 +34,10 @@ func startService(t *testing.T, mq *testenv.Mosquitto, in *testenv.Influx, clien
 
 type serviceOptions struct {
 	clientID string
+	mqURL    string // default: the broker's plain URL
+	username string
+	password string
+	caFile   string
 	spoolDir string // default: a new temporary folder
 	maxBytes int64  // spool.max_bytes; default 1 GiB
 }
@@ -51,13 +55,16 @@ func startServiceWith(t *testing.T, mq *testenv.Mosquitto, in *testenv.Influx, s
 	if so.maxBytes == 0 {
 		so.maxBytes = 1 << 30
 	}
-	yml := fmt.Sprintf(`mqtt: {url: %q, client_id: %q}
+	if so.mqURL == "" {
+		so.mqURL = mq.URL
+	}
+	yml := fmt.Sprintf(`mqtt: {url: %q, client_id: %q, username: %q, password: %q, tls: {ca_file: %q}}
 influx: {url: %q, bucket: rivermon/autogen}
 spool: {dir: %q, max_bytes: %d}
 http: {listen: "127.0.0.1:0"}
 stations: %q
 rules: %q
-`, mq.URL, so.clientID, in.URL, so.spoolDir, so.maxBytes,
+`, so.mqURL, so.clientID, so.username, so.password, so.caFile, in.URL, so.spoolDir, so.maxBytes,
 		filepath.Join(root, "configs", "stations.yaml"), filepath.Join(root, "configs", "rules.yaml"))
 	cfg, err := config.Load(filepath.Join(dir, "rivermon.yaml"), []byte(yml), func(string) (string, bool) { return "", false })
 	if err != nil {

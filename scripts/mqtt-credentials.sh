@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Creates MQTT credentials for rivermon and every station of the registry:
+# a Mosquitto password file and a credentials list (station id, password)
+# for the field teams. Existing users keep their passwords; new ones get a
+# random password. Usage:
+#   scripts/mqtt-credentials.sh [configs/stations.yaml] [/etc/mosquitto/rivermon]
+set -euo pipefail
+
+registry=${1:-configs/stations.yaml}
+out=${2:-/etc/mosquitto/rivermon}
+passwd="$out/passwd"
+creds="$out/credentials.csv"
+command -v mosquitto_passwd >/dev/null 2>&1 || { echo "mosquitto_passwd not found: install mosquitto (make deps)" >&2; exit 1; }
+[ -f "$registry" ] || { echo "no registry at $registry" >&2; exit 1; }
+mkdir -p "$out"
+umask 077
+touch "$passwd" "$creds"
+
+# Station ids: the "- id:" entries under stations: (ids are [a-z0-9-]).
+ids=$(awk '/^stations:/{s=1; next} s && /^  - id:/{print $3}' "$registry")
+[ -n "$ids" ] || { echo "no station ids found in $registry" >&2; exit 1; }
+
+added=0
+for user in rivermon $ids; do
+	if grep -q "^$user:" "$passwd"; then
+		continue
+	fi
+	pw=$(head -c 18 /dev/urandom | base64 | tr -d '/+=' | head -c 20)
+	mosquitto_passwd -b "$passwd" "$user" "$pw"
+	echo "$user,$pw" >>"$creds"
+	added=$((added + 1))
+done
+# Mosquitto 2.0 runs as user mosquitto and must read the password file.
+if id mosquitto >/dev/null 2>&1; then chown mosquitto: "$passwd" 2>/dev/null || true; fi
+echo "mqtt-credentials: $added new user(s); password file $passwd, credentials $creds (keep it secret)"
