@@ -43,6 +43,7 @@ type rivermonProc struct {
 type procEnv struct {
 	mqURL, influxURL, spoolDir string
 	maxBytes                   int64
+	clientID                   string // default faultClientID
 }
 
 func startRivermon(t *testing.T, e procEnv) *rivermonProc {
@@ -50,7 +51,10 @@ func startRivermon(t *testing.T, e procEnv) *rivermonProc {
 	root, _ := testenv.RepoRoot()
 	p := &rivermonProc{t: t, port: testenv.FreePort(t), log: filepath.Join(t.TempDir(), "rivermon.log"), done: make(chan error, 1)}
 	p.cmd = exec.Command(binary(t), "-config", filepath.Join(root, "configs", "rivermon.yaml"))
-	p.cmd.Env = append(os.Environ(), "RIVERMON_MQTT_URL="+e.mqURL, "RIVERMON_MQTT_CLIENT_ID="+faultClientID,
+	if e.clientID == "" {
+		e.clientID = faultClientID
+	}
+	p.cmd.Env = append(os.Environ(), "RIVERMON_MQTT_URL="+e.mqURL, "RIVERMON_MQTT_CLIENT_ID="+e.clientID,
 		"RIVERMON_INFLUX_URL="+e.influxURL, "RIVERMON_SPOOL_DIR="+e.spoolDir,
 		fmt.Sprintf("RIVERMON_HTTP_LISTEN=127.0.0.1:%d", p.port))
 	if e.maxBytes > 0 {
@@ -329,4 +333,28 @@ func TestFaultTornSpoolTail(t *testing.T) {
 	if !strings.Contains(string(b), "damaged tail cut") {
 		t.Errorf("the cut was not reported:\n%s", tail(string(b), 20))
 	}
+}
+
+// TestFaultHAPairLosesOneMember: two rivermon instances with their own
+// client ids, persistent sessions and spools take the same topics; one is
+// killed mid-stream; the other stores every sample (both write the same
+// points, which InfluxDB keeps once).
+func TestFaultHAPairLosesOneMember(t *testing.T) {
+	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+	in := testenv.StartInflux(t)
+	a := startRivermon(t, procEnv{mqURL: mq.URL, influxURL: in.URL, spoolDir: t.TempDir(), clientID: "rivermon-a"})
+	b := startRivermon(t, procEnv{mqURL: mq.URL, influxURL: in.URL, spoolDir: t.TempDir(), clientID: "rivermon-b"})
+	s := newSampleStream(t, mq.URL)
+	sent := s.publishAsync(0, s.messages())
+	testenv.Eventually(t, 20*time.Second, func() bool {
+		return a.metric(`rivermon_messages_total{result="accepted"}`) > float64(s.messages()/3)
+	}, "instance a is not taking messages")
+	a.kill9()
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	s.verify(in)
+	testenv.Eventually(t, 20*time.Second, func() bool {
+		return b.metric(`rivermon_messages_total{result="accepted"}`) == float64(s.messages())
+	}, "instance b did not take every message")
 }
