@@ -36,9 +36,10 @@ check:
 run: deps build
 	@bash scripts/run.sh
 
-## bench: Go benchmarks of the hot paths
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+## bench: micro-benchmarks, then end to end through real Mosquitto, rivermon and InfluxDB (3 runs each)
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/reading ./ingest/spool
+	$(GO) test -run '^$$' -bench EndToEnd -benchtime 1x -count 3 ./cmd/rivermon/app
 
 clean:
 	rm -rf bin var

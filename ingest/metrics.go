@@ -18,6 +18,7 @@ type Metrics struct {
 	seqRepeats prometheus.Counter
 	spoolBytes prometheus.Gauge
 	spoolFull  prometheus.Gauge
+	ackDelay   prometheus.Histogram
 }
 
 // NewMetrics builds the metrics and registers them with r (nil: not
@@ -57,6 +58,11 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 			Name: "rivermon_seq_repeats_total",
 			Help: "Reading messages whose counter repeats an earlier one (redeliveries, duplicates).",
 		}),
+		ackDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "rivermon_ack_delay_seconds",
+			Help:    "Time from a message's arrival to its acknowledgement (it is then in the spool).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 1.5, 24), // 0.5 ms to about 5 s
+		}),
 		spoolBytes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "rivermon_spool_bytes",
 			Help: "Bytes in the spool not yet delivered to InfluxDB.",
@@ -76,7 +82,7 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 		m.rejected.WithLabelValues(r)
 	}
 	if r != nil {
-		r.MustRegister(m.messages, m.samples, m.rejected, m.delay, m.lastSeen, m.queued, m.seqGaps, m.seqRepeats, m.spoolBytes, m.spoolFull)
+		r.MustRegister(m.messages, m.samples, m.rejected, m.delay, m.lastSeen, m.queued, m.seqGaps, m.seqRepeats, m.spoolBytes, m.spoolFull, m.ackDelay)
 	}
 	return m
 }

@@ -216,6 +216,7 @@ type batch struct {
 	lines       []string
 	deadLetters []deadLetter
 	acks        []func()
+	received    []time.Time // when each acked message arrived
 	updates     []update
 }
 
@@ -294,10 +295,12 @@ func (p *Pipeline) commit(ctx context.Context, b *batch) error {
 		p.setProblem("")
 		p.m.spoolBytes.Set(float64(p.o.Spool.Bytes()))
 	}
-	for _, ack := range b.acks {
+	now := p.o.Now()
+	for i, ack := range b.acks {
 		if ack != nil {
 			ack()
 		}
+		p.m.ackDelay.Observe(now.Sub(b.received[i]).Seconds())
 	}
 	for i := range b.updates {
 		p.stations.stored(&b.updates[i])
@@ -485,6 +488,7 @@ func (p *Pipeline) parseTopic(topic string) (station, kind string, ok bool) {
 // rendering, returned for reuse.
 func (p *Pipeline) process(d Delivery, b *batch, buf []byte) []byte {
 	b.acks = append(b.acks, d.Ack)
+	b.received = append(b.received, d.Received)
 	station, kind, ok := p.parseTopic(d.Topic)
 	if !ok || !reading.ValidStationID(station) {
 		p.rejectMessage(b, &d, station, reading.ReasonBadTopic,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -207,4 +208,23 @@ func FuzzDecodeStatus(f *testing.F) {
 			t.Fatalf("status %v and rejection %v", st, rej)
 		}
 	})
+}
+
+func BenchmarkDecodeMessage(b *testing.B) {
+	for _, n := range []int{1, 100} {
+		b.Run(fmt.Sprintf("%dsamples", n), func(b *testing.B) {
+			var samples []string
+			for i := range n {
+				samples = append(samples, fmt.Sprintf(`{"time": %d, "values": {"level_m": 1.%03d, "flow_m3s": 58.1, "water_temp_c": 9.8, "ph": 8.1}}`, 1784095200000+int64(i)*60000, i))
+			}
+			payload := []byte(`{"station": "nianchu-gyantse-bainang", "seq": 1042, "samples": [` + strings.Join(samples, ",") + `]}`)
+			b.SetBytes(int64(len(payload)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if m, rejs := DecodeMessage(payload, now.Add(24*time.Hour)); m == nil || len(rejs) > 0 {
+					b.Fatal(rejs)
+				}
+			}
+		})
+	}
 }

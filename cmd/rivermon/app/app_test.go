@@ -21,13 +21,13 @@ import (
 
 // service is rivermon running in-process against real servers.
 type service struct {
-	t      *testing.T
+	t      testing.TB
 	base   string
 	cancel context.CancelFunc
 	done   chan error
 }
 
-func startService(t *testing.T, mq *testenv.Mosquitto, in *testenv.Influx, clientID string) *service {
+func startService(t testing.TB, mq *testenv.Mosquitto, in *testenv.Influx, clientID string) *service {
 	t.Helper()
 	return startServiceWith(t, mq, in, serviceOptions{clientID: clientID})
 }
@@ -42,7 +42,7 @@ type serviceOptions struct {
 	maxBytes int64  // spool.max_bytes; default 1 GiB
 }
 
-func startServiceWith(t *testing.T, mq *testenv.Mosquitto, in *testenv.Influx, so serviceOptions) *service {
+func startServiceWith(t testing.TB, mq *testenv.Mosquitto, in *testenv.Influx, so serviceOptions) *service {
 	t.Helper()
 	root, err := testenv.RepoRoot()
 	if err != nil {
@@ -153,7 +153,7 @@ func (s *service) metric(series string) float64 {
 	return 0
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))

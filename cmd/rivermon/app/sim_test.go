@@ -2,11 +2,9 @@ package app_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/rivermon/rivermon/internal/registry"
 	"github.com/rivermon/rivermon/internal/testenv"
 	"github.com/rivermon/rivermon/simulators"
 )
@@ -18,11 +16,7 @@ func TestSimulatedStationsArriveInInflux(t *testing.T) {
 	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
 	in := testenv.StartInflux(t)
 	svc := startService(t, mq, in, "rivermon-sim")
-	root, _ := testenv.RepoRoot()
-	reg, err := registry.LoadFile(filepath.Join(root, "configs", "stations.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg := loadRegistry(t)
 	start := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour)
 	sum, err := simulators.Run(context.Background(), simulators.Options{
 		Broker: mq.URL, TopicPrefix: prefix, Registry: reg, Start: start,

@@ -1,0 +1,185 @@
+package app_test
+
+import (
+	"bufio"
+	"fmt"
+	"math"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/rivermon/rivermon/internal/registry"
+	"github.com/rivermon/rivermon/internal/testenv"
+)
+
+// BenchmarkEndToEnd measures sustained throughput through real Mosquitto,
+// rivermon (spool on) and InfluxDB 1.8: samples published at QoS 1 by four
+// station connections as fast as the broker takes them, timed until InfluxDB
+// holds every one (checked by count); and the same at a fixed rate. It
+// reports samples/s and rivermon's acknowledgement delay (message received →
+// PUBACK) p50 and p99. Run with -benchtime 1x (make bench); results in
+// docs/BENCHMARKS.md.
+func BenchmarkEndToEnd(b *testing.B) {
+	for _, c := range []struct {
+		name             string
+		perMsg, messages int
+		rate             int // messages/s in total; 0 = as fast as the broker takes them
+	}{
+		{"23stations/1perMsg", 1, 20000, 0},
+		{"23stations/100perMsg", 100, 1000, 0},
+		{"23stations/1perMsg/paced2000", 1, 10000, 2000},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			mq := testenv.StartMosquitto(b, testenv.MosquittoOptions{Extra: []string{"max_inflight_messages 100"}})
+			in := testenv.StartInflux(b)
+			svc := startService(b, mq, in, "rivermon-bench")
+			pubs := make([]*testenv.Client, 4)
+			for i := range pubs {
+				pubs[i] = testenv.NewClient(b, mq.URL, fmt.Sprintf("bench-pub-%d", i))
+			}
+			stations := stationIDs(b)
+			var total int64
+			var elapsed time.Duration
+			base := time.Now().UTC().Truncate(time.Hour).Add(-30 * 24 * time.Hour)
+			for iter := 0; iter < b.N; iter++ {
+				payloads := make([][]byte, c.messages)
+				topics := make([]string, c.messages)
+				for m := range payloads {
+					st := stations[m%len(stations)]
+					var sb strings.Builder
+					fmt.Fprintf(&sb, `{"station":%q,"seq":%d,"samples":[`, st, m)
+					for k := range c.perMsg {
+						i := int64(iter*c.messages*c.perMsg + m*c.perMsg + k)
+						if k > 0 {
+							sb.WriteByte(',')
+						}
+						fmt.Fprintf(&sb, `{"time":%d,"values":{"level_m":%g,"water_temp_c":4.5,"flow_m3s":12.25}}`,
+							base.Add(time.Duration(i)*time.Second).UnixMilli(), float64(i%5000)/1000)
+					}
+					sb.WriteString("]}")
+					payloads[m], topics[m] = []byte(sb.String()), readingsTopic(st)
+				}
+				want := total + int64(c.messages*c.perMsg)
+				start := time.Now()
+				var wg sync.WaitGroup
+				for p, pub := range pubs {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						var toks []paho.Token
+						var tick *time.Ticker
+						if c.rate > 0 {
+							tick = time.NewTicker(time.Second * time.Duration(len(pubs)) / time.Duration(c.rate))
+							defer tick.Stop()
+						}
+						for m := p; m < c.messages; m += len(pubs) {
+							if tick != nil {
+								<-tick.C
+							}
+							toks = append(toks, pub.Client.Publish(topics[m], 1, false, payloads[m]))
+						}
+						for _, tok := range toks {
+							if !tok.WaitTimeout(60*time.Second) || tok.Error() != nil {
+								b.Errorf("publish: %v", tok.Error())
+								return
+							}
+						}
+					}()
+				}
+				wg.Wait()
+				deadline := time.Now().Add(5 * time.Minute)
+				for in.Count(b, "reading", "level_m", "") < want {
+					if time.Now().After(deadline) {
+						b.Fatalf("InfluxDB holds fewer than %d samples after 5 min", want)
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				elapsed += time.Since(start)
+				total = want
+			}
+			if n := in.Count(b, "reading", "level_m", ""); n != total {
+				b.Fatalf("InfluxDB holds %d samples, want %d", n, total)
+			}
+			b.ReportMetric(float64(total)/elapsed.Seconds(), "samples/s")
+			b.ReportMetric(float64(total)/float64(c.perMsg)/elapsed.Seconds(), "msgs/s")
+			p50, p99 := histogramQuantiles(b, svc.base, "rivermon_ack_delay_seconds")
+			b.ReportMetric(p50*1000, "ack-p50-ms")
+			b.ReportMetric(p99*1000, "ack-p99-ms")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+func stationIDs(tb testing.TB) []string {
+	reg := loadRegistry(tb)
+	ids := make([]string, len(reg.Stations))
+	for i, s := range reg.Stations {
+		ids[i] = s.ID
+	}
+	return ids
+}
+
+// histogramQuantiles reads a histogram from /metrics and interpolates its
+// 50th and 99th percentiles within buckets.
+func histogramQuantiles(tb testing.TB, base, name string) (p50, p99 float64) {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	type bucket struct{ le, n float64 }
+	var bs []bucket
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, name+`_bucket{le="`)
+		if !ok {
+			continue
+		}
+		leText, countText, _ := strings.Cut(rest, `"} `)
+		le, _ := strconv.ParseFloat(leText, 64)
+		if leText == "+Inf" {
+			le = math.Inf(1)
+		}
+		n, _ := strconv.ParseFloat(countText, 64)
+		bs = append(bs, bucket{le, n})
+	}
+	if len(bs) == 0 || bs[len(bs)-1].n == 0 {
+		return 0, 0
+	}
+	q := func(p float64) float64 {
+		target := p * bs[len(bs)-1].n
+		lo, prev := 0.0, 0.0
+		for _, bk := range bs {
+			if bk.n >= target {
+				if math.IsInf(bk.le, 1) {
+					return lo
+				}
+				return lo + (bk.le-lo)*(target-prev)/math.Max(bk.n-prev, 1)
+			}
+			lo, prev = bk.le, bk.n
+		}
+		return lo
+	}
+	return q(0.5), q(0.99)
+}
+
+func loadRegistry(tb testing.TB) *registry.Registry {
+	tb.Helper()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	reg, err := registry.LoadFile(filepath.Join(root, "configs", "stations.yaml"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return reg
+}
