@@ -4,7 +4,7 @@ GO ?= go
 TOOLS := $(CURDIR)/.tools/bin
 PKGS := ./...
 
-.PHONY: all deps build test lint check run bench clean
+.PHONY: all deps build test lint check run bench fuzz clean
 
 all: build
 
@@ -24,9 +24,14 @@ lint: deps
 	$(GO) vet $(PKGS)
 	$(TOOLS)/staticcheck $(PKGS)
 
-## test: install what is missing, lint, and run every test with the race detector
+## test: install what is missing, lint, run every test with the race detector, fuzz each decoder briefly
 test: lint
+	@bash scripts/fuzz.sh
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+## fuzz: every Fuzz target for FUZZTIME (default 8s) each
+fuzz:
+	@bash scripts/fuzz.sh
 
 ## check: validate the shipped configuration
 check:

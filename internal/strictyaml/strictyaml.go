@@ -24,11 +24,14 @@ type Problem struct {
 	Msg  string
 }
 
+// String renders the problem on one line as FILE:LINE: message; a line
+// break inside the message (a quoted multi-line value) is written as \n.
 func (p Problem) String() string {
+	msg := strings.ReplaceAll(p.Msg, "\n", `\n`)
 	if p.Line > 0 {
-		return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Msg)
+		return fmt.Sprintf("%s:%d: %s", p.File, p.Line, msg)
 	}
-	return fmt.Sprintf("%s: %s", p.File, p.Msg)
+	return fmt.Sprintf("%s: %s", p.File, msg)
 }
 
 // Problems is every mistake found in one or more files; it is an error when
@@ -103,7 +106,7 @@ func Decode(file string, data []byte, v any) (*yaml.Node, Problems) {
 	return root, ps
 }
 
-var lineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+var lineRE = regexp.MustCompile(`(?s)^(?:yaml: )?line (\d+): (.*)$`)
 
 // parseProblem turns a yaml.v3 error such as "yaml: line 4: did not find
 // expected key" into a Problem at that line.
@@ -133,14 +136,10 @@ func checkKeys(file string, node *yaml.Node, t reflect.Type, path string, ps *Pr
 		if node.Kind != yaml.MappingNode {
 			return
 		}
+		// Keys given twice are reported by yaml.v3 itself.
 		fields := yamlFields(t)
-		seen := map[string]bool{}
 		for i := 0; i+1 < len(node.Content); i += 2 {
 			k, val := node.Content[i], node.Content[i+1]
-			if seen[k.Value] {
-				ps.Add(file, k.Line, "key %q appears twice", join(path, k.Value))
-			}
-			seen[k.Value] = true
 			ft, ok := fields[k.Value]
 			if !ok {
 				ps.Add(file, k.Line, "unknown key %q", join(path, k.Value))
