@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rivermon/rivermon/internal/hydro"
+	"github.com/rivermon/rivermon/internal/quality"
 	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/registry"
 )
@@ -116,7 +117,7 @@ func (s *Station) Next(t time.Time) reading.Sample {
 		values["ph"] = round(8.35-0.15*math.Min(ratio/3, 1)+0.15*sun+0.03*s.rng.NormFloat64(), 2)
 	}
 	if s.st.Reports("do_mgl") {
-		sat := doSaturation(temp, s.st.ElevationM)
+		sat := quality.DOSaturation(temp, s.st.ElevationM)
 		values["do_mgl"] = round(sat*(0.9+0.12*sun+0.01*s.rng.NormFloat64()), 2)
 	}
 	if s.st.Reports("cond_uscm") {
@@ -201,14 +202,6 @@ func seasonal(t time.Time, table [12]float64) float64 {
 	frac := pos - float64(i)
 	a, b := table[(i+12)%12], table[(i+13)%12]
 	return a + (b-a)*frac
-}
-
-// doSaturation is the dissolved-oxygen saturation in mg/L at temperature c
-// (°C) and altitude h (m): the sea-level fresh-water curve scaled by the ISA
-// barometric pressure (domain.md §7.6; within 1 % of Benson–Krause there).
-func doSaturation(c, h float64) float64 {
-	sea := 14.652 - 0.41022*c + 0.0079910*c*c - 0.000077774*c*c*c
-	return sea * math.Pow(1-2.25577e-5*h, 5.25588)
 }
 
 func round(v float64, digits int) float64 {

@@ -74,10 +74,12 @@ type GrossRange struct {
 	Suspect []float64 `yaml:"suspect"`
 }
 
-// Spike thresholds, in the parameter's unit.
+// Spike thresholds, in the parameter's unit. SkipMonths (1–12, local
+// time) turns the test off, e.g. in the ice season when ice moves the gauge.
 type Spike struct {
-	Suspect float64 `yaml:"suspect"`
-	Fail    float64 `yaml:"fail"`
+	Suspect    float64 `yaml:"suspect"`
+	Fail       float64 `yaml:"fail"`
+	SkipMonths []int   `yaml:"skip_months"`
 }
 
 // RateOfChange threshold in the parameter's unit per hour.
@@ -87,12 +89,14 @@ type RateOfChange struct {
 
 // FlatLine: a value unchanged within Tolerance for Suspect (Fail) is suspect
 // (fails). SkipBelow turns the test off while the value is below it (ice:
-// water at 0 °C is really flat).
+// water at 0 °C is really flat); SkipMonths turns it off in those months
+// (1–12, local time), e.g. a stage frozen under ice cover.
 type FlatLine struct {
-	Suspect   strictyaml.Duration `yaml:"suspect"`
-	Fail      strictyaml.Duration `yaml:"fail"`
-	Tolerance float64             `yaml:"tolerance"`
-	SkipBelow *float64            `yaml:"skip_below"`
+	Suspect    strictyaml.Duration `yaml:"suspect"`
+	Fail       strictyaml.Duration `yaml:"fail"`
+	Tolerance  float64             `yaml:"tolerance"`
+	SkipBelow  *float64            `yaml:"skip_below"`
+	SkipMonths []int               `yaml:"skip_months"`
 }
 
 // Rating is one version of a station's stage–discharge relation, valid from
@@ -335,6 +339,18 @@ func validateQC(file string, line int, id, code string, q QC, ps *strictyaml.Pro
 	}
 	if fl := q.FlatLine; fl != nil && (fl.Suspect <= 0 || fl.Fail < fl.Suspect || fl.Tolerance < 0) {
 		ps.Add(file, line, "station %s: qc %s flat_line needs 0 < suspect <= fail and tolerance >= 0", id, code)
+	}
+	var months []int
+	if q.Spike != nil {
+		months = append(months, q.Spike.SkipMonths...)
+	}
+	if q.FlatLine != nil {
+		months = append(months, q.FlatLine.SkipMonths...)
+	}
+	for _, m := range months {
+		if m < 1 || m > 12 {
+			ps.Add(file, line, "station %s: qc %s skip_months: %d is not a month 1 to 12", id, code, m)
+		}
 	}
 }
 

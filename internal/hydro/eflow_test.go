@@ -1,0 +1,93 @@
+package hydro
+
+import (
+	"math"
+	"testing"
+	"time"
+)
+
+var shanghai = func() *time.Location {
+	l, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		panic(err)
+	}
+	return l
+}()
+
+func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+
+func TestFullDayIsTheTimeWeightedMean(t *testing.T) {
+	f := NewFlowDays(shanghai, time.Hour, 5, 7)
+	day := time.Date(2026, 3, 10, 0, 0, 0, 0, shanghai)
+	// Hourly values 0:00 … 23:00: 4 m³/s for twelve hours, then 8.
+	for h := range 24 {
+		q := 4.0
+		if h >= 12 {
+			q = 8
+		}
+		f.Add(day.Add(time.Duration(h)*time.Hour), q)
+	}
+	d, _ := f.Account(day)
+	// Joined trapezoidally: 11 h of 4, the 11→12 hour at 6, 11 h of 8, and
+	// the last value holds for its hour, 23:00–24:00.
+	want := (11*4 + 6 + 11*8 + 8) / 24.0
+	if !near(d.MeanFlow, want) || !near(d.Coverage, 1) || !d.Compliant || d.Samples != 24 {
+		t.Errorf("account %+v, want mean %.4f, coverage 1", d, want)
+	}
+}
+
+func TestDayWithGapsHasPartialCoverage(t *testing.T) {
+	f := NewFlowDays(shanghai, time.Hour, 5, 7)
+	day := time.Date(2026, 3, 10, 0, 0, 0, 0, shanghai)
+	for _, h := range []int{0, 1, 2, 3, 4, 5, 12, 13} { // a 7-hour gap
+		f.Add(day.Add(time.Duration(h)*time.Hour), 6)
+	}
+	d, _ := f.Account(day)
+	// Runs 0–5 h (covering 0 … 6 h) and 12–13 h (12 … 14 h): 8 h.
+	if !near(d.Coverage, 8.0/24) || !near(d.MeanFlow, 6) || d.Compliant {
+		t.Errorf("account %+v: coverage %.4f want %.4f, not compliant", d, d.Coverage, 8.0/24)
+	}
+}
+
+// TestLocalDayNotUTCDay: 23:00 UTC on 9 March is 07:00 on 10 March in
+// Shigatse's official time, so it belongs to the local day of 10 March.
+func TestLocalDayNotUTCDay(t *testing.T) {
+	f := NewFlowDays(shanghai, time.Hour, 5, 7)
+	start, _, _ := f.Add(time.Date(2026, 3, 9, 23, 0, 0, 0, time.UTC), 3)
+	if want := time.Date(2026, 3, 10, 0, 0, 0, 0, shanghai); !start.Equal(want) {
+		t.Errorf("day %s, want %s", start, want)
+	}
+	start, _, _ = f.Add(time.Date(2026, 3, 9, 15, 59, 0, 0, time.UTC), 3) // 23:59 local on 9 March
+	if want := time.Date(2026, 3, 9, 0, 0, 0, 0, shanghai); !start.Equal(want) {
+		t.Errorf("day %s, want %s", start, want)
+	}
+}
+
+func TestLateSampleReopensAClosedDay(t *testing.T) {
+	f := NewFlowDays(shanghai, time.Hour, 5, 7)
+	day := time.Date(2026, 3, 10, 0, 0, 0, 0, shanghai)
+	for h := range 24 {
+		if h != 6 {
+			f.Add(day.Add(time.Duration(h)*time.Hour), 4)
+		}
+	}
+	closed := f.Close(day.AddDate(0, 0, 1))
+	if len(closed) != 1 || closed[0].Compliant || !near(closed[0].MeanFlow, 4) {
+		t.Fatalf("closed %+v", closed)
+	}
+	_, reopened, ok := f.Add(day.Add(6*time.Hour), 100) // the missing hour arrives late
+	if !reopened || !ok {
+		t.Fatal("late sample did not reopen its closed day")
+	}
+	d, _ := f.Account(day)
+	if d.MeanFlow <= 4 || d.Samples != 24 {
+		t.Errorf("rewritten account %+v", d)
+	}
+	if again := f.Close(day.AddDate(0, 0, 1)); len(again) != 0 {
+		t.Errorf("closed twice: %+v", again)
+	}
+	// Older than the days remembered: not accounted.
+	if _, _, ok := f.Add(day.AddDate(0, 0, -30), 1); ok {
+		t.Error("a sample 30 days old was taken")
+	}
+}

@@ -1,0 +1,245 @@
+// Package quality holds the data-quality science of rivermon: streaming
+// QARTOD tests (domain.md §1) that flag each value as it arrives, and the
+// GB 3838-2002 surface-water class of a sample (domain.md §2).
+//
+// The tests follow the reference implementation ioos_qc (qartod.py) as
+// described in domain.md §1.3: bounds of the gross range pass when equal,
+// spike and rate-of-change thresholds are strict (>), a threshold of 0
+// disables its level, flat line compares the range of a window with the
+// tolerance (strict <). Where streaming must differ, the choice is made
+// here and documented in docs/HYDROLOGY.md:
+//   - spike needs the next value: the newest value gets 2 for spike, and
+//     when the next one arrives its spike flag is computed and, if that
+//     changes its aggregate flag, the caller rewrites that one flag (the
+//     exception QARTOD itself names, QM-WL §3.3.1);
+//   - a gap of more than three reporting intervals resets the tests: the
+//     first value after it gets 2 for rate of change (ioos_qc gives 1) and
+//     the flat-line window starts again;
+//   - flat line counts its window in nominal reporting intervals
+//     (ioos_qc uses the median spacing of a batch), and does not run when
+//     the threshold is shorter than one interval (ioos_qc would then fail
+//     every value);
+//   - a value arriving late, older than the newest, is tested against its
+//     stored neighbours; the neighbours' flags are not revised.
+package quality
+
+import (
+	"math"
+	"sort"
+	"time"
+
+	"github.com/rivermon/rivermon/internal/registry"
+)
+
+// Flag is a QARTOD flag (domain.md §1.1).
+type Flag uint8
+
+// Flag values.
+const (
+	None         Flag = 0 // the test is not configured or not applicable
+	Pass         Flag = 1
+	NotEvaluated Flag = 2
+	Suspect      Flag = 3
+	Fail         Flag = 4
+)
+
+// Flags are the results of each test for one value.
+type Flags struct {
+	Gross, Spike, ROC, Flat Flag
+}
+
+// Aggregate is the worst of the evaluated flags (4 over 3 over 1); 2 when
+// no test could evaluate the value.
+func (f Flags) Aggregate() Flag {
+	agg := NotEvaluated
+	for _, x := range []Flag{f.Gross, f.Spike, f.ROC, f.Flat} {
+		switch {
+		case x == Fail:
+			return Fail
+		case x == Suspect:
+			agg = Suspect
+		case x == Pass && agg == NotEvaluated:
+			agg = Pass
+		}
+	}
+	return agg
+}
+
+type point struct {
+	t     time.Time
+	v     float64
+	flags Flags
+}
+
+// Series is the recent history of one parameter at one station, kept in
+// time order for the streaming tests.
+type Series struct {
+	cfg      registry.QC
+	interval time.Duration
+	gap      time.Duration
+	keep     time.Duration
+	pts      []point
+}
+
+// Revision is a changed aggregate flag of an earlier value.
+type Revision struct {
+	Time time.Time
+	Flag Flag
+}
+
+// NewSeries returns the state of one parameter tested with cfg, for a
+// station that reports every interval.
+func NewSeries(cfg registry.QC, interval time.Duration) *Series {
+	if interval <= 0 {
+		interval = 5 * time.Minute
+	}
+	keep := time.Hour
+	if fl := cfg.FlatLine; fl != nil && time.Duration(fl.Fail) > keep {
+		keep = time.Duration(fl.Fail)
+	}
+	return &Series{cfg: cfg, interval: interval, gap: 3 * interval, keep: keep + 2*interval}
+}
+
+// Add tests the value v at t and returns its flags, and the revision of the
+// previous value when its spike flag could now be computed and its
+// aggregate changed.
+func (s *Series) Add(t time.Time, v float64) (Flags, *Revision) {
+	i := sort.Search(len(s.pts), func(i int) bool { return !s.pts[i].t.Before(t) })
+	if i < len(s.pts) && s.pts[i].t.Equal(t) {
+		s.pts[i].v = v // the same time again: the later value wins
+	} else {
+		s.pts = append(s.pts, point{})
+		copy(s.pts[i+1:], s.pts[i:])
+		s.pts[i] = point{t: t, v: v}
+	}
+	newest := i == len(s.pts)-1
+	s.pts[i].flags = s.evaluate(i, t)
+	flags := s.pts[i].flags
+	var rev *Revision
+	if newest && i >= 1 {
+		// The previous value now has its next neighbour: its spike test
+		// can run.
+		prev := &s.pts[i-1]
+		before := prev.flags.Aggregate()
+		prev.flags.Spike = s.spike(i - 1)
+		if after := prev.flags.Aggregate(); after != before {
+			rev = &Revision{Time: prev.t, Flag: after}
+		}
+	}
+	s.prune()
+	return flags, rev
+}
+
+func (s *Series) evaluate(i int, t time.Time) Flags {
+	v := s.pts[i].v
+	var f Flags
+	if g := s.cfg.GrossRange; g != nil {
+		f.Gross = Pass
+		if len(g.Suspect) == 2 && (v < g.Suspect[0] || v > g.Suspect[1]) {
+			f.Gross = Suspect
+		}
+		if len(g.Fail) == 2 && (v < g.Fail[0] || v > g.Fail[1]) {
+			f.Gross = Fail
+		}
+	}
+	if s.cfg.Spike != nil && !skipMonth(s.cfg.Spike.SkipMonths, t) {
+		f.Spike = s.spike(i)
+	}
+	if r := s.cfg.RateOfChange; r != nil {
+		f.ROC = NotEvaluated
+		if i > 0 && s.joined(i-1, i) {
+			dt := s.pts[i].t.Sub(s.pts[i-1].t).Seconds()
+			if dt > 0 {
+				f.ROC = Pass
+				if math.Abs(v-s.pts[i-1].v)/dt > r.SuspectPerHour/3600 {
+					f.ROC = Suspect
+				}
+			}
+		}
+	}
+	if fl := s.cfg.FlatLine; fl != nil && !skipMonth(fl.SkipMonths, t) && !(fl.SkipBelow != nil && v < *fl.SkipBelow) {
+		f.Flat = s.flat(i, fl)
+	}
+	return f
+}
+
+// spike is the "average" method: |x[i] − (x[i−1] + x[i+1])/2| against the
+// thresholds; 2 without both neighbours (first, newest, after a gap).
+func (s *Series) spike(i int) Flag {
+	sp := s.cfg.Spike
+	if sp == nil || skipMonth(sp.SkipMonths, s.pts[i].t) {
+		return None
+	}
+	if i == 0 || i == len(s.pts)-1 || !s.joined(i-1, i) || !s.joined(i, i+1) {
+		return NotEvaluated
+	}
+	d := math.Abs(s.pts[i].v - (s.pts[i-1].v+s.pts[i+1].v)/2)
+	switch {
+	case sp.Fail > 0 && d > sp.Fail:
+		return Fail
+	case sp.Suspect > 0 && d > sp.Suspect:
+		return Suspect
+	}
+	return Pass
+}
+
+// flat fails (or makes suspect) a value whose window of the last count+1
+// values, count = threshold / interval, spans less than the tolerance.
+func (s *Series) flat(i int, fl *registry.FlatLine) Flag {
+	flag := Pass
+	for _, c := range []struct {
+		d    time.Duration
+		flag Flag
+	}{{time.Duration(fl.Suspect), Suspect}, {time.Duration(fl.Fail), Fail}} {
+		count := int(c.d / s.interval)
+		if count < 1 || i < count {
+			continue
+		}
+		lo, hi := s.pts[i].v, s.pts[i].v
+		whole := true
+		for j := i - count; j < i; j++ {
+			if !s.joined(j, j+1) {
+				whole = false
+				break
+			}
+			lo, hi = math.Min(lo, s.pts[j].v), math.Max(hi, s.pts[j].v)
+		}
+		if whole && hi-lo < fl.Tolerance {
+			flag = c.flag
+		}
+	}
+	return flag
+}
+
+// joined reports whether values a < b are consecutive without a gap.
+func (s *Series) joined(a, b int) bool { return s.pts[b].t.Sub(s.pts[a].t) <= s.gap }
+
+func (s *Series) prune() {
+	if len(s.pts) == 0 {
+		return
+	}
+	cut := s.pts[len(s.pts)-1].t.Add(-s.keep)
+	n := 0
+	for n < len(s.pts)-2 && s.pts[n].t.Before(cut) {
+		n++
+	}
+	if n > 0 {
+		s.pts = append(s.pts[:0], s.pts[n:]...)
+	}
+}
+
+func skipMonth(months []int, t time.Time) bool {
+	if len(months) == 0 {
+		return false
+	}
+	m := int(t.In(beijing).Month())
+	for _, x := range months {
+		if x == m {
+			return true
+		}
+	}
+	return false
+}
+
+// beijing is the stations' local time (UTC+8), for seasonal settings.
+var beijing = time.FixedZone("CST", 8*3600)

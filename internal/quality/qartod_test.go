@@ -1,0 +1,242 @@
+package quality
+
+import (
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/rivermon/rivermon/internal/registry"
+	"github.com/rivermon/rivermon/internal/strictyaml"
+)
+
+// The series of domain.md §1.3 ("Edge cases observed by running QC-PY"):
+// x = [1.0, 1.0, 5.0, 1.0, NaN, 1.0, 1.2, 1.2, 1.2, 1.2], every 900 s. A NaN
+// never reaches rivermon (it is rejected as bad_value), so index 4 is simply
+// absent here; the expected flags below are worked out by hand from the
+// ioos_qc rules, and differ from ioos_qc's output only where its NaN
+// handling does (noted per case).
+var (
+	t0     = time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
+	refIdx = []int{0, 1, 2, 3, 5, 6, 7, 8, 9}
+	refX   = []float64{1.0, 1.0, 5.0, 1.0, 1.0, 1.2, 1.2, 1.2, 1.2}
+)
+
+const step = 900 * time.Second
+
+func run(cfg registry.QC) []Flags {
+	s := NewSeries(cfg, step)
+	out := make([]Flags, len(refX))
+	for k, x := range refX {
+		f, rev := s.Add(t0.Add(time.Duration(refIdx[k])*step), x)
+		out[k] = f
+		if k > 0 {
+			// The previous value's spike flag is known now.
+			out[k-1].Spike = s.pts[len(s.pts)-2].flags.Spike
+			if rev != nil && rev.Flag != out[k-1].Aggregate() {
+				panic(fmt.Sprintf("revision %v disagrees with %v", rev.Flag, out[k-1]))
+			}
+		}
+	}
+	return out
+}
+
+func pick(fs []Flags, get func(Flags) Flag) []Flag {
+	out := make([]Flag, len(fs))
+	for i, f := range fs {
+		out[i] = get(f)
+	}
+	return out
+}
+
+func TestReferenceCases(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  registry.QC
+		get  func(Flags) Flag
+		want []Flag // for the 9 present values
+		note string
+	}{
+		{
+			name: "gross range fail (0,4) suspect (1.1,3)",
+			cfg:  registry.QC{GrossRange: &registry.GrossRange{Fail: []float64{0, 4}, Suspect: []float64{1.1, 3}}},
+			get:  func(f Flags) Flag { return f.Gross },
+			want: []Flag{3, 3, 4, 3, 3, 1, 1, 1, 1}, // ioos_qc: 3 3 4 3 9 3 1 1 1 1
+		},
+		{
+			name: "spike average suspect 1 fail 3",
+			cfg:  registry.QC{Spike: &registry.Spike{Suspect: 1, Fail: 3}},
+			get:  func(f Flags) Flag { return f.Spike },
+			want: []Flag{2, 3, 4, 3, 1, 1, 1, 1, 2},
+			note: "ioos_qc: 2 3 4 2 9 2 1 1 1 2 — idx3 and idx5 have real neighbours here, not a NaN",
+		},
+		{
+			name: "rate of change 1/900 per s (4 per hour)",
+			cfg:  registry.QC{RateOfChange: &registry.RateOfChange{SuspectPerHour: 4}},
+			get:  func(f Flags) Flag { return f.ROC },
+			want: []Flag{2, 1, 3, 3, 1, 1, 1, 1, 1},
+			note: "ioos_qc: 1 1 4 4 9 1 …; no fail level is configured for ROC (QARTOD defines none); the first value has no predecessor: 2",
+		},
+		{
+			name: "flat line 1800 s / 2700 s, tolerance 0.01",
+			cfg:  registry.QC{FlatLine: &registry.FlatLine{Suspect: dur(1800 * time.Second), Fail: dur(2700 * time.Second), Tolerance: 0.01}},
+			get:  func(f Flags) Flag { return f.Flat },
+			want: []Flag{1, 1, 1, 1, 1, 1, 1, 3, 4},
+			note: "ioos_qc: 1 1 1 1 9 3 1 1 3 4 — its idx5 is flat only because the NaN is skipped inside the window",
+		},
+		{
+			name: "flat line with the default tolerance 0 never flags",
+			cfg:  registry.QC{FlatLine: &registry.FlatLine{Suspect: dur(1800 * time.Second), Fail: dur(2700 * time.Second)}},
+			get:  func(f Flags) Flag { return f.Flat },
+			want: []Flag{1, 1, 1, 1, 1, 1, 1, 1, 1},
+		},
+		{
+			name: "flat line threshold below the interval does not run",
+			cfg:  registry.QC{FlatLine: &registry.FlatLine{Suspect: dur(600 * time.Second), Fail: dur(600 * time.Second), Tolerance: 0.01}},
+			get:  func(f Flags) Flag { return f.Flat },
+			want: []Flag{1, 1, 1, 1, 1, 1, 1, 1, 1},
+			note: "ioos_qc fails every value here (count truncates to 0)",
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := pick(run(c.cfg), c.get)
+			if fmt.Sprint(got) != fmt.Sprint(c.want) {
+				t.Errorf("flags %v, want %v (%s)", got, c.want, c.note)
+			}
+		})
+	}
+}
+
+func dur(d time.Duration) strictyaml.Duration { return strictyaml.Duration(d) }
+
+func TestThresholdsAtTheBoundary(t *testing.T) {
+	cfg := registry.QC{
+		GrossRange:   &registry.GrossRange{Fail: []float64{0, 10}, Suspect: []float64{1, 5}},
+		Spike:        &registry.Spike{Suspect: 0.5, Fail: 1},
+		RateOfChange: &registry.RateOfChange{SuspectPerHour: 4}, // 1 per 15 min
+	}
+	s := NewSeries(cfg, step)
+	f, _ := s.Add(t0, 5) // at the suspect bound: passes
+	if f.Gross != Pass {
+		t.Errorf("value at the suspect bound: %v", f.Gross)
+	}
+	f, _ = s.Add(t0.Add(step), 4) // exactly 1 per 15 min: not above the threshold
+	if f.ROC != Pass {
+		t.Errorf("rate exactly at the threshold: %v", f.ROC)
+	}
+	s.Add(t0.Add(2*step), 4) // spike of the 4: |4 − (5+4)/2| = 0.5, exactly the suspect threshold
+	if got := s.pts[1].flags.Spike; got != Pass {
+		t.Errorf("spike exactly at the threshold: %v", got)
+	}
+	f, _ = s.Add(t0.Add(3*step), 10.0000001)
+	if f.Gross != Fail || f.Aggregate() != Fail {
+		t.Errorf("beyond the sensor span: %+v", f)
+	}
+}
+
+func TestGapResetsTheTests(t *testing.T) {
+	cfg := registry.QC{RateOfChange: &registry.RateOfChange{SuspectPerHour: 0.5}, Spike: &registry.Spike{Suspect: 0.1, Fail: 0.3},
+		FlatLine: &registry.FlatLine{Suspect: dur(30 * time.Minute), Fail: dur(time.Hour), Tolerance: 0.01}}
+	s := NewSeries(cfg, 5*time.Minute)
+	for i := range 13 {
+		s.Add(t0.Add(time.Duration(i)*5*time.Minute), 2.0)
+	}
+	// Six hours of silence, then a step of 1 m: ROC cannot compare across
+	// the gap, spike of the last value before the gap stays 2, and the flat
+	// line starts again.
+	f, rev := s.Add(t0.Add(6*time.Hour), 3.0)
+	if f.ROC != NotEvaluated || f.Flat != Pass || rev != nil {
+		t.Errorf("after a gap: %+v, revision %v", f, rev)
+	}
+	if got := s.pts[len(s.pts)-2].flags; got.Spike != NotEvaluated || got.Flat != Fail {
+		t.Errorf("value before the gap: %+v (flat for an hour: fail)", got)
+	}
+}
+
+func TestSpikeRevisesThePreviousValue(t *testing.T) {
+	s := NewSeries(registry.QC{Spike: &registry.Spike{Suspect: 0.1, Fail: 0.3}, GrossRange: &registry.GrossRange{Fail: []float64{0, 15}}}, 5*time.Minute)
+	s.Add(t0, 1.0)
+	f, _ := s.Add(t0.Add(5*time.Minute), 1.8) // the spike itself: not known yet
+	if f.Spike != NotEvaluated || f.Aggregate() != Pass {
+		t.Fatalf("newest value: %+v", f)
+	}
+	_, rev := s.Add(t0.Add(10*time.Minute), 1.0)
+	if rev == nil || !rev.Time.Equal(t0.Add(5*time.Minute)) || rev.Flag != Fail {
+		t.Fatalf("revision %+v, want the spike at +5 min to fail", rev)
+	}
+	// The average method also flags the value after a spike, as ioos_qc
+	// does (its reference is pulled by the spike): |1.0 − (1.8+1.0)/2| = 0.4.
+	_, rev = s.Add(t0.Add(15*time.Minute), 1.0)
+	if rev == nil || !rev.Time.Equal(t0.Add(10*time.Minute)) || rev.Flag != Fail {
+		t.Errorf("revision %+v, want the value after the spike to fail", rev)
+	}
+	_, rev = s.Add(t0.Add(20*time.Minute), 1.0)
+	if rev != nil {
+		t.Errorf("unneeded revision %+v", rev)
+	}
+}
+
+func TestLateValueUsesItsNeighbours(t *testing.T) {
+	s := NewSeries(registry.QC{Spike: &registry.Spike{Suspect: 0.1, Fail: 0.3}}, 5*time.Minute)
+	s.Add(t0, 1.0)
+	s.Add(t0.Add(10*time.Minute), 1.0)
+	f, rev := s.Add(t0.Add(5*time.Minute), 2.0) // late, between the two
+	if f.Spike != Fail || rev != nil {
+		t.Errorf("late spike: %+v, revision %v", f, rev)
+	}
+	f, _ = s.Add(t0.Add(5*time.Minute), 1.0) // the same time again: later value wins
+	if f.Spike != Pass || len(s.pts) != 3 {
+		t.Errorf("duplicate: %+v, %d points", f, len(s.pts))
+	}
+}
+
+func TestIceSeasonSettings(t *testing.T) {
+	zero := 0.5
+	winter := time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC)
+	temp := NewSeries(registry.QC{FlatLine: &registry.FlatLine{Suspect: dur(12 * time.Hour), Fail: dur(48 * time.Hour), Tolerance: 0.01, SkipBelow: &zero}}, time.Hour)
+	level := NewSeries(registry.QC{FlatLine: &registry.FlatLine{Suspect: dur(6 * time.Hour), Fail: dur(24 * time.Hour), Tolerance: 0.002, SkipMonths: []int{12, 1, 2, 3}}}, time.Hour)
+	for i := range 72 {
+		ft, _ := temp.Add(winter.Add(time.Duration(i)*time.Hour), 0.02)
+		fl, _ := level.Add(winter.Add(time.Duration(i)*time.Hour), 0.61)
+		if ft.Flat != None || fl.Flat != None || ft.Aggregate() != NotEvaluated {
+			t.Fatalf("hour %d under ice: water %+v, stage %+v", i, ft, fl)
+		}
+	}
+	summer := NewSeries(registry.QC{FlatLine: &registry.FlatLine{Suspect: dur(6 * time.Hour), Fail: dur(24 * time.Hour), Tolerance: 0.002, SkipMonths: []int{12, 1, 2, 3}}}, time.Hour)
+	var f Flags
+	for i := range 25 {
+		f, _ = summer.Add(time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i)*time.Hour), 0.61)
+	}
+	if f.Flat != Fail {
+		t.Errorf("a stage stuck for 24 h in July: %v", f.Flat)
+	}
+}
+
+func TestAggregate(t *testing.T) {
+	for _, c := range []struct {
+		f    Flags
+		want Flag
+	}{
+		{Flags{}, NotEvaluated},
+		{Flags{Spike: NotEvaluated, ROC: NotEvaluated}, NotEvaluated},
+		{Flags{Gross: Pass, Spike: NotEvaluated}, Pass},
+		{Flags{Gross: Pass, ROC: Suspect, Spike: NotEvaluated}, Suspect},
+		{Flags{Gross: Suspect, Flat: Fail}, Fail},
+	} {
+		if got := c.f.Aggregate(); got != c.want {
+			t.Errorf("%+v → %v, want %v", c.f, got, c.want)
+		}
+	}
+}
+
+func TestDOSaturationMatchesTheAltitudeTable(t *testing.T) {
+	// domain.md §7.6 (Benson–Krause with ISA pressure).
+	for _, c := range []struct{ temp, elev, want float64 }{
+		{0, 0, 14.62}, {10, 0, 11.29}, {20, 0, 9.09}, {0, 4000, 8.86}, {10, 3840, 6.96}, {20, 4300, 5.23},
+	} {
+		if got := DOSaturation(c.temp, c.elev); math.Abs(got-c.want)/c.want > 0.015 {
+			t.Errorf("DOSaturation(%g °C, %g m) = %.2f, want %.2f ±1.5 %%", c.temp, c.elev, got, c.want)
+		}
+	}
+}
