@@ -8,15 +8,6 @@ import (
 	"github.com/rivermon/rivermon/internal/reading"
 )
 
-// QC flag values (QARTOD, domain.md §1.1). Until the QC tests run, every
-// stored value carries FlagNotEvaluated.
-const (
-	FlagPass         = 1
-	FlagNotEvaluated = 2
-	FlagSuspect      = 3
-	FlagFail         = 4
-)
-
 var tagEscaper = strings.NewReplacer(",", `\,`, " ", `\ `, "=", `\=`)
 
 // appendSeries writes "measurement,river=R,station=S " (tags in key order,
@@ -50,17 +41,6 @@ func appendIntField(b []byte, key string, v int64) []byte {
 func appendTime(b []byte, t time.Time) []byte {
 	b = append(b, ' ')
 	return strconv.AppendInt(b, t.UnixNano(), 10)
-}
-
-// readingLine renders one sample as a point of measurement `reading`
-// (CONTRACT §6): each value as a float and its QC flag as <code>_qc.
-func readingLine(b []byte, station, river string, s *reading.Sample, flags []int) []byte {
-	b = appendSeries(b, "reading", station, river)
-	for i, v := range s.Values {
-		b = appendFloatField(b, i == 0, v.Code, v.Value)
-		b = appendIntField(b, v.Code+"_qc", int64(flags[i]))
-	}
-	return appendTime(b, s.Time)
 }
 
 // statusLine renders a status message as a point of `station_status`.

@@ -19,6 +19,8 @@ type Metrics struct {
 	spoolBytes prometheus.Gauge
 	spoolFull  prometheus.Gauge
 	ackDelay   prometheus.Histogram
+	qcFlags    *prometheus.CounterVec
+	skipped    *prometheus.CounterVec
 }
 
 // NewMetrics builds the metrics and registers them with r (nil: not
@@ -63,6 +65,14 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 			Help:    "Time from a message's arrival to its acknowledgement (it is then in the spool).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 1.5, 24), // 0.5 ms to about 5 s
 		}),
+		qcFlags: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rivermon_qc_flags_total",
+			Help: "Stored values by aggregate QARTOD flag (1 pass, 2 not evaluated, 3 suspect, 4 fail).",
+		}, []string{"flag"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rivermon_derived_skipped_total",
+			Help: "Derivations not made, by reason: outside_rating (stage outside every segment, no extrapolation), no_rating (no curve in force), eflow_too_late (older than the days kept).",
+		}, []string{"reason"}),
 		spoolBytes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "rivermon_spool_bytes",
 			Help: "Bytes in the spool not yet delivered to InfluxDB.",
@@ -75,6 +85,12 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 	for _, r := range []string{"accepted", "partial", "rejected"} {
 		m.messages.WithLabelValues(r)
 	}
+	for _, f := range []string{"1", "2", "3", "4"} {
+		m.qcFlags.WithLabelValues(f)
+	}
+	for _, r := range []string{"outside_rating", "no_rating", "eflow_too_late"} {
+		m.skipped.WithLabelValues(r)
+	}
 	for _, r := range []string{"stored", "rejected"} {
 		m.samples.WithLabelValues(r)
 	}
@@ -82,7 +98,7 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 		m.rejected.WithLabelValues(r)
 	}
 	if r != nil {
-		r.MustRegister(m.messages, m.samples, m.rejected, m.delay, m.lastSeen, m.queued, m.seqGaps, m.seqRepeats, m.spoolBytes, m.spoolFull, m.ackDelay)
+		r.MustRegister(m.messages, m.samples, m.rejected, m.delay, m.lastSeen, m.queued, m.seqGaps, m.seqRepeats, m.spoolBytes, m.spoolFull, m.ackDelay, m.qcFlags, m.skipped)
 	}
 	return m
 }

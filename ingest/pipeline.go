@@ -70,8 +70,17 @@ type Options struct {
 	// delivery to InfluxDB goes on until the spool is empty or the time is
 	// up; what is left stays in the spool for the next start.
 	DrainTimeout time.Duration
-	// Now is the clock of commit-time measurements; nil means time.Now.
+	// Now is the wall clock: commit-time measurements, silence, closing
+	// ecological-flow days; nil means time.Now.
 	Now func() time.Time
+	// Location is the local time of the daily ecological-flow accounts
+	// (default Asia/Shanghai).
+	Location *time.Location
+	// EflowGrace is how long after a local day ends its account is closed
+	// when no data of a later day has closed it (default 2 h).
+	EflowGrace time.Duration
+	// SweepEvery is how often silence and day ends are checked (default 30 s).
+	SweepEvery time.Duration
 }
 
 // Delivery is one broker message waiting to be processed.
@@ -87,6 +96,7 @@ type Pipeline struct {
 	o        Options
 	m        *Metrics
 	stations *Stations
+	state    map[string]*station // owned by the assembler goroutine once Run starts
 
 	mu     sync.Mutex
 	queue  []Delivery
@@ -117,7 +127,29 @@ func New(o Options) *Pipeline {
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)
 	}
-	return &Pipeline{o: o, m: o.Metrics, stations: newStations(o.Registry, o.Metrics.lastSeen), notify: make(chan struct{}, 1)}
+	if o.Location == nil {
+		if loc, err := time.LoadLocation("Asia/Shanghai"); err == nil {
+			o.Location = loc
+		} else {
+			o.Location = time.FixedZone("CST", 8*3600)
+		}
+	}
+	if o.EflowGrace <= 0 {
+		o.EflowGrace = 2 * time.Hour
+	}
+	if o.SweepEvery <= 0 {
+		o.SweepEvery = 30 * time.Second
+	}
+	p := &Pipeline{o: o, m: o.Metrics, stations: newStations(o.Registry, o.Metrics.lastSeen),
+		state: map[string]*station{}, notify: make(chan struct{}, 1)}
+	start := o.Now()
+	for i := range o.Registry.Stations {
+		st := &o.Registry.Stations[i]
+		p.state[st.ID] = newStation(st, o.Location)
+		// A station not heard from since start-up counts as silent from now.
+		p.state[st.ID].heard = start
+	}
+	return p
 }
 
 // Stations returns the live station view.
@@ -220,7 +252,7 @@ type batch struct {
 	updates     []update
 }
 
-func (b *batch) empty() bool { return len(b.acks) == 0 }
+func (b *batch) empty() bool { return len(b.acks) == 0 && len(b.lines) == 0 && len(b.deadLetters) == 0 }
 
 type deadLetter struct {
 	topic  string
@@ -236,6 +268,8 @@ func (p *Pipeline) assemble(ctx context.Context, out chan<- *batch) {
 	done := ctx.Done()
 	cur := &batch{}
 	var buf []byte
+	tick := time.NewTicker(p.o.SweepEvery)
+	defer tick.Stop()
 	for {
 		items, closed := p.take()
 		for _, d := range items {
@@ -254,6 +288,8 @@ func (p *Pipeline) assemble(ctx context.Context, out chan<- *batch) {
 		if cur.empty() {
 			select {
 			case <-p.notify:
+			case <-tick.C:
+				buf = p.sweep(cur, buf)
 			case <-done:
 				p.closeIntake()
 				done = nil
@@ -264,6 +300,8 @@ func (p *Pipeline) assemble(ctx context.Context, out chan<- *batch) {
 		case out <- cur:
 			cur = &batch{}
 		case <-p.notify:
+		case <-tick.C:
+			buf = p.sweep(cur, buf)
 		case <-done:
 			p.closeIntake()
 			done = nil
@@ -500,6 +538,10 @@ func (p *Pipeline) process(d Delivery, b *batch, buf []byte) []byte {
 		p.rejectMessage(b, &d, station, reading.ReasonUnknownStation, fmt.Sprintf("station %q is not in the registry", station))
 		return buf
 	}
+	if kind == "readings" || kind == "hj212" {
+		// A device saying it is offline (its last will) is not a sign of life.
+		buf = p.heard(p.state[st.ID], b, d.Received, buf)
+	}
 	switch kind {
 	case "readings":
 		return p.processReadings(d, st, b, buf)
@@ -553,22 +595,75 @@ func (p *Pipeline) processReadings(d Delivery, st *registry.Station, b *batch, b
 	if len(m.Samples) == 0 {
 		return buf
 	}
-	var newest *reading.Sample
-	var newestFlags []int
+	s := p.state[st.ID]
+	var newest *assessed
 	for i := range m.Samples {
-		s := &m.Samples[i]
-		flags := make([]int, len(s.Values))
-		for j := range flags {
-			flags[j] = FlagNotEvaluated
-		}
-		buf = readingLine(buf[:0], st.ID, st.River, s, flags)
+		a := p.assess(s, &m.Samples[i], false)
+		buf = readingLine(buf[:0], st.ID, st.River, &a)
 		b.lines = append(b.lines, string(buf))
-		if newest == nil || !s.Time.Before(newest.Time) {
-			newest, newestFlags = s, flags
+		for _, r := range a.revisions {
+			buf = revisionLine(buf[:0], st.ID, st.River, r)
+			b.lines = append(b.lines, string(buf))
+		}
+		for _, d := range a.eflow {
+			buf = eflowLine(buf[:0], st.ID, st.River, d)
+			b.lines = append(b.lines, string(buf))
+		}
+		if newest == nil || !a.sample.Time.Before(newest.sample.Time) {
+			newest = &a
 		}
 	}
 	p.m.samples.WithLabelValues("stored").Add(float64(len(m.Samples)))
-	b.updates = append(b.updates, update{station: st.ID, received: d.Received, sample: newest, flags: newestFlags})
+	u := update{station: st.ID, received: d.Received, sample: newest.sample, flags: newest.flags, wqClass: newest.wqClass}
+	if newest.hasRated {
+		u.rated, u.ratedFlag, u.hasRated = newest.rated, newest.ratedFlag, true
+	}
+	if s.days != nil {
+		if acc, ok := s.days.Account(s.days.DayStart(p.o.Now())); ok {
+			u.today = &acc
+		}
+	}
+	b.updates = append(b.updates, u)
+	return buf
+}
+
+// heard notes a message from a station; one that was marked offline for
+// its silence is online again.
+func (p *Pipeline) heard(s *station, b *batch, now time.Time, buf []byte) []byte {
+	s.heard = now
+	if !s.silenced {
+		return buf
+	}
+	s.silenced = false
+	st := &reading.Status{Online: true}
+	buf = statusLine(buf[:0], s.reg.ID, s.reg.River, st, now)
+	b.lines = append(b.lines, string(buf))
+	b.updates = append(b.updates, update{station: s.reg.ID, received: now, status: st, statusTime: now})
+	return buf
+}
+
+// sweep runs on the wall clock: a station silent for three reporting
+// intervals is marked offline (station_status online=false), and the
+// ecological-flow days that ended more than EflowGrace ago are closed.
+func (p *Pipeline) sweep(b *batch, buf []byte) []byte {
+	now := p.o.Now()
+	for i := range p.o.Registry.Stations {
+		s := p.state[p.o.Registry.Stations[i].ID]
+		if !s.silenced && now.Sub(s.heard) > 3*time.Duration(s.reg.Interval) {
+			s.silenced = true
+			st := &reading.Status{Online: false}
+			buf = statusLine(buf[:0], s.reg.ID, s.reg.River, st, now)
+			b.lines = append(b.lines, string(buf))
+			b.updates = append(b.updates, update{station: s.reg.ID, received: now, status: st, statusTime: now})
+			p.o.Logger.Warn("station silent for three reporting intervals; marked offline", "station", s.reg.ID, "last_heard", s.heard.UTC().Format(time.RFC3339))
+		}
+		if s.days != nil {
+			for _, d := range s.days.Close(s.days.DayStart(now.Add(-p.o.EflowGrace))) {
+				buf = eflowLine(buf[:0], s.reg.ID, s.reg.River, d)
+				b.lines = append(b.lines, string(buf))
+			}
+		}
+	}
 	return buf
 }
 
@@ -582,6 +677,12 @@ func (p *Pipeline) processStatus(d Delivery, st *registry.Station, b *batch, buf
 	t := d.Received
 	if s.HasTime {
 		t = s.Time
+	}
+	if s.Online {
+		// A station reporting itself online is alive; its last will
+		// ({"online": false}) is not a sign of life.
+		state := p.state[st.ID]
+		state.heard, state.silenced = d.Received, false
 	}
 	buf = statusLine(buf[:0], st.ID, st.River, s, t)
 	b.lines = append(b.lines, string(buf))

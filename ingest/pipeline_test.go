@@ -324,3 +324,54 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+// fakeClock is a wall clock the test moves.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// TestSilentStationIsMarkedOffline: a station silent for three reporting
+// intervals gets station_status online=false; its next reading brings it
+// back online.
+func TestSilentStationIsMarkedOffline(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2026, 7, 2, 4, 0, 0, 0, time.UTC)}
+	w := &fakeWriter{}
+	p := newPipeline(t, t.TempDir(), w, &fakePublisher{}, Options{Now: clock.Now, SweepEvery: 5 * time.Millisecond})
+	run(t, p)
+	lines := func(prefix string) []string {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		var out []string
+		for _, l := range w.lines {
+			if strings.HasPrefix(l, prefix) {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	acks := &ackLog{}
+	p.Handle("rivermon/v1/stations/sagya-sagya/readings", readingPayload("sagya-sagya", 1), clock.Now(), acks.ack(0))
+	eventually(t, func() bool { return len(acks.get()) == 1 }, "not acked")
+	clock.Add(14 * time.Minute) // under three 5-minute intervals
+	time.Sleep(30 * time.Millisecond)
+	if got := lines("station_status,river=sagya,station=sagya-sagya"); len(got) != 0 {
+		t.Fatalf("marked offline too early: %v", got)
+	}
+	clock.Add(2 * time.Minute)
+	eventually(t, func() bool { return len(lines("station_status,river=sagya,station=sagya-sagya online=false")) == 1 }, "silent station not marked offline")
+	p.Handle("rivermon/v1/stations/sagya-sagya/readings", readingPayload("sagya-sagya", 2), clock.Now(), acks.ack(1))
+	eventually(t, func() bool { return len(lines("station_status,river=sagya,station=sagya-sagya online=true")) == 1 }, "station not back online")
+	for _, v := range p.Stations().Snapshot() {
+		if v.ID == "sagya-sagya" && (v.Online == nil || !*v.Online) {
+			t.Errorf("view online %v", v.Online)
+		}
+	}
+}

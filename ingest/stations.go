@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rivermon/rivermon/internal/hydro"
 	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/registry"
 )
@@ -32,6 +33,15 @@ type StatusView struct {
 	EnclosureTempC *float64  `json:"enclosure_temp_c,omitempty"`
 }
 
+// EflowView is today's ecological-flow account so far.
+type EflowView struct {
+	Day       time.Time `json:"day"`
+	MeanFlow  float64   `json:"mean_flow_m3s"`
+	Target    float64   `json:"target_m3s"`
+	Coverage  float64   `json:"coverage"`
+	Compliant bool      `json:"compliant_so_far"`
+}
+
 // StationView is what /api/v1/stations shows for one station.
 type StationView struct {
 	ID           string               `json:"id"`
@@ -41,6 +51,8 @@ type StationView struct {
 	LastSeen     *time.Time           `json:"last_seen"`
 	LastReceived *time.Time           `json:"last_received"`
 	Values       map[string]ValueView `json:"values"`
+	WQClass      *int                 `json:"wq_class"`
+	EflowToday   *EflowView           `json:"eflow_today"`
 	Seq          SeqView              `json:"seq"`
 	Online       *bool                `json:"online"`
 	Status       *StatusView          `json:"status,omitempty"`
@@ -138,6 +150,17 @@ func (s *Stations) stored(u *update) {
 				v.Values[x.Code] = ValueView{Value: x.Value, QC: u.flags[i], Time: t}
 			}
 		}
+		if old, ok := v.Values[FieldFlowRated]; u.hasRated && (!ok || !t.Before(old.Time)) {
+			v.Values[FieldFlowRated] = ValueView{Value: u.rated, QC: u.ratedFlag, Time: t}
+		}
+		if u.wqClass > 0 {
+			c := u.wqClass
+			v.WQClass = &c
+		}
+	}
+	if u.today != nil {
+		v.EflowToday = &EflowView{Day: u.today.Start, MeanFlow: u.today.MeanFlow, Target: u.today.Target,
+			Coverage: u.today.Coverage, Compliant: u.today.MeanFlow >= u.today.Target}
 	}
 	if st := u.status; st != nil {
 		if v.Status == nil || !u.statusTime.Before(v.Status.Time) {
@@ -154,6 +177,11 @@ type update struct {
 	received   time.Time
 	sample     *reading.Sample // the newest sample of the message
 	flags      []int
+	rated      float64
+	ratedFlag  int
+	hasRated   bool
+	wqClass    int
+	today      *hydro.Day
 	status     *reading.Status
 	statusTime time.Time
 }

@@ -59,15 +59,17 @@ type Poison struct {
 
 // Writer writes batches of line protocol, retrying until they are stored.
 type Writer struct {
-	client     influxdb2.Client
-	api        api.WriteAPIBlocking
-	log        *slog.Logger
-	minBackoff time.Duration
-	maxBackoff time.Duration
-	errors     *prometheus.CounterVec
-	written    prometheus.Counter
-	authFailed atomic.Bool
-	lastErr    atomic.Pointer[string]
+	url, token, bucket string
+	http               *http.Client
+	client             influxdb2.Client
+	api                api.WriteAPIBlocking
+	log                *slog.Logger
+	minBackoff         time.Duration
+	maxBackoff         time.Duration
+	errors             *prometheus.CounterVec
+	written            prometheus.Counter
+	authFailed         atomic.Bool
+	lastErr            atomic.Pointer[string]
 }
 
 // New returns a Writer. It does not contact the server.
@@ -87,6 +89,7 @@ func New(o Options) *Writer {
 	opts := influxdb2.DefaultOptions().SetHTTPClient(o.HTTPClient).SetPrecision(time.Nanosecond)
 	client := influxdb2.NewClientWithOptions(o.URL, o.Token, opts)
 	w := &Writer{
+		url: o.URL, token: o.Token, bucket: o.Bucket, http: o.HTTPClient,
 		client:     client,
 		api:        client.WriteAPIBlocking(o.Org, o.Bucket),
 		log:        o.Logger,

@@ -330,13 +330,7 @@ func (l *Log) WaitBelow(ctx context.Context, max, size int64) error {
 func (l *Log) Read(ctx context.Context, after uint64, maxBytes int64) ([]Record, error) {
 	for {
 		l.mu.Lock()
-		i := sort.Search(len(l.pending), func(i int) bool { return l.pending[i].seq > after })
-		var todo []entry
-		var total int64
-		for ; i < len(l.pending) && (len(todo) == 0 || total+l.pending[i].size <= maxBytes); i++ {
-			todo = append(todo, l.pending[i])
-			total += l.pending[i].size
-		}
+		todo := l.pick(after, maxBytes)
 		wait := l.appended
 		closed := l.closed
 		l.mu.Unlock()
@@ -352,6 +346,31 @@ func (l *Log) Read(ctx context.Context, after uint64, maxBytes int64) ([]Record,
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// Peek returns records after seq, at most maxBytes of them, without
+// waiting: none when there are none.
+func (l *Log) Peek(after uint64, maxBytes int64) ([]Record, error) {
+	l.mu.Lock()
+	todo := l.pick(after, maxBytes)
+	l.mu.Unlock()
+	if len(todo) == 0 {
+		return nil, nil
+	}
+	return l.readEntries(todo)
+}
+
+// pick chooses the pending records after seq, at least one when there is
+// one, at most maxBytes. The caller holds l.mu.
+func (l *Log) pick(after uint64, maxBytes int64) []entry {
+	i := sort.Search(len(l.pending), func(i int) bool { return l.pending[i].seq > after })
+	var todo []entry
+	var total int64
+	for ; i < len(l.pending) && (len(todo) == 0 || total+l.pending[i].size <= maxBytes); i++ {
+		todo = append(todo, l.pending[i])
+		total += l.pending[i].size
+	}
+	return todo
 }
 
 func (l *Log) readEntries(es []entry) ([]Record, error) {

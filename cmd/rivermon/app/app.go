@@ -38,6 +38,9 @@ type Options struct {
 	OnListen func(addr string)
 	// DrainTimeout bounds the flush at shutdown (default: the pipeline's).
 	DrainTimeout time.Duration
+	// SweepEvery and EflowGrace tune the wall-clock checks (silence, end of
+	// day); zero means the pipeline's defaults. Tests shorten them.
+	SweepEvery, EflowGrace time.Duration
 }
 
 // Check loads every configuration file the service config names and returns
@@ -115,8 +118,13 @@ func Run(ctx context.Context, o Options) error {
 		}),
 		Logger:       log.With("component", "ingest"),
 		Metrics:      ingest.NewMetrics(promReg),
+		Location:     cfg.Location,
+		SweepEvery:   o.SweepEvery,
+		EflowGrace:   o.EflowGrace,
 		DrainTimeout: o.DrainTimeout,
 	})
+
+	rebuild(ctx, log, writer, pipe)
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
@@ -159,6 +167,31 @@ func Run(ctx context.Context, o Options) error {
 	_ = srv.Shutdown(shutCtx)
 	log.Info("rivermon stopped")
 	return err
+}
+
+// historyWindow is how far back the start-up rebuild reads: the longest QC
+// window (flat line, up to 72 h) and the ecological-flow days kept.
+const historyWindow = 8 * 24 * time.Hour
+
+// rebuild restores the streaming state (QC windows, ecological-flow days)
+// from InfluxDB and from what the spool still holds, so that a restart does
+// not change how the next samples are flagged. Without InfluxDB the state
+// starts from the spool alone, and says so.
+func rebuild(ctx context.Context, log *slog.Logger, writer *influx.Writer, pipe *ingest.Pipeline) {
+	hctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	rows, err := writer.History(hctx, time.Now().Add(-historyWindow))
+	if err != nil {
+		log.Warn("QC windows and ecological-flow days start without stored history", "err", err)
+	}
+	points := make([]ingest.HistoryPoint, len(rows))
+	for i, r := range rows {
+		points[i] = ingest.HistoryPoint{Station: r.Station, Time: r.Time, Values: r.Values}
+	}
+	pipe.Rebuild(points)
+	spooled := pipe.SpoolHistory()
+	pipe.Rebuild(spooled)
+	log.Info("streaming state rebuilt", "stored_samples", len(points), "spooled_samples", len(spooled))
 }
 
 type publisherFunc func(ctx context.Context, topic string, retained bool, payload []byte) error

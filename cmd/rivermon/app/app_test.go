@@ -40,6 +40,8 @@ type serviceOptions struct {
 	caFile   string
 	spoolDir string // default: a new temporary folder
 	maxBytes int64  // spool.max_bytes; default 1 GiB
+	sweep    time.Duration
+	grace    time.Duration
 }
 
 func startServiceWith(t testing.TB, mq *testenv.Mosquitto, in *testenv.Influx, so serviceOptions) *service {
@@ -75,7 +77,7 @@ rules: %q
 	s := &service{t: t, cancel: cancel, done: make(chan error, 1)}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	go func() {
-		s.done <- app.Run(ctx, app.Options{Config: cfg, Logger: log, DrainTimeout: time.Second,
+		s.done <- app.Run(ctx, app.Options{Config: cfg, Logger: log, DrainTimeout: time.Second, SweepEvery: so.sweep, EflowGrace: so.grace,
 			OnListen: func(a string) { addr <- a }})
 	}()
 	select {

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/rivermon/rivermon/internal/hydro"
 	"github.com/rivermon/rivermon/internal/testenv"
 )
 
@@ -45,6 +47,7 @@ func TestEndToEndStoresEverySampleExactly(t *testing.T) {
 	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
 	in := testenv.StartInflux(t)
 	svc := startService(t, mq, in, "rivermon-e2e")
+	reg := loadRegistry(t)
 	pub := testenv.NewClient(t, mq.URL, "station-e2e")
 
 	t0 := time.Now().UTC().Truncate(time.Minute).Add(-2 * time.Hour)
@@ -130,20 +133,37 @@ func TestEndToEndStoresEverySampleExactly(t *testing.T) {
 				if f, _ := got.Float64(); f != v {
 					t.Errorf("%s %s: %s = %v, want %v", station, time.Unix(0, ns).UTC(), code, f, v)
 				}
-				if q := row[code+"_qc"]; fmt.Sprint(q) != "2" {
-					t.Errorf("%s %s: %s_qc = %v, want 2 (not evaluated)", station, time.Unix(0, ns).UTC(), code, q)
+				if q := fmt.Sprint(row[code+"_qc"]); q < "1" || q > "4" || len(q) != 1 {
+					t.Errorf("%s %s: %s_qc = %v, want a QARTOD flag", station, time.Unix(0, ns).UTC(), code, q)
 				}
+			}
+			// The rating curve of the station gives flow_rated_m3s from level_m.
+			st := reg.Station(station)
+			r, err := hydro.RatingAt(st.Rating, time.Unix(0, ns))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantQ, err := hydro.Flow(r, wantVals["level_m"])
+			if got, _ := row["flow_rated_m3s"].(json.Number).Float64(); err != nil || got != wantQ {
+				t.Errorf("%s %s: flow_rated_m3s = %v, want %v (%v)", station, time.Unix(0, ns).UTC(), got, wantQ, err)
 			}
 			for col, v := range row {
 				if _, isWanted := wantVals[col]; v != nil && !isWanted && col != "time" && col != "river" && col != "station" &&
-					len(col) > 3 && col[len(col)-3:] != "_qc" {
+					col != "flow_rated_m3s" && col != "wq_class" && !strings.HasSuffix(col, "_qc") {
 					t.Errorf("%s %s: unexpected field %s = %v", station, time.Unix(0, ns).UTC(), col, v)
 				}
 			}
 		}
 	}
 
-	ss, err := in.Query("rivermon", `SELECT online, battery_v, signal_dbm, enclosure_temp_c FROM station_status WHERE station = 'nianchu-gyantse'`)
+	// GB 3838-2002: DO 6.62 mg/L at −0.05 °C and 4,030 m is below 90 % of
+	// saturation (≈ 7.9 mg/L) but above 6 mg/L: Class II; pH 8.1: Class I.
+	ss, err := in.Query("rivermon", fmt.Sprintf(`SELECT wq_class FROM reading WHERE station = 'nianchu-gyantse' AND time = %d`, t0.UnixNano()))
+	if err != nil || len(ss) != 1 || fmt.Sprint(ss[0].Values[0][1]) != "2" {
+		t.Errorf("wq_class of nianchu-gyantse: %v %v, want 2", ss, err)
+	}
+
+	ss, err = in.Query("rivermon", `SELECT online, battery_v, signal_dbm, enclosure_temp_c FROM station_status WHERE station = 'nianchu-gyantse'`)
 	if err != nil || len(ss) != 1 || len(ss[0].Values) != 1 {
 		t.Fatalf("station_status: %v %v", ss, err)
 	}
@@ -161,8 +181,9 @@ func TestEndToEndStoresEverySampleExactly(t *testing.T) {
 			Value float64 `json:"value"`
 			QC    int     `json:"qc"`
 		} `json:"values"`
-		Seq    struct{ Last, Gaps, Repeats int64 } `json:"seq"`
-		Online *bool                               `json:"online"`
+		Seq     struct{ Last, Gaps, Repeats int64 } `json:"seq"`
+		Online  *bool                               `json:"online"`
+		WQClass *int                                `json:"wq_class"`
 	}
 	svc.getJSON("/api/v1/stations", &stations)
 	if len(stations) != 23 {
@@ -172,7 +193,7 @@ func TestEndToEndStoresEverySampleExactly(t *testing.T) {
 		switch st.ID {
 		case "nianchu-gyantse":
 			if st.LastSeen == nil || !st.LastSeen.Equal(t0) || st.Values["level_m"].Value != 1.3 || st.Values["flow_m3s"].Value != 20.5 ||
-				st.Values["level_m"].QC != 2 || st.Seq.Last != 2 || st.Online == nil || !*st.Online {
+				st.Values["level_m"].QC != 1 || st.Seq.Last != 2 || st.Online == nil || !*st.Online || st.WQClass == nil || *st.WQClass != 2 {
 				t.Errorf("nianchu-gyantse view: %+v", st)
 			}
 		case "sagya-sagya":

@@ -1,0 +1,278 @@
+package ingest
+
+import (
+	"errors"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rivermon/rivermon/internal/hydro"
+	"github.com/rivermon/rivermon/internal/quality"
+	"github.com/rivermon/rivermon/internal/reading"
+	"github.com/rivermon/rivermon/internal/registry"
+)
+
+// Derived field names (CONTRACT §6).
+const (
+	FieldFlowRated = "flow_rated_m3s"
+	FieldWQClass   = "wq_class"
+)
+
+// eflowKeepDays is how many local days of flow each station keeps for
+// rewriting a day's account when late data arrives.
+const eflowKeepDays = 7
+
+// station is the streaming state of one station: its QC series, its
+// ecological-flow days, and when it was last heard from.
+type station struct {
+	reg      *registry.Station
+	series   map[string]*quality.Series
+	days     *hydro.FlowDays // nil without an eflow_m3s limit
+	heard    time.Time       // wall clock of the newest message
+	silenced bool            // marked offline for silence, until heard again
+}
+
+func newStation(st *registry.Station, loc *time.Location) *station {
+	s := &station{reg: st, series: map[string]*quality.Series{}}
+	for code, cfg := range st.QC {
+		s.series[code] = quality.NewSeries(cfg, time.Duration(st.Interval))
+	}
+	if target, ok := st.Limits["eflow_m3s"]; ok {
+		s.days = hydro.NewFlowDays(loc, time.Duration(st.Interval), target, eflowKeepDays)
+	}
+	return s
+}
+
+// assessed is one sample with its QC flags and derived values.
+type assessed struct {
+	sample    *reading.Sample
+	flags     []int // per sample value
+	rated     float64
+	hasRated  bool
+	ratedFlag int
+	wqClass   int // 0: no graded item
+	revisions []revision
+	eflow     []hydro.Day // day accounts to (re)write
+}
+
+type revision struct {
+	t     time.Time
+	codes []string
+	flag  int
+}
+
+// assess runs QC and the derivations on one sample. history is true while
+// rebuilding state at start-up: nothing is counted.
+func (p *Pipeline) assess(s *station, smp *reading.Sample, history bool) assessed {
+	a := assessed{sample: smp, flags: make([]int, len(smp.Values))}
+	var level, flow, temp = math.NaN(), math.NaN(), math.NaN()
+	levelFlag, flowFlag := 0, 0
+	for i, v := range smp.Values {
+		flag := quality.NotEvaluated
+		if ser := s.series[v.Code]; ser != nil {
+			fl, rev := ser.Add(smp.Time, v.Value)
+			flag = fl.Aggregate()
+			if rev != nil {
+				codes := []string{v.Code}
+				if v.Code == "level_m" && len(s.reg.Rating) > 0 {
+					codes = append(codes, FieldFlowRated)
+				}
+				a.revisions = append(a.revisions, revision{t: rev.Time, codes: codes, flag: int(rev.Flag)})
+			}
+		}
+		a.flags[i] = int(flag)
+		if !history {
+			p.m.qcFlags.WithLabelValues(strconv.Itoa(int(flag))).Inc()
+		}
+		switch v.Code {
+		case "level_m":
+			level, levelFlag = v.Value, int(flag)
+		case "flow_m3s":
+			flow, flowFlag = v.Value, int(flag)
+		case "water_temp_c":
+			if flag != quality.Fail {
+				temp = v.Value
+			}
+		}
+	}
+	// Discharge from the rating curve in force at the sample's time; never
+	// extrapolated beyond the rated range.
+	if !math.IsNaN(level) && len(s.reg.Rating) > 0 {
+		r, err := hydro.RatingAt(s.reg.Rating, smp.Time)
+		if err == nil {
+			a.rated, err = hydro.Flow(r, level)
+		}
+		switch {
+		case err == nil:
+			a.hasRated, a.ratedFlag = true, levelFlag
+		case !history && errors.Is(err, hydro.ErrOutsideRating):
+			p.m.skipped.WithLabelValues("outside_rating").Inc()
+		case !history:
+			p.m.skipped.WithLabelValues("no_rating").Inc()
+		}
+	}
+	// GB 3838-2002 class: the worst graded item that did not fail QC.
+	cond := quality.Conditions{WaterTempC: temp, ElevationM: s.reg.ElevationM}
+	for i, v := range smp.Values {
+		if a.flags[i] == int(quality.Fail) || !quality.Graded(v.Code) {
+			continue
+		}
+		if c, ok := quality.ItemClass(v.Code, v.Value, cond); ok && c > a.wqClass {
+			a.wqClass = c
+		}
+	}
+	// Ecological flow: measured flow, else rated flow, from values that
+	// passed QC or could not be judged (suspect and failed values excluded).
+	if s.days != nil {
+		q, ok := flow, !math.IsNaN(flow) && flowFlag <= int(quality.NotEvaluated)
+		if math.IsNaN(flow) && a.hasRated {
+			q, ok = a.rated, a.ratedFlag <= int(quality.NotEvaluated)
+		}
+		if ok {
+			day, reopened, kept := s.days.Add(smp.Time, q)
+			switch {
+			case !kept && !history:
+				p.m.skipped.WithLabelValues("eflow_too_late").Inc()
+			case reopened:
+				if acc, found := s.days.Account(day); found {
+					a.eflow = append(a.eflow, acc)
+				}
+			}
+			// Data for a later day closes the days before it.
+			if kept {
+				a.eflow = append(a.eflow, s.days.Close(day)...)
+			}
+		}
+	}
+	return a
+}
+
+// readingLine renders an assessed sample as a point of measurement
+// `reading` (CONTRACT §6).
+func readingLine(b []byte, station, river string, a *assessed) []byte {
+	b = appendSeries(b, "reading", station, river)
+	for i, v := range a.sample.Values {
+		b = appendFloatField(b, i == 0, v.Code, v.Value)
+		b = appendIntField(b, v.Code+"_qc", int64(a.flags[i]))
+	}
+	if a.hasRated {
+		b = appendFloatField(b, false, FieldFlowRated, a.rated)
+		b = appendIntField(b, FieldFlowRated+"_qc", int64(a.ratedFlag))
+	}
+	if a.wqClass > 0 {
+		b = appendIntField(b, FieldWQClass, int64(a.wqClass))
+	}
+	return appendTime(b, a.sample.Time)
+}
+
+// revisionLine rewrites the QC flags of an earlier point.
+func revisionLine(b []byte, station, river string, r revision) []byte {
+	b = appendSeries(b, "reading", station, river)
+	for i, c := range r.codes {
+		if i == 0 {
+			b = append(b, c...)
+			b = append(b, "_qc="...)
+			b = strconv.AppendInt(b, int64(r.flag), 10)
+			b = append(b, 'i')
+			continue
+		}
+		b = appendIntField(b, c+"_qc", int64(r.flag))
+	}
+	return appendTime(b, r.t)
+}
+
+// eflowLine renders a day's account as a point of `eflow_daily`, stamped
+// with the start of the local day.
+func eflowLine(b []byte, station, river string, d hydro.Day) []byte {
+	b = appendSeries(b, "eflow_daily", station, river)
+	b = appendFloatField(b, true, "mean_flow_m3s", d.MeanFlow)
+	b = appendFloatField(b, false, "target_m3s", d.Target)
+	b = append(b, ",compliant="...)
+	b = strconv.AppendBool(b, d.Compliant)
+	b = appendFloatField(b, false, "coverage", d.Coverage)
+	b = appendIntField(b, "samples", int64(d.Samples))
+	return appendTime(b, d.Start)
+}
+
+// HistoryPoint is a stored sample read back at start-up to rebuild the
+// streaming state (QC windows, ecological-flow days).
+type HistoryPoint struct {
+	Station string
+	Time    time.Time
+	Values  map[string]float64
+}
+
+// Rebuild feeds stored samples, oldest first, into the QC series and flow
+// days, so that the first samples after a restart are judged as they would
+// have been without it. It writes nothing. Call it before Run.
+func (p *Pipeline) Rebuild(points []HistoryPoint) {
+	sort.SliceStable(points, func(i, j int) bool { return points[i].Time.Before(points[j].Time) })
+	for _, hp := range points {
+		s := p.state[hp.Station]
+		if s == nil {
+			continue
+		}
+		smp := reading.Sample{Time: hp.Time}
+		for _, prm := range reading.Params() {
+			if v, ok := hp.Values[prm.Code]; ok {
+				smp.Values = append(smp.Values, reading.Value{Code: prm.Code, Value: v})
+			}
+		}
+		if len(smp.Values) > 0 {
+			p.assess(s, &smp, true)
+		}
+	}
+}
+
+// SpoolHistory returns the samples held in the spool and not yet
+// delivered, parsed back from their lines, for Rebuild.
+func (p *Pipeline) SpoolHistory() []HistoryPoint {
+	var out []HistoryPoint
+	after := uint64(0)
+	for {
+		recs, err := p.o.Spool.Peek(after, 8<<20)
+		if err != nil || len(recs) == 0 {
+			return out
+		}
+		for _, r := range recs {
+			lines, _, err := decodeRecord(r.Data, nil, nil)
+			if err != nil {
+				continue
+			}
+			for _, l := range lines {
+				if hp, ok := parseReadingLine(l); ok {
+					out = append(out, hp)
+				}
+			}
+			after = r.Seq
+		}
+	}
+}
+
+// parseReadingLine reads a `reading` line this package wrote back into a
+// sample (float fields only; flags and derived fields are recomputed).
+func parseReadingLine(l string) (HistoryPoint, bool) {
+	if !strings.HasPrefix(l, "reading,") {
+		return HistoryPoint{}, false
+	}
+	station := lineStation(l)
+	sp := strings.IndexByte(l, ' ')
+	end := strings.LastIndexByte(l, ' ')
+	ts, ok := lineTime(l)
+	if station == "" || sp < 0 || end <= sp || !ok {
+		return HistoryPoint{}, false
+	}
+	hp := HistoryPoint{Station: station, Time: time.Unix(0, ts).UTC(), Values: map[string]float64{}}
+	for _, f := range strings.Split(l[sp+1:end], ",") {
+		k, v, found := strings.Cut(f, "=")
+		if !found || !reading.IsParam(k) {
+			continue
+		}
+		if x, err := strconv.ParseFloat(v, 64); err == nil {
+			hp.Values[k] = x
+		}
+	}
+	return hp, len(hp.Values) > 0
+}
