@@ -9,6 +9,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 : "${MQTT_PORT:=18831}" "${INFLUX_PORT:=18087}" "${INFLUX_RPC_PORT:=18089}" "${AM_PORT:=19094}" "${HTTP_PORT:=19464}"
 : "${SIM_START:=-48h}" "${SIM_SPEED:=600}"
+: "${SIM_SCENARIOS:=flood:pumqu-chentang pollution:nianchu-mouth sensor-stuck:boqu-nyalam lowflow:sagya-sagya sensor-spike:yarlung-dazhuka drift:maquan-saga}"
 run="$root/var/run"
 mkdir -p "$run"/{mosquitto,influxdb,alertmanager,spool,log}
 
@@ -103,8 +104,10 @@ bin/rivermon -config configs/rivermon.yaml >"$run/log/rivermon.log" 2>&1 &
 pids+=($!)
 wait_port "$HTTP_PORT" rivermon
 
+scenario_flags=()
+for sc in $SIM_SCENARIOS; do scenario_flags+=(-scenario "$sc"); done
 bin/stationsim -broker "tcp://127.0.0.1:$MQTT_PORT" -registry configs/stations.yaml \
-	-start "$SIM_START" -speed "$SIM_SPEED" >"$run/log/stationsim.log" 2>&1 &
+	-start "$SIM_START" -speed "$SIM_SPEED" "${scenario_flags[@]}" >"$run/log/stationsim.log" 2>&1 &
 pids+=($!)
 
 q="SELECT last(level_m), last(flow_m3s) FROM reading GROUP BY station"
@@ -112,6 +115,7 @@ cat <<MSG
 
 rivermon is running with the simulator for the 23 stations (simulated time starts
 at now$SIM_START and runs ${SIM_SPEED}× faster until it reaches the present, then in real time).
+Scenarios played from one simulated hour in: $SIM_SCENARIOS
 
   Stations API   http://127.0.0.1:$HTTP_PORT/api/v1/stations
   Metrics        http://127.0.0.1:$HTTP_PORT/metrics

@@ -37,6 +37,10 @@ type Station struct {
 	flood  flood
 	volume float64
 	last   time.Time
+
+	scenarios     []string
+	scenarioStart time.Time
+	stuck         map[string]float64 // values a stuck sensor repeats
 }
 
 type flood struct {
@@ -82,7 +86,7 @@ func (s *Station) Next(t time.Time) reading.Sample {
 	}
 	diurnal := 1 + melt*math.Sin(2*math.Pi*(hour-14)/24) // trough mid-morning, peak in the evening
 	s.noise = 0.995*s.noise + 0.01*s.rng.NormFloat64()
-	q := s.mean * month * diurnal * s.floodFactor(t, m) * math.Exp(s.noise)
+	q := s.flowScenario(t, s.mean*month*diurnal*s.floodFactor(t, m)*math.Exp(s.noise))
 	ratio := q / s.mean
 
 	values := map[string]float64{}
@@ -138,6 +142,7 @@ func (s *Station) Next(t time.Time) reading.Sample {
 		nut("tp_mgl", 0.02+0.03*math.Pow(ratio, 1.2))
 		nut("tn_mgl", 0.45+0.2*math.Sqrt(ratio))
 	}
+	s.sensorScenario(t, values)
 	sample := reading.Sample{Time: t}
 	for _, p := range reading.Params() {
 		if v, ok := values[p.Code]; ok {

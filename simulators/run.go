@@ -29,6 +29,8 @@ type Options struct {
 	Speed float64
 	// Duration of simulated time to run; 0 runs until ctx ends.
 	Duration time.Duration
+	// Scenarios maps station ids to the scenarios they play (ParseScenarios).
+	Scenarios map[string][]string
 	// StatusEvery is the simulated interval of status messages (default 1h).
 	StatusEvery time.Duration
 	Seed        uint64
@@ -82,6 +84,11 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
+	for id := range o.Scenarios {
+		if o.Registry.Station(id) == nil {
+			return sum, fmt.Errorf("scenario for station %q, which is not in the registry", id)
+		}
+	}
 	var sims []*simStation
 	defer func() {
 		// A clean goodbye: each station says it is offline (its will covers
@@ -102,7 +109,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}()
 	for _, st := range stations {
 		s := &simStation{
-			model:     NewStation(st, o.Seed),
+			model:     NewStation(st, o.Seed).WithScenarios(o.Scenarios[st.ID], o.Start),
 			topic:     o.TopicPrefix + "/stations/" + st.ID + "/readings",
 			statusTop: o.TopicPrefix + "/stations/" + st.ID + "/status",
 			interval:  time.Duration(st.Interval),

@@ -38,6 +38,9 @@ func run(args []string) int {
 	duration := fs.Duration("duration", 0, "simulated time to run (0: until interrupted)")
 	seed := fs.Uint64("seed", 1, "random seed: the same seed gives the same readings")
 	clientID := fs.String("client-id", "stationsim", "prefix of the per-station MQTT client ids")
+	var scenarioSpecs []string
+	fs.Func("scenario", "name:station[,station…] (repeatable): "+strings.Join(simulators.Scenarios, ", ")+"; starts 1 h into the run",
+		func(v string) error { scenarioSpecs = append(scenarioSpecs, strings.Fields(v)...); return nil })
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -45,6 +48,11 @@ func run(args []string) int {
 	t0, err := parseStart(*start, time.Now())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "stationsim: -start:", err)
+		return 2
+	}
+	scenarios, err := simulators.ParseScenarios(scenarioSpecs)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stationsim: -scenario:", err)
 		return 2
 	}
 	reg, err := registry.LoadFile(*regPath)
@@ -69,7 +77,7 @@ func run(args []string) int {
 	sum, err := simulators.Run(ctx, simulators.Options{
 		Broker: *broker, Username: *username, Password: *password, TopicPrefix: *prefix,
 		Registry: reg, Stations: ids, Start: t0, Speed: *speed, Duration: *duration, Seed: *seed,
-		ClientID: *clientID, Logger: log,
+		ClientID: *clientID, Logger: log, Scenarios: scenarios,
 	})
 	log.Info("stationsim done", "messages", sum.Messages, "samples", sum.Samples, "statuses", sum.Statuses,
 		"errors", sum.Errors, "sim_end", sum.SimEnd.UTC().Format(time.RFC3339))
