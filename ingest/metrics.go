@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"strconv"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rivermon/rivermon/internal/reading"
@@ -20,6 +22,7 @@ type Metrics struct {
 	spoolFull  prometheus.Gauge
 	ackDelay   prometheus.Histogram
 	qcFlags    *prometheus.CounterVec
+	qcFlag     [5]prometheus.Counter // by flag value 1–4, resolved once (hot path)
 	skipped    *prometheus.CounterVec
 }
 
@@ -85,8 +88,8 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 	for _, r := range []string{"accepted", "partial", "rejected"} {
 		m.messages.WithLabelValues(r)
 	}
-	for _, f := range []string{"1", "2", "3", "4"} {
-		m.qcFlags.WithLabelValues(f)
+	for f := 1; f <= 4; f++ {
+		m.qcFlag[f] = m.qcFlags.WithLabelValues(strconv.Itoa(f))
 	}
 	for _, r := range []string{"outside_rating", "no_rating", "eflow_too_late"} {
 		m.skipped.WithLabelValues(r)

@@ -84,7 +84,7 @@ func (p *Pipeline) assess(s *station, smp *reading.Sample, history bool) assesse
 		}
 		a.flags[i] = int(flag)
 		if !history {
-			p.m.qcFlags.WithLabelValues(strconv.Itoa(int(flag))).Inc()
+			p.m.qcFlag[flag].Inc()
 		}
 		switch v.Code {
 		case "level_m":

@@ -184,31 +184,38 @@ func (s *Series) spike(i int) Flag {
 }
 
 // flat fails (or makes suspect) a value whose window of the last count+1
-// values, count = threshold / interval, spans less than the tolerance.
+// values, count = threshold / interval, spans less than the tolerance. The
+// window test is done as one walk back from the value: the range of the
+// last k values only grows with k, so the flat run ends where the range
+// reaches the tolerance. On varying data the walk stops after a value or
+// two; only a stuck sensor walks the whole window.
 func (s *Series) flat(i int, fl *registry.FlatLine) Flag {
-	flag := Pass
-	for _, c := range []struct {
-		d    time.Duration
-		flag Flag
-	}{{time.Duration(fl.Suspect), Suspect}, {time.Duration(fl.Fail), Fail}} {
-		count := int(c.d / s.interval)
-		if count < 1 || i < count {
-			continue
-		}
-		lo, hi := s.pts[i].v, s.pts[i].v
-		whole := true
-		for j := i - count; j < i; j++ {
-			if !s.joined(j, j+1) {
-				whole = false
-				break
-			}
-			lo, hi = math.Min(lo, s.pts[j].v), math.Max(hi, s.pts[j].v)
-		}
-		if whole && hi-lo < fl.Tolerance {
-			flag = c.flag
-		}
+	if fl.Tolerance <= 0 {
+		return Pass // max − min < 0 never holds
 	}
-	return flag
+	countS, countF := int(time.Duration(fl.Suspect)/s.interval), int(time.Duration(fl.Fail)/s.interval)
+	longest := max(countS, countF)
+	if longest < 1 {
+		return Pass
+	}
+	// run = how many values ending at i (without a gap) span less than the
+	// tolerance, up to longest+1.
+	lo, hi := s.pts[i].v, s.pts[i].v
+	run := 1
+	for j := i - 1; j >= 0 && run <= longest && s.joined(j, j+1); j-- {
+		lo, hi = math.Min(lo, s.pts[j].v), math.Max(hi, s.pts[j].v)
+		if hi-lo >= fl.Tolerance {
+			break
+		}
+		run++
+	}
+	switch {
+	case countF >= 1 && run >= countF+1:
+		return Fail
+	case countS >= 1 && run >= countS+1:
+		return Suspect
+	}
+	return Pass
 }
 
 // joined reports whether values a < b are consecutive without a gap.
@@ -223,7 +230,9 @@ func (s *Series) prune() {
 	for n < len(s.pts)-2 && s.pts[n].t.Before(cut) {
 		n++
 	}
-	if n > 0 {
+	// Compact in steps, not on every value: moving the window costs its
+	// length, so do it once a quarter of it is stale.
+	if n > 0 && n >= len(s.pts)/4 {
 		s.pts = append(s.pts[:0], s.pts[n:]...)
 	}
 }
