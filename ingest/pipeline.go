@@ -50,6 +50,21 @@ type Publisher interface {
 	Publish(ctx context.Context, topic string, retained bool, payload []byte) error
 }
 
+// StoredSample is a sample as stored: its values (codes and the derived
+// flow_rated_m3s and wq_class) with their QC flags.
+type StoredSample struct {
+	Station string
+	Time    time.Time
+	Values  map[string]float64
+	Flags   map[string]int
+}
+
+// Observer is told of every sample once it is durable (the alert
+// evaluator), in arrival order. It must not block.
+type Observer interface {
+	Observe(StoredSample)
+}
+
 // Options configure a Pipeline.
 type Options struct {
 	Registry    *registry.Registry
@@ -58,6 +73,8 @@ type Options struct {
 	DeadLetters Publisher
 	// Spool is the durable log between acknowledgement and InfluxDB.
 	Spool *spool.Log
+	// Observer, when set, sees every stored sample.
+	Observer Observer
 	// SpoolMaxBytes is the size at which rivermon stops acknowledging
 	// until delivery frees room (the broker keeps the messages).
 	SpoolMaxBytes int64
@@ -250,6 +267,7 @@ type batch struct {
 	acks        []func()
 	received    []time.Time // when each acked message arrived
 	updates     []update
+	observed    []StoredSample
 }
 
 func (b *batch) empty() bool { return len(b.acks) == 0 && len(b.lines) == 0 && len(b.deadLetters) == 0 }
@@ -343,7 +361,22 @@ func (p *Pipeline) commit(ctx context.Context, b *batch) error {
 	for i := range b.updates {
 		p.stations.stored(&b.updates[i])
 	}
+	if p.o.Observer != nil {
+		for _, s := range b.observed {
+			p.o.Observer.Observe(s)
+		}
+	}
 	return nil
+}
+
+// WriteLines stores lines durably in the spool, to be delivered with the
+// rest (alert history uses it).
+func (p *Pipeline) WriteLines(lines []string) error {
+	_, err := p.o.Spool.Append(encodeRecord(lines, nil))
+	if err == nil {
+		p.m.spoolBytes.Set(float64(p.o.Spool.Bytes()))
+	}
+	return err
 }
 
 // waitForRoom blocks while the spool is at its size limit: rivermon then
@@ -608,6 +641,9 @@ func (p *Pipeline) processReadings(d Delivery, st *registry.Station, b *batch, b
 		for _, d := range a.eflow {
 			buf = eflowLine(buf[:0], st.ID, st.River, d)
 			b.lines = append(b.lines, string(buf))
+		}
+		if p.o.Observer != nil {
+			b.observed = append(b.observed, a.stored(st.ID))
 		}
 		if newest == nil || !a.sample.Time.Before(newest.sample.Time) {
 			newest = &a

@@ -149,6 +149,21 @@ func (p *Pipeline) assess(s *station, smp *reading.Sample, history bool) assesse
 	return a
 }
 
+// stored is the sample as observers see it.
+func (a *assessed) stored(station string) StoredSample {
+	s := StoredSample{Station: station, Time: a.sample.Time, Values: make(map[string]float64, len(a.sample.Values)+2), Flags: make(map[string]int, len(a.sample.Values)+2)}
+	for i, v := range a.sample.Values {
+		s.Values[v.Code], s.Flags[v.Code] = v.Value, a.flags[i]
+	}
+	if a.hasRated {
+		s.Values[FieldFlowRated], s.Flags[FieldFlowRated] = a.rated, a.ratedFlag
+	}
+	if a.wqClass > 0 {
+		s.Values[FieldWQClass], s.Flags[FieldWQClass] = float64(a.wqClass), int(quality.Pass)
+	}
+	return s
+}
+
 // readingLine renders an assessed sample as a point of measurement
 // `reading` (CONTRACT §6).
 func readingLine(b []byte, station, river string, a *assessed) []byte {

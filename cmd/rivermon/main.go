@@ -65,8 +65,19 @@ func run(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			default:
+			}
+		}
+	}()
 	log.Info("rivermon starting", "version", buildVersion(), "config", *configFile)
-	if err := app.Run(ctx, app.Options{Config: cfg, Logger: log}); err != nil {
+	if err := app.Run(ctx, app.Options{Config: cfg, Logger: log, Reload: reload}); err != nil {
 		log.Error("rivermon failed", "err", err)
 		return 1
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/rivermon/rivermon/alerts"
+	"github.com/rivermon/rivermon/alerts/notify"
 	"github.com/rivermon/rivermon/ingest"
 	"github.com/rivermon/rivermon/ingest/influx"
 	"github.com/rivermon/rivermon/ingest/mqtt"
@@ -39,8 +40,11 @@ type Options struct {
 	// DrainTimeout bounds the flush at shutdown (default: the pipeline's).
 	DrainTimeout time.Duration
 	// SweepEvery and EflowGrace tune the wall-clock checks (silence, end of
-	// day); zero means the pipeline's defaults. Tests shorten them.
-	SweepEvery, EflowGrace time.Duration
+	// day); AlertTick how often wall-clock alert rules run. Zero means the
+	// defaults. Tests shorten them.
+	SweepEvery, EflowGrace, AlertTick time.Duration
+	// Reload, when set, reloads the alert rules on every receive (SIGHUP).
+	Reload <-chan struct{}
 }
 
 // Check loads every configuration file the service config names and returns
@@ -80,7 +84,8 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("station registry:\n%w", err)
 	}
-	if _, err := alerts.LoadRulesFile(cfg.Rules); err != nil {
+	rules, err := alerts.LoadRulesFile(cfg.Rules)
+	if err != nil {
 		return fmt.Errorf("alert rules:\n%w", err)
 	}
 	sp, recovered, err := spool.Open(cfg.Spool.Dir, spool.Options{})
@@ -107,24 +112,51 @@ func Run(ctx context.Context, o Options) error {
 	// The pipeline publishes dead letters through the broker client, which
 	// is created after it (the client hands messages to the pipeline).
 	var broker *mqtt.Client
+	publish := publisherFunc(func(ctx context.Context, topic string, retained bool, payload []byte) error {
+		return broker.Publish(ctx, topic, retained, payload)
+	})
+
+	evaluator := alerts.NewEvaluator(rules, alerts.Options{Registry: reg, MaxSampleAge: time.Duration(cfg.Alerting.MaxSampleAge)}, time.Now())
+	statePath := filepath.Join(cfg.Spool.Dir, "alerts-state.json")
+	if n, err := evaluator.Load(statePath); err != nil {
+		log.Error("alert state not restored; firing alerts will be announced again", "err", err)
+	} else if n > 0 {
+		log.Info("alert state restored", "alerts", n)
+	}
+	observer := &observerFunc{}
 	pipe := ingest.New(ingest.Options{
 		Registry:      reg,
 		TopicPrefix:   cfg.MQTT.TopicPrefix,
 		Writer:        writer,
 		Spool:         sp,
 		SpoolMaxBytes: cfg.Spool.MaxBytes,
-		DeadLetters: publisherFunc(func(ctx context.Context, topic string, retained bool, payload []byte) error {
-			return broker.Publish(ctx, topic, retained, payload)
-		}),
-		Logger:       log.With("component", "ingest"),
-		Metrics:      ingest.NewMetrics(promReg),
-		Location:     cfg.Location,
-		SweepEvery:   o.SweepEvery,
-		EflowGrace:   o.EflowGrace,
-		DrainTimeout: o.DrainTimeout,
+		DeadLetters:   publish,
+		Observer:      observer,
+		Logger:        log.With("component", "ingest"),
+		Metrics:       ingest.NewMetrics(promReg),
+		Location:      cfg.Location,
+		SweepEvery:    o.SweepEvery,
+		EflowGrace:    o.EflowGrace,
+		DrainTimeout:  o.DrainTimeout,
 	})
 
 	rebuild(ctx, log, writer, pipe)
+
+	httpClient := &http.Client{Timeout: 10 * time.Second}
+	dispatcher := alerts.NewDispatcher(alerts.DispatcherOptions{
+		Evaluator: evaluator, MQTT: publish, TopicPrefix: cfg.MQTT.TopicPrefix, History: pipe,
+		StatePath: statePath, ResendInterval: time.Duration(cfg.Alerting.ResendInterval),
+		TickEvery: o.AlertTick, Logger: log.With("component", "alerts"), Registerer: promReg,
+	})
+	if len(cfg.Alerting.AlertmanagerURLs) > 0 {
+		dispatcher.SetAlertmanager(&notify.Alertmanager{URLs: cfg.Alerting.AlertmanagerURLs, Client: httpClient,
+			Log: log.With("component", "alertmanager"), Count: dispatcher.Count})
+	}
+	if len(cfg.Alerting.Webhooks) > 0 {
+		dispatcher.SetWebhook(&notify.Webhook{URLs: cfg.Alerting.Webhooks, Client: httpClient,
+			Log: log.With("component", "webhook"), Count: dispatcher.Count})
+	}
+	observer.f = func(s ingest.StoredSample) { dispatcher.Observe(toAlertSample(s)) }
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
@@ -145,7 +177,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	srv := &http.Server{
-		Handler:           newMux(promReg, pipe, broker, writer, cfg.Spool.Dir),
+		Handler:           newMux(promReg, pipe, broker, writer, evaluator, cfg.Spool.Dir),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	go func() {
@@ -159,7 +191,17 @@ func Run(ctx context.Context, o Options) error {
 	log.Info("rivermon running", "stations", len(reg.Stations), "brokers", cfg.MQTT.Brokers(),
 		"influx", cfg.Influx.URL, "http", ln.Addr().String())
 
+	alertsDone := make(chan struct{})
+	go func() {
+		defer close(alertsDone)
+		_ = dispatcher.Run(ctx)
+	}()
+	if o.Reload != nil {
+		go reloadRules(ctx, o.Reload, cfg.Rules, evaluator, log)
+	}
+
 	err = pipe.Run(ctx)
+	<-alertsDone
 	// Acks of the last batch are queued in paho: give them a moment to leave.
 	broker.Close(500 * time.Millisecond)
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
@@ -194,13 +236,49 @@ func rebuild(ctx context.Context, log *slog.Logger, writer *influx.Writer, pipe 
 	log.Info("streaming state rebuilt", "stored_samples", len(points), "spooled_samples", len(spooled))
 }
 
+// reloadRules reads the rules file again on every signal; a file with
+// problems is reported and the rules in force are kept.
+func reloadRules(ctx context.Context, reload <-chan struct{}, path string, ev *alerts.Evaluator, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-reload:
+		}
+		rules, err := alerts.LoadRulesFile(path)
+		if err != nil {
+			log.Error("rules not reloaded; the previous rules stay in force", "file", path, "err", err)
+			continue
+		}
+		ev.SetRules(rules)
+		log.Info("rules reloaded", "file", path, "rules", len(rules.Rules))
+	}
+}
+
+// observerFunc lets the pipeline be built before the dispatcher it feeds.
+type observerFunc struct{ f func(ingest.StoredSample) }
+
+func (o *observerFunc) Observe(s ingest.StoredSample) {
+	if o.f != nil {
+		o.f(s)
+	}
+}
+
+func toAlertSample(s ingest.StoredSample) alerts.Sample {
+	out := alerts.Sample{Station: s.Station, Time: s.Time, Values: make(map[string]alerts.Value, len(s.Values))}
+	for k, v := range s.Values {
+		out.Values[k] = alerts.Value{V: v, Flag: s.Flags[k]}
+	}
+	return out
+}
+
 type publisherFunc func(ctx context.Context, topic string, retained bool, payload []byte) error
 
 func (f publisherFunc) Publish(ctx context.Context, topic string, retained bool, payload []byte) error {
 	return f(ctx, topic, retained, payload)
 }
 
-func newMux(promReg *prometheus.Registry, pipe *ingest.Pipeline, broker *mqtt.Client, writer *influx.Writer, spoolDir string) *http.ServeMux {
+func newMux(promReg *prometheus.Registry, pipe *ingest.Pipeline, broker *mqtt.Client, writer *influx.Writer, ev *alerts.Evaluator, spoolDir string) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{Registry: promReg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -230,11 +308,20 @@ func newMux(promReg *prometheus.Registry, pipe *ingest.Pipeline, broker *mqtt.Cl
 		fmt.Fprintln(w, "ready")
 	})
 	mux.HandleFunc("GET /api/v1/stations", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, pipe.Stations().Snapshot())
+		views := pipe.Stations().Snapshot()
+		byStation := map[string][]any{}
+		for _, a := range ev.Firing() {
+			byStation[a.Labels["station"]] = append(byStation[a.Labels["station"]], a)
+		}
+		for i := range views {
+			if as := byStation[views[i].ID]; as != nil {
+				views[i].ActiveAlerts = as
+			}
+		}
+		writeJSON(w, views)
 	})
 	mux.HandleFunc("GET /api/v1/alerts", func(w http.ResponseWriter, _ *http.Request) {
-		// The evaluator comes with the alerting work; until then nothing fires.
-		writeJSON(w, []any{})
+		writeJSON(w, ev.Firing())
 	})
 	return mux
 }

@@ -1,0 +1,241 @@
+package alerts
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Sender delivers alerts (notify.Alertmanager, notify.Webhook).
+type Sender interface {
+	Send(ctx context.Context, alerts []Alert) error
+}
+
+// Publisher sends an MQTT message at QoS 1.
+type Publisher interface {
+	Publish(ctx context.Context, topic string, retained bool, payload []byte) error
+}
+
+// LineWriter stores line protocol durably (the ingest spool).
+type LineWriter interface {
+	WriteLines(lines []string) error
+}
+
+// DispatcherOptions configure a Dispatcher.
+type DispatcherOptions struct {
+	Evaluator    *Evaluator
+	Alertmanager Sender // nil: none configured
+	Webhook      Sender // nil: none configured
+	MQTT         Publisher
+	TopicPrefix  string
+	History      LineWriter
+	// StatePath is where alert state is saved (firing alerts survive a
+	// restart); empty: not saved.
+	StatePath      string
+	ResendInterval time.Duration
+	// TickEvery is how often wall-clock rules are checked (default 10 s).
+	TickEvery  time.Duration
+	Now        func() time.Time
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Dispatcher evaluates stored samples and delivers what changes: history
+// to InfluxDB, transitions to webhooks and MQTT, and every active alert to
+// Alertmanager at once and every resend interval.
+type Dispatcher struct {
+	o       DispatcherOptions
+	mu      sync.Mutex
+	queue   []Transition
+	wake    chan struct{}
+	active  *prometheus.GaugeVec
+	changes *prometheus.CounterVec
+	notes   *prometheus.CounterVec
+}
+
+// NewDispatcher returns a Dispatcher; Run starts it.
+func NewDispatcher(o DispatcherOptions) *Dispatcher {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.TickEvery <= 0 {
+		o.TickEvery = 10 * time.Second
+	}
+	if o.ResendInterval <= 0 {
+		o.ResendInterval = time.Minute
+	}
+	d := &Dispatcher{o: o, wake: make(chan struct{}, 1),
+		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rivermon_alerts_active", Help: "Firing alerts by severity."}, []string{"severity"}),
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rivermon_alert_transitions_total", Help: "Alerts that fired or resolved."}, []string{"state"}),
+		notes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rivermon_notifications_total", Help: "Alert deliveries by receiver (alertmanager, webhook, mqtt) and result (success, failure)."},
+			[]string{"receiver", "result"}),
+	}
+	for _, s := range Severities {
+		d.active.WithLabelValues(s)
+	}
+	for _, r := range []string{"alertmanager", "webhook", "mqtt"} {
+		for _, res := range []string{"success", "failure"} {
+			d.notes.WithLabelValues(r, res)
+		}
+	}
+	if o.Registerer != nil {
+		o.Registerer.MustRegister(d.active, d.changes, d.notes)
+	}
+	return d
+}
+
+// SetAlertmanager and SetWebhook set the senders (before Run); the senders
+// report their results through Count, so they are made after the
+// Dispatcher.
+func (d *Dispatcher) SetAlertmanager(s Sender) { d.o.Alertmanager = s }
+
+// SetWebhook sets the webhook sender (before Run).
+func (d *Dispatcher) SetWebhook(s Sender) { d.o.Webhook = s }
+
+// Count records a delivery result; the notify senders report through it.
+func (d *Dispatcher) Count(receiver, result string) { d.notes.WithLabelValues(receiver, result).Inc() }
+
+// Observe evaluates a stored sample. It never blocks on delivery.
+func (d *Dispatcher) Observe(s Sample) {
+	ts := d.o.Evaluator.Observe(s, d.o.Now())
+	if len(ts) == 0 {
+		return
+	}
+	d.mu.Lock()
+	d.queue = append(d.queue, ts...)
+	d.mu.Unlock()
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers until ctx ends.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	resend := time.NewTicker(d.o.ResendInterval)
+	defer resend.Stop()
+	tick := time.NewTicker(d.o.TickEvery)
+	defer tick.Stop()
+	d.sendActive(ctx) // firing alerts restored from disk go out again, with their startsAt
+	for {
+		select {
+		case <-ctx.Done():
+			d.save()
+			return nil
+		case <-d.wake:
+		case <-tick.C:
+			d.mu.Lock()
+			d.queue = append(d.queue, d.o.Evaluator.Tick(d.o.Now())...)
+			d.mu.Unlock()
+		case <-resend.C:
+			d.sendActive(ctx)
+			continue
+		}
+		d.mu.Lock()
+		ts := d.queue
+		d.queue = nil
+		d.mu.Unlock()
+		if len(ts) == 0 {
+			continue
+		}
+		d.deliver(ctx, ts)
+	}
+}
+
+func (d *Dispatcher) deliver(ctx context.Context, ts []Transition) {
+	var lines []string
+	var notify []Alert
+	for _, t := range ts {
+		d.changes.WithLabelValues(t.State).Inc()
+		lines = append(lines, historyLine(t))
+		if t.Notify {
+			notify = append(notify, t.Alert)
+		}
+		d.o.Logger.Info("alert "+t.State, "alertname", t.Alert.Labels["alertname"], "station", t.Alert.Labels["station"],
+			"param", t.Alert.Labels["param"], "value", t.Value, "threshold", t.Thresh, "notify", t.Notify)
+	}
+	if d.o.History != nil {
+		if err := d.o.History.WriteLines(lines); err != nil {
+			d.o.Logger.Error("alert history not stored", "err", err)
+		}
+	}
+	d.save()
+	if len(notify) == 0 {
+		d.updateGauge()
+		return
+	}
+	d.sendActive(ctx)
+	if d.o.Webhook != nil {
+		_ = d.o.Webhook.Send(ctx, notify)
+	}
+	if d.o.MQTT != nil {
+		for _, a := range notify {
+			b, _ := json.Marshal(a)
+			topic := d.o.TopicPrefix + "/alerts/" + a.Labels["station"]
+			if err := d.o.MQTT.Publish(ctx, topic, false, b); err != nil {
+				d.Count("mqtt", "failure")
+				d.o.Logger.Warn("alert not published on MQTT", "topic", topic, "err", err)
+				continue
+			}
+			d.Count("mqtt", "success")
+		}
+	}
+}
+
+// sendActive posts every active alert to Alertmanager with endsAt four
+// resend intervals ahead (Prometheus: two failed sends may pass).
+func (d *Dispatcher) sendActive(ctx context.Context) {
+	as := d.o.Evaluator.Active(d.o.Now(), 4*d.o.ResendInterval)
+	d.updateGauge()
+	if d.o.Alertmanager != nil && len(as) > 0 {
+		_ = d.o.Alertmanager.Send(ctx, as)
+	}
+}
+
+func (d *Dispatcher) updateGauge() {
+	for sev, n := range d.o.Evaluator.CountFiring() {
+		d.active.WithLabelValues(sev).Set(float64(n))
+	}
+}
+
+func (d *Dispatcher) save() {
+	if d.o.StatePath == "" {
+		return
+	}
+	if err := d.o.Evaluator.Save(d.o.StatePath); err != nil {
+		d.o.Logger.Error("alert state not saved; firing alerts may be announced again after a restart", "err", err)
+	}
+}
+
+var tagEscaper = strings.NewReplacer(",", `\,`, " ", `\ `, "=", `\=`)
+var stringEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+
+// historyLine renders a transition as a point of `alert` (CONTRACT §6), at
+// the sample time of the change, for Grafana annotations.
+func historyLine(t Transition) string {
+	l := t.Alert.Labels
+	var b strings.Builder
+	b.WriteString("alert,alertname=" + tagEscaper.Replace(l["alertname"]) + ",river=" + tagEscaper.Replace(l["river"]) +
+		",severity=" + tagEscaper.Replace(l["severity"]) + ",station=" + tagEscaper.Replace(l["station"]))
+	b.WriteString(` state="` + t.State + `",value=` + strconv.FormatFloat(t.Value, 'g', -1, 64) +
+		",threshold=" + strconv.FormatFloat(t.Thresh, 'g', -1, 64) +
+		`,summary="` + stringEscaper.Replace(t.Alert.Annotations["summary"]) + `"`)
+	if p := l["param"]; p != "" {
+		b.WriteString(`,param="` + stringEscaper.Replace(p) + `"`)
+	}
+	b.WriteString(",notified=" + strconv.FormatBool(t.Notify))
+	b.WriteString(" " + strconv.FormatInt(t.At.UnixNano(), 10))
+	return b.String()
+}

@@ -1,0 +1,525 @@
+package alerts
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"text/template"
+	"time"
+
+	"github.com/rivermon/rivermon/internal/registry"
+)
+
+// Alert states (Prometheus rules/alerting.go).
+const (
+	StateInactive = "inactive"
+	StatePending  = "pending"
+	StateFiring   = "firing"
+	StateResolved = "resolved"
+)
+
+// qcFail is the QARTOD fail flag: a failed value does not move a threshold
+// alert (SensorFault reports it instead).
+const qcFail = 4
+
+// Value is one observed value and its QC flag.
+type Value struct {
+	V    float64
+	Flag int
+}
+
+// Sample is what the evaluator sees of one stored sample.
+type Sample struct {
+	Station string
+	Time    time.Time
+	Values  map[string]Value // codes and derived fields: flow_rated_m3s, wq_class
+}
+
+// Transition is an alert instance changing state, for the history and the
+// notifiers.
+type Transition struct {
+	Alert  Alert
+	State  string // StatePending is not reported; firing or resolved
+	Value  float64
+	Thresh float64
+	// Notify is false when the sample behind the change is older than
+	// max_sample_age: history only, nobody is paged.
+	Notify bool
+	At     time.Time // sample time of the change
+}
+
+// instance is the state of one (rule, station, param) alert.
+type instance struct {
+	rule      *Rule
+	station   *registry.Station
+	param     string
+	State     string    `json:"state"`
+	ActiveAt  time.Time `json:"active_at"`  // sample time the condition began (pending)
+	StartsAt  time.Time `json:"starts_at"`  // sample time it fired
+	EndsAt    time.Time `json:"ends_at"`    // sample or wall time it resolved
+	LastEval  time.Time `json:"last_eval"`  // newest sample time evaluated
+	LastValue float64   `json:"last_value"` //
+	Threshold float64   `json:"threshold"`
+	Evidence  time.Time `json:"evidence"`  // wall clock of the newest recent sample that kept it firing
+	Resolved  time.Time `json:"resolved"`  // wall clock it resolved
+	Announced bool      `json:"announced"` // receivers were told it fires
+	window    []point   // rate rules: recent (t, v)
+	failSince time.Time // qc_fail_for: sample time the value began to fail
+}
+
+type point struct {
+	t time.Time
+	v float64
+}
+
+// Options configure an Evaluator.
+type Options struct {
+	Registry *registry.Registry
+	// MaxSampleAge: changes caused by older samples are recorded but do not
+	// notify (CONTRACT §2 alerting.max_sample_age).
+	MaxSampleAge time.Duration
+	// ResolvedRetention is how long a resolved alert is still re-sent so
+	// that Alertmanager learns of it despite a failure (default 15 min, as
+	// Prometheus).
+	ResolvedRetention time.Duration
+	// GeneratorURL is a link back for receivers; empty for none.
+	GeneratorURL string
+}
+
+// Evaluator keeps the state of every alert instance. Time comes in as a
+// parameter: samples carry their own, Tick takes the wall clock.
+type Evaluator struct {
+	o  Options
+	mu sync.Mutex
+	// rules and instances, keyed by rule name + station + param.
+	rules     []Rule
+	instances map[string]*instance
+	byStation map[string][]*instance // the instances of each station, in key order
+	newest    map[string]time.Time   // station → newest sample time
+	started   time.Time
+	templates map[string]*template.Template
+}
+
+// NewEvaluator returns an evaluator for rules; started is the wall clock at
+// start-up (silence of stations never heard is counted from it).
+func NewEvaluator(rules *Rules, o Options, started time.Time) *Evaluator {
+	if o.ResolvedRetention <= 0 {
+		o.ResolvedRetention = 15 * time.Minute
+	}
+	e := &Evaluator{o: o, instances: map[string]*instance{}, newest: map[string]time.Time{}, started: started}
+	e.SetRules(rules)
+	return e
+}
+
+// SetRules replaces the rules; instances of rules that are still there keep
+// their state.
+func (e *Evaluator) SetRules(rules *Rules) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.rules = append([]Rule(nil), rules.Rules...)
+	e.templates = map[string]*template.Template{}
+	for i := range e.rules {
+		r := &e.rules[i]
+		for _, f := range []struct{ key, text string }{{"summary", r.Summary}, {"description", r.Description}} {
+			if f.text != "" {
+				// Validated at load; a parse error here cannot happen.
+				e.templates[r.Name+"/"+f.key] = template.Must(template.New(f.key).Option("missingkey=zero").Parse(f.text))
+			}
+		}
+	}
+	keep := map[string]*instance{}
+	for i := range e.rules {
+		r := &e.rules[i]
+		for j := range e.o.Registry.Stations {
+			st := &e.o.Registry.Stations[j]
+			for _, param := range e.paramsOf(r, st) {
+				k := key(r.Name, st.ID, param)
+				in := e.instances[k]
+				if in == nil {
+					in = &instance{State: StateInactive}
+				}
+				in.rule, in.station, in.param = r, st, param
+				keep[k] = in
+			}
+		}
+	}
+	e.instances = keep
+	e.byStation = map[string][]*instance{}
+	for _, k := range sortedKeys(keep) {
+		in := keep[k]
+		e.byStation[in.station.ID] = append(e.byStation[in.station.ID], in)
+	}
+}
+
+func key(rule, station, param string) string { return rule + "\x00" + station + "\x00" + param }
+
+// paramsOf is what a rule watches at a station: nothing when it does not
+// apply there.
+func (e *Evaluator) paramsOf(r *Rule, st *registry.Station) []string {
+	if len(r.Stations) > 0 && !contains(r.Stations, st.ID) {
+		return nil
+	}
+	if len(r.Rivers) > 0 && !contains(r.Rivers, st.River) {
+		return nil
+	}
+	for _, th := range []*Threshold{r.Above, r.Below, r.RateAbove, r.RateBelow, r.WQClassAbove} {
+		if th != nil && th.Limit != "" {
+			if _, ok := st.Limits[th.Limit]; !ok {
+				return nil
+			}
+		}
+	}
+	switch {
+	case r.SilentFor > 0:
+		return []string{""}
+	case r.QCFailFor > 0:
+		return st.Params
+	case r.WQClassAbove != nil:
+		if hasGraded(st) {
+			return []string{"wq_class"}
+		}
+		return nil
+	case r.Param == "flow_m3s" && !st.Reports("flow_m3s") && len(st.Rating) > 0 && st.Reports("level_m"):
+		// No flow meter: the rated flow stands in (CONTRACT §10).
+		return []string{"flow_rated_m3s"}
+	case r.Param == "flow_rated_m3s" && len(st.Rating) > 0 && st.Reports("level_m"):
+		return []string{r.Param}
+	case st.Reports(r.Param):
+		return []string{r.Param}
+	}
+	return nil
+}
+
+func hasGraded(st *registry.Station) bool {
+	for _, c := range []string{"ph", "do_mgl", "codmn_mgl", "nh3n_mgl", "tp_mgl"} {
+		if st.Reports(c) {
+			return true
+		}
+	}
+	return false
+}
+
+func threshold(th *Threshold, st *registry.Station) float64 {
+	if th.Limit != "" {
+		return st.Limits[th.Limit]
+	}
+	return th.Value
+}
+
+// Observe evaluates every rule of the sample's station on it. wall is the
+// wall clock, for max_sample_age. It returns the transitions.
+func (e *Evaluator) Observe(s Sample, wall time.Time) []Transition {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []Transition
+	notify := e.o.MaxSampleAge <= 0 || wall.Sub(s.Time) <= e.o.MaxSampleAge
+	if s.Time.After(e.newest[s.Station]) {
+		e.newest[s.Station] = s.Time
+	}
+	for _, in := range e.byStation[s.Station] {
+		r := in.rule
+		if r.SilentFor > 0 {
+			// A sample is a sign of life.
+			if in.State == StateFiring && wall.Sub(e.newest[s.Station]) <= time.Duration(r.SilentFor) {
+				out = append(out, *e.resolve(in, s.Time, wall, 0, notify))
+			}
+			continue
+		}
+		val, ok := s.Values[in.param]
+		if !ok {
+			continue
+		}
+		// Late samples are stored but do not move the state (CONTRACT §10:
+		// in order per station).
+		if !in.LastEval.IsZero() && !s.Time.After(in.LastEval) {
+			continue
+		}
+		if r.QCFailFor > 0 {
+			in.LastEval = s.Time
+			if t := e.qcFail(in, s.Time, wall, val, notify); t != nil {
+				out = append(out, *t)
+			}
+			continue
+		}
+		if val.Flag == qcFail {
+			continue
+		}
+		in.LastEval = s.Time
+		if t := e.step(in, s.Time, val.V, wall, notify); t != nil {
+			out = append(out, *t)
+		}
+	}
+	return out
+}
+
+// step moves a threshold, rate or class instance by one value.
+func (e *Evaluator) step(in *instance, t time.Time, v float64, wall time.Time, notify bool) *Transition {
+	r := in.rule
+	var active, cleared bool
+	var th float64
+	switch {
+	case r.Above != nil:
+		th = threshold(r.Above, in.station)
+		active, cleared = v > th, v < th-r.Clear
+	case r.Below != nil:
+		th = threshold(r.Below, in.station)
+		active, cleared = v < th, v > th+r.Clear
+	case r.WQClassAbove != nil:
+		th = threshold(r.WQClassAbove, in.station)
+		active, cleared = v > th, v <= th-r.Clear
+	case r.RateAbove != nil || r.RateBelow != nil:
+		rate, ok := in.rate(t, v, time.Duration(r.Window))
+		if !ok {
+			return nil
+		}
+		v = rate
+		if r.RateAbove != nil {
+			th = threshold(r.RateAbove, in.station)
+			active, cleared = rate > th, rate < th-r.Clear
+		} else {
+			th = threshold(r.RateBelow, in.station)
+			active, cleared = rate < th, rate > th+r.Clear
+		}
+	}
+	in.LastValue, in.Threshold = v, th
+	if r.Clear == 0 {
+		cleared = !active
+	}
+	switch in.State {
+	case StateInactive, StateResolved:
+		if !active {
+			return nil
+		}
+		in.State, in.ActiveAt = StatePending, t
+		fallthrough
+	case StatePending:
+		if !active {
+			in.State = StateInactive // a pending alert that clears is dropped, never sent
+			return nil
+		}
+		if t.Sub(in.ActiveAt) >= time.Duration(r.For) {
+			return e.fire(in, t, wall, notify)
+		}
+	case StateFiring:
+		if notify {
+			in.Evidence = wall
+		}
+		if cleared {
+			return e.resolve(in, t, wall, v, notify)
+		}
+	}
+	return nil
+}
+
+// rate returns the change per hour over the window ending at t, once the
+// values span at least half the window.
+func (in *instance) rate(t time.Time, v float64, window time.Duration) (float64, bool) {
+	in.window = append(in.window, point{t, v})
+	n := 0
+	for n < len(in.window)-1 && t.Sub(in.window[n].t) > window {
+		n++
+	}
+	in.window = in.window[n:]
+	first := in.window[0]
+	span := t.Sub(first.t)
+	if span < window/2 || span <= 0 {
+		return 0, false
+	}
+	return (v - first.v) / span.Hours(), true
+}
+
+// qcFail fires when a value has been flagged fail continuously for the
+// rule's duration, and resolves at the first value that does not fail.
+func (e *Evaluator) qcFail(in *instance, t, wall time.Time, val Value, notify bool) *Transition {
+	in.LastValue, in.Threshold = float64(val.Flag), qcFail
+	if val.Flag != qcFail {
+		in.failSince = time.Time{}
+		if in.State == StateFiring {
+			return e.resolve(in, t, wall, float64(val.Flag), notify)
+		}
+		in.State = StateInactive
+		return nil
+	}
+	if in.failSince.IsZero() {
+		in.failSince, in.ActiveAt, in.State = t, t, StatePending
+	}
+	if in.State != StateFiring && t.Sub(in.failSince) >= time.Duration(in.rule.QCFailFor) {
+		return e.fire(in, t, wall, notify)
+	}
+	if in.State == StateFiring && notify {
+		in.Evidence = wall
+	}
+	return nil
+}
+
+// fire moves an instance to firing at sample time t.
+func (e *Evaluator) fire(in *instance, t, wall time.Time, notify bool) *Transition {
+	in.State, in.StartsAt, in.EndsAt, in.Resolved, in.Announced = StateFiring, t, time.Time{}, time.Time{}, notify
+	if notify {
+		in.Evidence = wall
+	}
+	return e.transition(in, StateFiring, t, notify)
+}
+
+// resolve moves a firing instance to resolved at sample time t.
+func (e *Evaluator) resolve(in *instance, t, wall time.Time, v float64, notify bool) *Transition {
+	in.State, in.EndsAt, in.Resolved, in.LastValue = StateResolved, t, wall, v
+	return e.transition(in, StateResolved, t, notify && in.Announced)
+}
+
+func (e *Evaluator) transition(in *instance, state string, t time.Time, notify bool) *Transition {
+	return &Transition{Alert: e.alertOf(in, state, time.Time{}), State: state, Value: in.LastValue, Thresh: in.Threshold, Notify: notify, At: t}
+}
+
+// Tick checks the wall-clock rules (silent_for) at now.
+func (e *Evaluator) Tick(now time.Time) []Transition {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []Transition
+	for _, k := range sortedKeys(e.instances) {
+		in := e.instances[k]
+		if in.rule.SilentFor <= 0 {
+			continue
+		}
+		last := e.newest[in.station.ID]
+		if last.IsZero() {
+			last = e.started
+		}
+		silent := now.Sub(last)
+		in.LastValue, in.Threshold = silent.Seconds(), time.Duration(in.rule.SilentFor).Seconds()
+		switch {
+		case silent > time.Duration(in.rule.SilentFor) && in.State != StateFiring:
+			in.ActiveAt = last
+			out = append(out, *e.fire(in, now, now, true))
+		case silent > time.Duration(in.rule.SilentFor):
+			in.Evidence = now
+		}
+	}
+	return out
+}
+
+// Active returns the alerts to send to Alertmanager at now: firing ones
+// with recent evidence (a sample within max_sample_age, or a wall-clock
+// rule), with endsAt = now + validFor, which marks them announced; and
+// announced ones resolved within the retention, with their endsAt.
+func (e *Evaluator) Active(now time.Time, validFor time.Duration) []Alert {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []Alert
+	for _, k := range sortedKeys(e.instances) {
+		in := e.instances[k]
+		switch {
+		case in.State == StateFiring && !in.Evidence.IsZero() && (e.o.MaxSampleAge <= 0 || now.Sub(in.Evidence) <= e.o.MaxSampleAge):
+			in.Announced = true
+			out = append(out, e.alertOf(in, StateFiring, now.Add(validFor)))
+		case in.State == StateResolved && in.Announced && now.Sub(in.Resolved) <= e.o.ResolvedRetention:
+			out = append(out, e.alertOf(in, StateResolved, time.Time{}))
+		}
+	}
+	return out
+}
+
+// Firing returns every firing alert (for /api/v1/alerts).
+func (e *Evaluator) Firing() []Alert {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := []Alert{}
+	for _, k := range sortedKeys(e.instances) {
+		if in := e.instances[k]; in.State == StateFiring {
+			out = append(out, e.alertOf(in, StateFiring, time.Time{}))
+		}
+	}
+	return out
+}
+
+// CountFiring counts firing alerts by severity.
+func (e *Evaluator) CountFiring() map[string]int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := map[string]int{}
+	for _, s := range Severities {
+		out[s] = 0
+	}
+	for _, in := range e.instances {
+		if in.State == StateFiring {
+			out[in.rule.Severity]++
+		}
+	}
+	return out
+}
+
+func (e *Evaluator) labelsOf(in *instance) map[string]string {
+	r := in.rule
+	labels := map[string]string{"alertname": r.Name, "station": in.station.ID, "river": in.station.River, "severity": r.Severity}
+	if in.param != "" {
+		labels["param"] = in.param
+	}
+	for k, v := range r.Labels {
+		labels[k] = v
+	}
+	return labels
+}
+
+func (e *Evaluator) alertOf(in *instance, state string, endsAt time.Time) Alert {
+	r := in.rule
+	labels := e.labelsOf(in)
+	data := map[string]any{
+		"Station": in.station.ID, "StationName": in.station.NameEN, "StationNameZH": in.station.Name, "River": in.station.River,
+		"Param": in.param, "Severity": r.Severity, "Value": format(in.LastValue), "Threshold": format(in.Threshold), "Labels": labels,
+	}
+	ann := map[string]string{"value": format(in.LastValue), "threshold": format(in.Threshold)}
+	for _, k := range []string{"summary", "description"} {
+		if t := e.templates[r.Name+"/"+k]; t != nil {
+			var b bytes.Buffer
+			if err := t.Execute(&b, data); err == nil {
+				ann[k] = b.String()
+			} else {
+				ann[k] = fmt.Sprintf("template error: %v", err)
+			}
+		}
+	}
+	if ann["summary"] == "" && r.SilentFor > 0 {
+		ann["summary"] = fmt.Sprintf("%s (%s): no data for %s", in.station.NameEN, in.station.ID, (time.Duration(in.LastValue) * time.Second).Round(time.Second))
+	}
+	if ann["summary"] == "" {
+		ann["summary"] = fmt.Sprintf("%s at %s (%s): %s %s", r.Name, in.station.NameEN, in.station.ID, in.param, format(in.LastValue))
+	}
+	if ann["description"] == "" {
+		ann["description"] = fmt.Sprintf("%s: %s = %s, threshold %s (%s, %s)", r.Name, nonEmpty(in.param, "value"), format(in.LastValue), format(in.Threshold), in.station.Name, in.station.River)
+	}
+	a := Alert{Status: state, Labels: labels, Annotations: ann, StartsAt: in.StartsAt, Fingerprint: Fingerprint(labels), GeneratorURL: e.o.GeneratorURL}
+	switch {
+	case state == StateResolved:
+		a.EndsAt = in.EndsAt
+	case !endsAt.IsZero():
+		a.EndsAt = endsAt
+	}
+	return a
+}
+
+func nonEmpty(s, alt string) string {
+	if s == "" {
+		return alt
+	}
+	return s
+}
+
+func format(v float64) string {
+	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+		return strconv.FormatInt(int64(v), 10)
+	}
+	return strings.TrimRight(strings.TrimRight(strconv.FormatFloat(v, 'f', 3, 64), "0"), ".")
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
