@@ -186,6 +186,8 @@ func (e *Evaluator) paramsOf(r *Rule, st *registry.Station) []string {
 	case r.Param == "flow_m3s" && !st.Reports("flow_m3s") && len(st.Rating) > 0 && st.Reports("level_m"):
 		// No flow meter: the rated flow stands in (CONTRACT §10).
 		return []string{"flow_rated_m3s"}
+	case statusParams[r.Param]:
+		return []string{r.Param}
 	case r.Param == "flow_rated_m3s" && len(st.Rating) > 0 && st.Reports("level_m"):
 		return []string{r.Param}
 	case st.Reports(r.Param):

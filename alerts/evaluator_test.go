@@ -284,3 +284,17 @@ func TestStateSurvivesRestart(t *testing.T) {
 		t.Fatalf("announced again: %+v", tr)
 	}
 }
+
+func TestStatusParamsApplyToEveryStation(t *testing.T) {
+	reg, _ := registry.Load("stations.yaml", []byte(testRegistry))
+	rules, err := LoadRules("rules.yaml", []byte("rules:\n  - {name: LowBattery, param: battery_v, below: 11.5, for: 0, severity: warning}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewEvaluator(rules, Options{Registry: reg}, t0)
+	for _, st := range []string{"gauge", "levelonly"} {
+		if tr := at(e, st, 1, "battery_v", 11.2); len(tr) != 1 || tr[0].State != StateFiring {
+			t.Errorf("%s: %+v", st, tr)
+		}
+	}
+}

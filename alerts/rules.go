@@ -73,6 +73,8 @@ var (
 	nameRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	// derived are the fields rivermon computes that rules may watch.
 	derived = map[string]bool{"flow_rated_m3s": true}
+	// statusParams come from the device-health topic of every station.
+	statusParams = map[string]bool{"battery_v": true, "signal_dbm": true, "enclosure_temp_c": true}
 )
 
 // Severities allowed in rules.
@@ -125,7 +127,7 @@ func LoadRules(file string, data []byte) (*Rules, error) {
 		switch {
 		case needsParam && r.Param == "":
 			ps.Add(file, n.Line, "rule %s: param is required", r.Name)
-		case r.Param != "" && !reading.IsParam(r.Param) && !derived[r.Param]:
+		case r.Param != "" && !reading.IsParam(r.Param) && !derived[r.Param] && !statusParams[r.Param]:
 			ps.Add(file, at("param"), "rule %s: unknown param %q", r.Name, r.Param)
 		}
 		if (r.RateAbove != nil || r.RateBelow != nil) != (r.Window > 0) {

@@ -16,7 +16,7 @@ func TestShippedRules(t *testing.T) {
 		names[r.Name] = true
 	}
 	for _, want := range []string{"WaterLevelWarning", "WaterLevelCritical", "WaterLevelRisingFast", "EcologicalFlowBelowTarget",
-		"EcologicalFlowBelowWarning", "WaterQualityWorseThanTarget", "StationSilent", "SensorFault"} {
+		"EcologicalFlowBelowWarning", "WaterQualityWorseThanTarget", "StationSilent", "SensorFault", "LowBattery"} {
 		if !names[want] {
 			t.Errorf("shipped rules lack %s", want)
 		}

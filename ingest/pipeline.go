@@ -723,6 +723,17 @@ func (p *Pipeline) processStatus(d Delivery, st *registry.Station, b *batch, buf
 	buf = statusLine(buf[:0], st.ID, st.River, s, t)
 	b.lines = append(b.lines, string(buf))
 	p.m.messages.WithLabelValues("accepted").Inc()
+	if p.o.Observer != nil {
+		obs := StoredSample{Station: st.ID, Time: t, Values: map[string]float64{}, Flags: map[string]int{}}
+		for k, v := range map[string]*float64{"battery_v": s.BatteryV, "signal_dbm": s.SignalDBm, "enclosure_temp_c": s.EnclosureTempC} {
+			if v != nil {
+				obs.Values[k], obs.Flags[k] = *v, 2
+			}
+		}
+		if len(obs.Values) > 0 {
+			b.observed = append(b.observed, obs)
+		}
+	}
 	b.updates = append(b.updates, update{station: st.ID, received: d.Received, status: s, statusTime: t})
 	return buf
 }

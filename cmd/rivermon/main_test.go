@@ -176,3 +176,56 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 	}, "the in-flight message was lost")
 	stopWithin(cmd, 10*time.Second)
 }
+
+// TestSIGHUPReloadsRulesAndKeepsThemWhenBroken: a broken rules file is
+// reported and the rules in force stay; a good one is taken.
+func TestSIGHUPReloadsRulesAndKeepsThemWhenBroken(t *testing.T) {
+	bin := binary(t)
+	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+	in := testenv.StartInflux(t)
+	root, _ := testenv.RepoRoot()
+	dir := t.TempDir()
+	good, err := os.ReadFile(filepath.Join(root, "configs", "rules.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(rules, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := testenv.FreePort(t)
+	cfg := filepath.Join(dir, "rivermon.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`mqtt: {url: %q, client_id: rivermon-hup}
+influx: {url: %q}
+spool: {dir: spool}
+http: {listen: "127.0.0.1:%d"}
+stations: %q
+rules: rules.yaml
+`, mq.URL, in.URL, port, filepath.Join(root, "configs", "stations.yaml"))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "rivermon.log")
+	logf, _ := os.Create(logPath)
+	cmd := exec.Command(bin, "-config", cfg)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	logHas := func(s string) bool { b, _ := os.ReadFile(logPath); return strings.Contains(string(b), s) }
+	testenv.Eventually(t, 20*time.Second, func() bool { return logHas("rivermon running") }, "rivermon did not start")
+
+	if err := os.WriteFile(rules, []byte("rules:\n  - name: Broken\n    above: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Process.Signal(syscall.SIGHUP)
+	testenv.Eventually(t, 10*time.Second, func() bool { return logHas("rules not reloaded; the previous rules stay in force") }, "a broken file was not reported")
+	if err := os.WriteFile(rules, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Process.Signal(syscall.SIGHUP)
+	testenv.Eventually(t, 10*time.Second, func() bool { return logHas("rules reloaded") }, "a good file was not reloaded")
+	if cmd.ProcessState != nil {
+		t.Fatal("rivermon exited")
+	}
+}

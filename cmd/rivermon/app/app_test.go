@@ -42,6 +42,7 @@ type serviceOptions struct {
 	maxBytes int64  // spool.max_bytes; default 1 GiB
 	sweep    time.Duration
 	grace    time.Duration
+	alerting string // YAML of the alerting section, e.g. "{alertmanager_urls: [...]}"
 }
 
 func startServiceWith(t testing.TB, mq *testenv.Mosquitto, in *testenv.Influx, so serviceOptions) *service {
@@ -66,8 +67,9 @@ spool: {dir: %q, max_bytes: %d}
 http: {listen: "127.0.0.1:0"}
 stations: %q
 rules: %q
+alerting: %s
 `, so.mqURL, so.clientID, so.username, so.password, so.caFile, in.URL, so.spoolDir, so.maxBytes,
-		filepath.Join(root, "configs", "stations.yaml"), filepath.Join(root, "configs", "rules.yaml"))
+		filepath.Join(root, "configs", "stations.yaml"), filepath.Join(root, "configs", "rules.yaml"), alertingYAML(so.alerting))
 	cfg, err := config.Load(filepath.Join(dir, "rivermon.yaml"), []byte(yml), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +79,7 @@ rules: %q
 	s := &service{t: t, cancel: cancel, done: make(chan error, 1)}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	go func() {
-		s.done <- app.Run(ctx, app.Options{Config: cfg, Logger: log, DrainTimeout: time.Second, SweepEvery: so.sweep, EflowGrace: so.grace,
+		s.done <- app.Run(ctx, app.Options{Config: cfg, Logger: log, DrainTimeout: time.Second, SweepEvery: so.sweep, EflowGrace: so.grace, AlertTick: 100 * time.Millisecond,
 			OnListen: func(a string) { addr <- a }})
 	}()
 	select {
@@ -90,6 +92,13 @@ rules: %q
 	}
 	t.Cleanup(func() { s.stop() })
 	testenv.Eventually(t, 30*time.Second, func() bool { return s.status("/readyz") == http.StatusOK }, "rivermon not ready")
+	return s
+}
+
+func alertingYAML(s string) string {
+	if s == "" {
+		return "{}"
+	}
 	return s
 }
 
