@@ -43,8 +43,8 @@ run: deps build
 
 ## bench: micro-benchmarks, then end to end through real Mosquitto, rivermon and InfluxDB (3 runs each)
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/reading ./ingest/spool
-	$(GO) test -run '^$$' -bench EndToEnd -benchtime 1x -count 3 ./cmd/rivermon/app
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/reading ./ingest/spool ./alerts
+	$(GO) test -run '^$$' -bench 'EndToEnd|AlertLatency' -benchtime 1x -count 3 ./cmd/rivermon/app
 
 clean:
 	rm -rf bin var

@@ -298,3 +298,28 @@ func TestStatusParamsApplyToEveryStation(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkObserve is the evaluation cost of one sample with every shipped
+// rule, at a water-quality station (the most rules apply there).
+func BenchmarkObserve(b *testing.B) {
+	reg, err := registry.LoadFile(filepath.Join("..", "configs", "stations.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rules, err := LoadRulesFile(filepath.Join("..", "configs", "rules.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := NewEvaluator(rules, Options{Registry: reg, MaxSampleAge: time.Hour}, t0)
+	values := map[string]Value{}
+	for _, c := range reg.Station("nianchu-mouth").Params {
+		values[c] = Value{V: 1, Flag: 1}
+	}
+	values["wq_class"] = Value{V: 2, Flag: 1}
+	i := 0
+	for b.Loop() {
+		ts := t0.Add(time.Duration(i) * time.Minute)
+		e.Observe(Sample{Station: "nianchu-mouth", Time: ts, Values: values}, ts)
+		i++
+	}
+}

@@ -2,10 +2,13 @@ package app_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -182,4 +185,76 @@ func loadRegistry(tb testing.TB) *registry.Registry {
 		tb.Fatal(err)
 	}
 	return reg
+}
+
+// BenchmarkAlertLatency measures, for each of the 23 stations, the time from
+// publishing the reading that completes WaterLevelCritical (above the
+// critical level for 10 minutes of sample time) to a webhook receiver
+// behind a real Alertmanager getting the notification. Alertmanager's
+// group_wait is 0 here, so the figure is rivermon plus Alertmanager's own
+// dispatch; in production add the group_wait of the route (10 s for
+// critical alerts in configs/alertmanager).
+func BenchmarkAlertLatency(b *testing.B) {
+	var mu sync.Mutex
+	got := map[string]time.Time{}
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body webhookBody
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		mu.Lock()
+		for _, a := range body.Alerts {
+			if a.Status == "firing" && a.Labels["alertname"] == "WaterLevelCritical" {
+				if _, seen := got[a.Labels["station"]]; !seen {
+					got[a.Labels["station"]] = time.Now()
+				}
+			}
+		}
+		mu.Unlock()
+	}))
+	defer rcv.Close()
+	am := testenv.StartAlertmanager(b, fmt.Sprintf("route: {receiver: hook, group_by: [alertname, station], group_wait: 0s, group_interval: 1s, repeat_interval: 1h}\nreceivers:\n  - name: hook\n    webhook_configs: [{url: %q}]\n", rcv.URL))
+	mq := testenv.StartMosquitto(b, testenv.MosquittoOptions{})
+	in := testenv.StartInflux(b)
+	startServiceWith(b, mq, in, serviceOptions{clientID: "rivermon-alert-bench",
+		alerting: fmt.Sprintf("{alertmanager_urls: [%q], resend_interval: 1m}", am.URL)})
+	pub := testenv.NewClient(b, mq.URL, "bench-alerts")
+	reg := loadRegistry(b)
+	var lat []time.Duration
+	for iter := 0; iter < b.N; iter++ {
+		mu.Lock()
+		clear(got)
+		mu.Unlock()
+		base := time.Now().UTC().Truncate(time.Minute).Add(-time.Duration(30+iter*20) * time.Minute)
+		for _, st := range reg.Stations {
+			crit := st.Limits["level_critical_m"]
+			msg := func(i int, v float64) []byte {
+				return []byte(fmt.Sprintf(`{"station":%q,"samples":[{"time":%d,"values":{"level_m":%g}}]}`,
+					st.ID, base.Add(time.Duration(i)*5*time.Minute).UnixMilli(), v))
+			}
+			pub.Publish(readingsTopic(st.ID), msg(0, crit+0.3))
+			pub.Publish(readingsTopic(st.ID), msg(1, crit+0.3))
+			sent := time.Now()
+			pub.Publish(readingsTopic(st.ID), msg(2, crit+0.3)) // 10 minutes above: fires
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				mu.Lock()
+				at, ok := got[st.ID]
+				mu.Unlock()
+				if ok {
+					lat = append(lat, at.Sub(sent))
+					break
+				}
+				if time.Now().After(deadline) {
+					b.Fatalf("%s: no notification within 30 s", st.ID)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			// Back below, so that the next iteration fires again.
+			pub.Publish(readingsTopic(st.ID), msg(3, crit-1))
+		}
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+	b.ReportMetric(0, "ns/op")
 }
