@@ -97,7 +97,7 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 	for _, r := range []string{"stored", "rejected"} {
 		m.samples.WithLabelValues(r)
 	}
-	for _, r := range append(reading.Reasons(), ReasonUnsupported, ReasonInfluxRejected) {
+	for _, r := range append(append(reading.Reasons(), ReasonInfluxRejected), hj212Reasons()...) {
 		m.rejected.WithLabelValues(r)
 	}
 	if r != nil {

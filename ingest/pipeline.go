@@ -34,8 +34,6 @@ import (
 
 // Reasons produced by the pipeline beyond those of package reading.
 const (
-	// ReasonUnsupported: an HJ 212 packet; the decoder is not built yet.
-	ReasonUnsupported = "unsupported_protocol"
 	// ReasonInfluxRejected: InfluxDB refused the point itself (HTTP 400/422/413).
 	ReasonInfluxRejected = "influx_rejected"
 )
@@ -560,6 +558,9 @@ func (p *Pipeline) parseTopic(topic string) (station, kind string, ok bool) {
 func (p *Pipeline) process(d Delivery, b *batch, buf []byte) []byte {
 	b.acks = append(b.acks, d.Ack)
 	b.received = append(b.received, d.Received)
+	if strings.HasPrefix(d.Topic, HJ212TCPSource) {
+		return p.processHJ212(d, nil, b, buf)
+	}
 	station, kind, ok := p.parseTopic(d.Topic)
 	if !ok || !reading.ValidStationID(station) {
 		p.rejectMessage(b, &d, station, reading.ReasonBadTopic,
@@ -571,7 +572,7 @@ func (p *Pipeline) process(d Delivery, b *batch, buf []byte) []byte {
 		p.rejectMessage(b, &d, station, reading.ReasonUnknownStation, fmt.Sprintf("station %q is not in the registry", station))
 		return buf
 	}
-	if kind == "readings" || kind == "hj212" {
+	if kind == "readings" {
 		// A device saying it is offline (its last will) is not a sign of life.
 		buf = p.heard(p.state[st.ID], b, d.Received, buf)
 	}
@@ -581,7 +582,7 @@ func (p *Pipeline) process(d Delivery, b *batch, buf []byte) []byte {
 	case "status":
 		return p.processStatus(d, st, b, buf)
 	case "hj212":
-		p.rejectMessage(b, &d, station, ReasonUnsupported, "HJ 212-2017 packets are not decoded yet; kept here for replay")
+		return p.processHJ212(d, st, b, buf)
 	default:
 		p.rejectMessage(b, &d, station, reading.ReasonBadTopic, fmt.Sprintf("unknown message kind %q", kind))
 	}
@@ -628,10 +629,22 @@ func (p *Pipeline) processReadings(d Delivery, st *registry.Station, b *batch, b
 	if len(m.Samples) == 0 {
 		return buf
 	}
+	p.storeSamples(st, m.Samples, nil, d, b, buf)
+	return buf
+}
+
+// storeSamples assesses samples of one message and adds their points to
+// the batch. forced holds, per sample, QC flags the device imposed (HJ 212
+// data flags); nil when none.
+func (p *Pipeline) storeSamples(st *registry.Station, samples []reading.Sample, forced []map[string]int, d Delivery, b *batch, buf []byte) []byte {
 	s := p.state[st.ID]
 	var newest *assessed
-	for i := range m.Samples {
-		a := p.assess(s, &m.Samples[i], false)
+	for i := range samples {
+		var f map[string]int
+		if forced != nil {
+			f = forced[i]
+		}
+		a := p.assessForced(s, &samples[i], f, false)
 		buf = readingLine(buf[:0], st.ID, st.River, &a)
 		b.lines = append(b.lines, string(buf))
 		for _, r := range a.revisions {
@@ -649,7 +662,7 @@ func (p *Pipeline) processReadings(d Delivery, st *registry.Station, b *batch, b
 			newest = &a
 		}
 	}
-	p.m.samples.WithLabelValues("stored").Add(float64(len(m.Samples)))
+	p.m.samples.WithLabelValues("stored").Add(float64(len(samples)))
 	u := update{station: st.ID, received: d.Received, sample: newest.sample, flags: newest.flags, wqClass: newest.wqClass}
 	if newest.hasRated {
 		u.rated, u.ratedFlag, u.hasRated = newest.rated, newest.ratedFlag, true

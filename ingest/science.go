@@ -66,12 +66,21 @@ type revision struct {
 // assess runs QC and the derivations on one sample. history is true while
 // rebuilding state at start-up: nothing is counted.
 func (p *Pipeline) assess(s *station, smp *reading.Sample, history bool) assessed {
+	return p.assessForced(s, smp, nil, history)
+}
+
+// assessForced is assess with QC flags a device imposed on some values
+// (HJ 212 data flags): a forced fail is not fed to the QC tests (a
+// calibration value would spoil their windows); a forced suspect or not
+// evaluated flag stands unless the tests find worse.
+func (p *Pipeline) assessForced(s *station, smp *reading.Sample, forced map[string]int, history bool) assessed {
 	a := assessed{sample: smp, flags: make([]int, len(smp.Values))}
 	var level, flow, temp = math.NaN(), math.NaN(), math.NaN()
 	levelFlag, flowFlag := 0, 0
 	for i, v := range smp.Values {
 		flag := quality.NotEvaluated
-		if ser := s.series[v.Code]; ser != nil {
+		imposed := quality.Flag(forced[v.Code])
+		if ser := s.series[v.Code]; ser != nil && imposed != quality.Fail {
 			fl, rev := ser.Add(smp.Time, v.Value)
 			flag = fl.Aggregate()
 			if rev != nil {
@@ -81,6 +90,12 @@ func (p *Pipeline) assess(s *station, smp *reading.Sample, history bool) assesse
 				}
 				a.revisions = append(a.revisions, revision{t: rev.Time, codes: codes, flag: int(rev.Flag)})
 			}
+		}
+		switch {
+		case imposed == quality.Fail, imposed == quality.Suspect && flag != quality.Fail:
+			flag = imposed
+		case imposed == quality.NotEvaluated && flag == quality.Pass:
+			flag = quality.NotEvaluated
 		}
 		a.flags[i] = int(flag)
 		if !history {

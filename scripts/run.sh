@@ -7,7 +7,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-: "${MQTT_PORT:=18831}" "${INFLUX_PORT:=18087}" "${INFLUX_RPC_PORT:=18089}" "${AM_PORT:=19094}" "${HTTP_PORT:=19464}"
+: "${MQTT_PORT:=18831}" "${INFLUX_PORT:=18087}" "${INFLUX_RPC_PORT:=18089}" "${AM_PORT:=19094}" "${HTTP_PORT:=19464}" "${HJ212_PORT:=19212}"
 : "${SIM_START:=-48h}" "${SIM_SPEED:=600}"
 : "${SIM_SCENARIOS:=flood:pumqu-chentang pollution:nianchu-mouth sensor-stuck:boqu-nyalam lowflow:sagya-sagya sensor-spike:yarlung-dazhuka drift:maquan-saga}"
 run="$root/var/run"
@@ -21,9 +21,9 @@ bin() { # bin NAME: the server program, also from /usr/sbin
 	exit 1
 }
 port_busy() { (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "$MQTT_PORT" "$INFLUX_PORT" "$INFLUX_RPC_PORT" "$AM_PORT" "$HTTP_PORT"; do
+for p in "$MQTT_PORT" "$INFLUX_PORT" "$INFLUX_RPC_PORT" "$AM_PORT" "$HTTP_PORT" "$HJ212_PORT"; do
 	if port_busy "$p"; then
-		echo "make run: port $p is in use (another make run?). Stop it, or set MQTT_PORT/INFLUX_PORT/INFLUX_RPC_PORT/AM_PORT/HTTP_PORT." >&2
+		echo "make run: port $p is in use (another make run?). Stop it, or set MQTT_PORT/INFLUX_PORT/INFLUX_RPC_PORT/AM_PORT/HTTP_PORT/HJ212_PORT." >&2
 		exit 1
 	fi
 done
@@ -100,6 +100,7 @@ export RIVERMON_INFLUX_URL="http://127.0.0.1:$INFLUX_PORT"
 export RIVERMON_SPOOL_DIR="$run/spool"
 export RIVERMON_HTTP_LISTEN="127.0.0.1:$HTTP_PORT"
 export RIVERMON_ALERTING_ALERTMANAGER_URLS="http://127.0.0.1:$AM_PORT"
+export RIVERMON_HJ212_LISTEN="127.0.0.1:$HJ212_PORT"
 bin/rivermon -config configs/rivermon.yaml >"$run/log/rivermon.log" 2>&1 &
 pids+=($!)
 wait_port "$HTTP_PORT" rivermon
@@ -107,7 +108,8 @@ wait_port "$HTTP_PORT" rivermon
 scenario_flags=()
 for sc in $SIM_SCENARIOS; do scenario_flags+=(-scenario "$sc"); done
 bin/stationsim -broker "tcp://127.0.0.1:$MQTT_PORT" -registry configs/stations.yaml \
-	-start "$SIM_START" -speed "$SIM_SPEED" "${scenario_flags[@]}" >"$run/log/stationsim.log" 2>&1 &
+	-start "$SIM_START" -speed "$SIM_SPEED" "${scenario_flags[@]}" \
+	-protocol hj212 -transport tcp -hj212-addr "127.0.0.1:$HJ212_PORT" >"$run/log/stationsim.log" 2>&1 &
 pids+=($!)
 
 q="SELECT last(level_m), last(flow_m3s) FROM reading GROUP BY station"
@@ -116,6 +118,8 @@ cat <<MSG
 rivermon is running with the simulator for the 23 stations (simulated time starts
 at now$SIM_START and runs ${SIM_SPEED}× faster until it reaches the present, then in real time).
 Scenarios played from one simulated hour in: $SIM_SCENARIOS
+The water-quality analysers speak HJ 212-2017 over TCP to 127.0.0.1:$HJ212_PORT; levels and flows
+come as JSON over MQTT.
 
   Stations API   http://127.0.0.1:$HTTP_PORT/api/v1/stations
   Metrics        http://127.0.0.1:$HTTP_PORT/metrics

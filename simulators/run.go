@@ -29,6 +29,14 @@ type Options struct {
 	Speed float64
 	// Duration of simulated time to run; 0 runs until ctx ends.
 	Duration time.Duration
+	// Protocol is "native" (JSON readings, the default) or "hj212": the
+	// water-quality values of stations with an hj212_mn go as HJ 212-2017
+	// real-time packets, over Transport "mqtt" (the station's hj212 topic)
+	// or "tcp" (to HJ212Addr, waiting for the 9014 answer like a data
+	// logger).
+	Protocol  string
+	Transport string
+	HJ212Addr string
 	// Scenarios maps station ids to the scenarios they play (ParseScenarios).
 	Scenarios map[string][]string
 	// StatusEvery is the simulated interval of status messages (default 1h).
@@ -42,6 +50,7 @@ type Options struct {
 
 // Summary counts what a run sent.
 type Summary struct {
+	Packets  int // HJ 212 packets
 	Messages int
 	Samples  int
 	Statuses int
@@ -54,6 +63,8 @@ type simStation struct {
 	client    paho.Client
 	topic     string
 	statusTop string
+	hjTopic   string
+	hj        *hjLink // nil: no HJ 212 for this station
 	due       time.Time
 	statusDue time.Time
 	interval  time.Duration
@@ -105,6 +116,9 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		}
 		for _, s := range sims {
 			s.client.Disconnect(100)
+			if s.hj != nil {
+				s.hj.close()
+			}
 		}
 	}()
 	for _, st := range stations {
@@ -112,6 +126,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 			model:     NewStation(st, o.Seed).WithScenarios(o.Scenarios[st.ID], o.Start),
 			topic:     o.TopicPrefix + "/stations/" + st.ID + "/readings",
 			statusTop: o.TopicPrefix + "/stations/" + st.ID + "/status",
+			hjTopic:   o.TopicPrefix + "/stations/" + st.ID + "/hj212",
 			interval:  time.Duration(st.Interval),
 			due:       o.Start.Truncate(time.Duration(st.Interval)),
 			statusDue: o.Start,
@@ -125,6 +140,9 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 			SetMaxReconnectInterval(10*time.Second).
 			SetWill(s.statusTop, `{"online": false}`, 1, true)
 		s.client = paho.NewClient(po)
+		if o.Protocol == "hj212" && st.HJ212MN != "" {
+			s.hj = &hjLink{mn: st.HJ212MN, transport: o.Transport, addr: o.HJ212Addr}
+		}
 		if t := s.client.Connect(); !t.WaitTimeout(30*time.Second) || t.Error() != nil {
 			return sum, fmt.Errorf("station %s: connect %s: %v", st.ID, o.Broker, t.Error())
 		}
@@ -217,6 +235,20 @@ func (s *simStation) publishDue(ctx context.Context, o *Options, sum *Summary) e
 	}
 	sample := s.model.Next(s.due)
 	s.due = s.due.Add(s.interval)
+	if s.hj != nil {
+		var packet []byte
+		sample, packet = s.hj.packet(sample)
+		if packet != nil {
+			if err := s.hj.send(ctx, s.client, s.hjTopic, packet); err != nil {
+				return err
+			}
+			sum.Packets++
+		}
+		if len(sample.Values) == 0 {
+			sum.Samples++
+			return nil
+		}
+	}
 	s.seq++
 	m := reading.Message{Station: s.model.ID(), Seq: s.seq, HasSeq: true, Samples: []reading.Sample{sample}}
 	b, err := m.Encode()

@@ -38,6 +38,9 @@ func run(args []string) int {
 	duration := fs.Duration("duration", 0, "simulated time to run (0: until interrupted)")
 	seed := fs.Uint64("seed", 1, "random seed: the same seed gives the same readings")
 	clientID := fs.String("client-id", "stationsim", "prefix of the per-station MQTT client ids")
+	protocol := fs.String("protocol", "native", `"native" JSON readings, or "hj212": water-quality values as HJ 212-2017 packets`)
+	transport := fs.String("transport", "mqtt", `with -protocol hj212: "mqtt" (the station's hj212 topic) or "tcp" (to -hj212-addr)`)
+	hjAddr := fs.String("hj212-addr", "127.0.0.1:9212", "rivermon's HJ 212 listener, for -transport tcp")
 	var scenarioSpecs []string
 	fs.Func("scenario", "name:station[,station…] (repeatable): "+strings.Join(simulators.Scenarios, ", ")+"; starts 1 h into the run",
 		func(v string) error { scenarioSpecs = append(scenarioSpecs, strings.Fields(v)...); return nil })
@@ -48,6 +51,14 @@ func run(args []string) int {
 	t0, err := parseStart(*start, time.Now())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "stationsim: -start:", err)
+		return 2
+	}
+	if *protocol != "native" && *protocol != "hj212" {
+		fmt.Fprintf(os.Stderr, "stationsim: -protocol %q: want native or hj212\n", *protocol)
+		return 2
+	}
+	if *transport != "mqtt" && *transport != "tcp" {
+		fmt.Fprintf(os.Stderr, "stationsim: -transport %q: want mqtt or tcp\n", *transport)
 		return 2
 	}
 	scenarios, err := simulators.ParseScenarios(scenarioSpecs)
@@ -78,8 +89,9 @@ func run(args []string) int {
 		Broker: *broker, Username: *username, Password: *password, TopicPrefix: *prefix,
 		Registry: reg, Stations: ids, Start: t0, Speed: *speed, Duration: *duration, Seed: *seed,
 		ClientID: *clientID, Logger: log, Scenarios: scenarios,
+		Protocol: *protocol, Transport: *transport, HJ212Addr: *hjAddr,
 	})
-	log.Info("stationsim done", "messages", sum.Messages, "samples", sum.Samples, "statuses", sum.Statuses,
+	log.Info("stationsim done", "messages", sum.Messages, "hj212_packets", sum.Packets, "samples", sum.Samples, "statuses", sum.Statuses,
 		"errors", sum.Errors, "sim_end", sum.SimEnd.UTC().Format(time.RFC3339))
 	if err != nil {
 		log.Error("stationsim failed", "err", err)

@@ -26,6 +26,7 @@ type Config struct {
 	Stations string   `yaml:"stations"`
 	Rules    string   `yaml:"rules"`
 	Alerting Alerting `yaml:"alerting"`
+	HJ212    HJ212    `yaml:"hj212"`
 	Timezone string   `yaml:"timezone"`
 
 	// Location is Timezone loaded.
@@ -88,6 +89,14 @@ type Alerting struct {
 	MaxSampleAge     strictyaml.Duration `yaml:"max_sample_age"`
 }
 
+// HJ212 is the TCP listener for HJ 212-2017 analysers; off when Listen is
+// empty.
+type HJ212 struct {
+	Listen         string              `yaml:"listen"`
+	IdleTimeout    strictyaml.Duration `yaml:"idle_timeout"`
+	MaxConnections int64               `yaml:"max_connections"`
+}
+
 // Default returns the configuration used for keys a file leaves out.
 func Default() Config {
 	return Config{
@@ -98,6 +107,7 @@ func Default() Config {
 		Stations: "stations.yaml",
 		Rules:    "rules.yaml",
 		Alerting: Alerting{ResendInterval: strictyaml.Duration(time.Minute), MaxSampleAge: strictyaml.Duration(time.Hour)},
+		HJ212:    HJ212{IdleTimeout: strictyaml.Duration(10 * time.Minute), MaxConnections: 1000},
 		Timezone: "Asia/Shanghai",
 	}
 }
@@ -193,6 +203,14 @@ func Load(file string, data []byte, env func(string) (string, bool)) (*Config, e
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 		ps.Add(file, line("http", "listen"), "http.listen %q: want host:port", c.HTTP.Listen)
+	}
+	if c.HJ212.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.HJ212.Listen); err != nil {
+			ps.Add(file, line("hj212", "listen"), "hj212.listen %q: want host:port", c.HJ212.Listen)
+		}
+	}
+	if c.HJ212.MaxConnections < 1 {
+		ps.Add(file, line("hj212", "max_connections"), "hj212.max_connections must be at least 1")
 	}
 	if c.Stations == "" {
 		ps.Add(file, line("stations"), "stations is required")

@@ -25,6 +25,7 @@ import (
 	"github.com/rivermon/rivermon/ingest/influx"
 	"github.com/rivermon/rivermon/ingest/mqtt"
 	"github.com/rivermon/rivermon/ingest/spool"
+	"github.com/rivermon/rivermon/ingest/tcp"
 	"github.com/rivermon/rivermon/internal/config"
 	"github.com/rivermon/rivermon/internal/registry"
 	"github.com/rivermon/rivermon/internal/strictyaml"
@@ -45,6 +46,8 @@ type Options struct {
 	SweepEvery, EflowGrace, AlertTick time.Duration
 	// Reload, when set, reloads the alert rules on every receive (SIGHUP).
 	Reload <-chan struct{}
+	// OnHJ212, when set, is called with the HJ 212 listener's address.
+	OnHJ212 func(addr string)
 }
 
 // Check loads every configuration file the service config names and returns
@@ -191,6 +194,31 @@ func Run(ctx context.Context, o Options) error {
 	log.Info("rivermon running", "stations", len(reg.Stations), "brokers", cfg.MQTT.Brokers(),
 		"influx", cfg.Influx.URL, "http", ln.Addr().String())
 
+	hj212Done := make(chan struct{})
+	if cfg.HJ212.Listen != "" {
+		srv212, err := tcp.Listen(tcp.Options{
+			Listen: cfg.HJ212.Listen, IdleTimeout: time.Duration(cfg.HJ212.IdleTimeout), MaxConnections: int(cfg.HJ212.MaxConnections),
+			Handle: func(source string, frame []byte, received time.Time, ack func()) {
+				pipe.Handle(ingest.HJ212TCPSource+source, frame, received, ack)
+			},
+			Logger: log.With("component", "hj212"), Registerer: promReg,
+		})
+		if err != nil {
+			broker.Close(0)
+			ln.Close()
+			return fmt.Errorf("hj212 listen: %w", err)
+		}
+		if o.OnHJ212 != nil {
+			o.OnHJ212(srv212.Addr().String())
+		}
+		log.Info("hj212 listener open", "addr", srv212.Addr().String())
+		go func() {
+			defer close(hj212Done)
+			_ = srv212.Serve(ctx)
+		}()
+	} else {
+		close(hj212Done)
+	}
 	alertsDone := make(chan struct{})
 	go func() {
 		defer close(alertsDone)
@@ -202,6 +230,7 @@ func Run(ctx context.Context, o Options) error {
 
 	err = pipe.Run(ctx)
 	<-alertsDone
+	<-hj212Done
 	// Acks of the last batch are queued in paho: give them a moment to leave.
 	broker.Close(500 * time.Millisecond)
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)

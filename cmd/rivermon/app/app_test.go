@@ -23,6 +23,7 @@ import (
 type service struct {
 	t      testing.TB
 	base   string
+	hj212  string // address of the HJ 212 listener, when opened
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -43,6 +44,7 @@ type serviceOptions struct {
 	sweep    time.Duration
 	grace    time.Duration
 	alerting string // YAML of the alerting section, e.g. "{alertmanager_urls: [...]}"
+	hj212    bool   // open the HJ 212 TCP listener on a free port
 }
 
 func startServiceWith(t testing.TB, mq *testenv.Mosquitto, in *testenv.Influx, so serviceOptions) *service {
@@ -77,9 +79,18 @@ alerting: %s
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	s := &service{t: t, cancel: cancel, done: make(chan error, 1)}
+	if so.hj212 {
+		yml += "hj212: {listen: \"127.0.0.1:0\", idle_timeout: 2s}\n"
+		cfg, err = config.Load(filepath.Join(dir, "rivermon.yaml"), []byte(yml), func(string) (string, bool) { return "", false })
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	hjAddr := make(chan string, 1)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	go func() {
 		s.done <- app.Run(ctx, app.Options{Config: cfg, Logger: log, DrainTimeout: time.Second, SweepEvery: so.sweep, EflowGrace: so.grace, AlertTick: 100 * time.Millisecond,
+			OnHJ212:  func(a string) { hjAddr <- a },
 			OnListen: func(a string) { addr <- a }})
 	}()
 	select {
@@ -89,6 +100,9 @@ alerting: %s
 		t.Fatalf("rivermon exited at start: %v", err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("rivermon did not listen within 30 s")
+	}
+	if so.hj212 {
+		s.hj212 = <-hjAddr
 	}
 	t.Cleanup(func() { s.stop() })
 	testenv.Eventually(t, 30*time.Second, func() bool { return s.status("/readyz") == http.StatusOK }, "rivermon not ready")

@@ -58,7 +58,7 @@ func TestBadInputIsDeadLetteredAndTheRestKept(t *testing.T) {
 		{name: "value Inf", reason: "bad_value", payload: []byte(fmt.Sprintf(`{"station": %q, "samples": [{"time": %q, "values": {"level_m": 1.5, "ph": 1e999}}]}`, st, base.Add(17*time.Second).Format(time.RFC3339))), keptTime: 17},
 		{name: "value null", reason: "bad_value", payload: []byte(fmt.Sprintf(`{"station": %q, "samples": [{"time": %q, "values": {"level_m": 1.5, "ph": null}}]}`, st, base.Add(18*time.Second).Format(time.RFC3339))), keptTime: 18},
 		{name: "status without online", topic: prefix + "/stations/" + st + "/status", reason: "bad_status", payload: []byte(`{"battery_v": 12}`), keptTime: -1},
-		{name: "hj212 not decoded yet", topic: prefix + "/stations/" + st + "/hj212", reason: "unsupported_protocol", payload: []byte("##0087QN=1;ST=91;CN=9014&&&&DBC1\r\n"), keptTime: -1, wantB64: true},
+		{name: "hj212 packet cut short", topic: prefix + "/stations/" + st + "/hj212", reason: "hj212_incomplete", payload: []byte("##0087QN=1;ST=91;CN=9014&&&&DBC1\r\n"), keptTime: -1, wantB64: true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,0 +1,147 @@
+package ingest
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/rivermon/rivermon/internal/hj212"
+	"github.com/rivermon/rivermon/internal/reading"
+	"github.com/rivermon/rivermon/internal/registry"
+)
+
+// HJ212TCPSource prefixes the pseudo-topic of packets received on the HJ 212
+// TCP listener ("hj212+tcp://host:port"); the station is found by MN.
+const HJ212TCPSource = "hj212+tcp://"
+
+// Reasons of HJ 212 rejections beyond the framing ones of package hj212.
+const (
+	ReasonUnknownMN      = "hj212_unknown_mn"
+	ReasonMNMismatch     = "hj212_mn_mismatch"
+	ReasonUnsupportedCN  = "hj212_unsupported_cn"
+	ReasonBadCP          = "hj212_bad_cp"
+	reasonIncompleteHJ12 = "hj212_incomplete"
+)
+
+func hj212Reasons() []string {
+	return []string{hj212.ReasonBadFrame, hj212.ReasonBadLength, hj212.ReasonBadCRC, hj212.ReasonBadSegment,
+		ReasonUnknownMN, ReasonMNMismatch, ReasonUnsupportedCN, ReasonBadCP, reasonIncompleteHJ12}
+}
+
+// processHJ212 takes one or more HJ 212-2017 packets: from MQTT (st is the
+// topic's station, whose hj212_mn each packet must carry) or from the TCP
+// listener (st nil: the station is found by MN). Each data packet becomes
+// one sample, stored as a native reading is.
+func (p *Pipeline) processHJ212(d Delivery, st *registry.Station, b *batch, buf []byte) []byte {
+	frames, rest := hj212.Split(d.Payload)
+	stationOf := func(s *registry.Station) string {
+		if s == nil {
+			return "_unknown"
+		}
+		return s.ID
+	}
+	if len(rest) > 0 {
+		frames = append(frames, hj212.Frame{Raw: rest, Err: &hj212.Error{Reason: reasonIncompleteHJ12, Detail: "a packet is cut short"}})
+	}
+	accepted, rejected := 0, 0
+	for _, f := range frames {
+		reject := func(station, reason, detail string, level reading.Level) {
+			dd := d
+			dd.Payload = f.Raw
+			p.reject(b, &dd, station, &reading.Rejection{Level: level, Reason: reason, Detail: detail})
+			if level != reading.LevelValue {
+				rejected++
+			}
+		}
+		if f.Err != nil {
+			reject(stationOf(st), f.Err.Reason, f.Err.Detail, reading.LevelMessage)
+			continue
+		}
+		pkt := f.Pkt
+		target := st
+		switch {
+		case st == nil:
+			target = p.o.Registry.StationByMN(pkt.MN)
+			if target == nil {
+				reject("_unknown", ReasonUnknownMN, fmt.Sprintf("MN %s is no station's hj212_mn", pkt.MN), reading.LevelMessage)
+				continue
+			}
+		case st.HJ212MN != pkt.MN:
+			reject(st.ID, ReasonMNMismatch, fmt.Sprintf("MN %s is not station %s's (%s)", pkt.MN, st.ID, st.HJ212MN), reading.LevelMessage)
+			continue
+		}
+		field, ok := hj212.ValueField(pkt.CN)
+		if !ok {
+			reject(target.ID, ReasonUnsupportedCN, fmt.Sprintf("CN %s is not a data upload (2011, 2051, 2061, 2031)", pkt.CN), reading.LevelMessage)
+			continue
+		}
+		data, err := hj212.ParseCP(pkt.CP)
+		if err != nil {
+			reject(target.ID, ReasonBadCP, err.Error(), reading.LevelMessage)
+			continue
+		}
+		if data.Time.Sub(d.Received) > reading.MaxFuture {
+			reject(target.ID, reading.ReasonFutureTime, fmt.Sprintf("DataTime %s is ahead of the receive time", data.Time.Format("2006-01-02T15:04:05Z")), reading.LevelSample)
+			continue
+		}
+		smp := reading.Sample{Time: data.Time}
+		forced := map[string]int{}
+		for _, code := range data.SortedCodes() {
+			item := data.Items[code]
+			param, known := hj212.Codes[code]
+			raw, has := item[field]
+			switch {
+			case !known:
+				reject(target.ID, reading.ReasonUnknownParam, fmt.Sprintf("factor %s is not taken", code), reading.LevelValue)
+				continue
+			case !has:
+				continue // a flag without a value, or another interval statistic only
+			}
+			v, err := strconv.ParseFloat(raw, 64)
+			if err != nil {
+				reject(target.ID, reading.ReasonBadValue, fmt.Sprintf("%s-%s %q is not a number", code, field, raw), reading.LevelValue)
+				continue
+			}
+			flag, knownFlag := hj212.FlagQC[item["Flag"]]
+			if item["Flag"] != "" && !knownFlag {
+				flag = 2 // an unknown device flag: the value cannot be judged normal
+			}
+			if flag > 0 {
+				forced[param] = flag
+			}
+			smp.Values = append(smp.Values, reading.Value{Code: param, Value: v})
+		}
+		if len(smp.Values) == 0 {
+			reject(target.ID, reading.ReasonNoValues, "no value of a known factor", reading.LevelSample)
+			continue
+		}
+		sortValues(&smp)
+		if p.state[target.ID] != nil {
+			buf = p.heard(p.state[target.ID], b, d.Received, buf)
+		}
+		buf = p.storeSamples(target, []reading.Sample{smp}, []map[string]int{forced}, d, b, buf)
+		accepted++
+	}
+	switch {
+	case rejected == 0:
+		p.m.messages.WithLabelValues("accepted").Inc()
+	case accepted == 0:
+		p.m.messages.WithLabelValues("rejected").Inc()
+	default:
+		p.m.messages.WithLabelValues("partial").Inc()
+	}
+	return buf
+}
+
+// sortValues puts values in the canonical parameter order.
+func sortValues(s *reading.Sample) {
+	order := map[string]int{}
+	for i, prm := range reading.Params() {
+		order[prm.Code] = i
+	}
+	vs := s.Values
+	for i := 1; i < len(vs); i++ {
+		for j := i; j > 0 && order[vs[j].Code] < order[vs[j-1].Code]; j-- {
+			vs[j], vs[j-1] = vs[j-1], vs[j]
+		}
+	}
+}
