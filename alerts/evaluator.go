@@ -438,6 +438,22 @@ func (e *Evaluator) Firing() []Alert {
 	return out
 }
 
+// WorstLevel is the severity of the worst firing alert of a station: 0
+// none, 1 info, 2 warning, 3 critical (for dashboards).
+func (e *Evaluator) WorstLevel(station string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	level := 0
+	for _, in := range e.byStation[station] {
+		if in.State != StateFiring {
+			continue
+		}
+		l := map[string]int{"info": 1, "warning": 2, "critical": 3}[in.rule.Severity]
+		level = max(level, l)
+	}
+	return level
+}
+
 // CountFiring counts firing alerts by severity.
 func (e *Evaluator) CountFiring() map[string]int {
 	e.mu.Lock()

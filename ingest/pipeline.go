@@ -96,6 +96,12 @@ type Options struct {
 	EflowGrace time.Duration
 	// SweepEvery is how often silence and day ends are checked (default 30 s).
 	SweepEvery time.Duration
+	// StateEvery is how often the `station_state` snapshot of every station
+	// is written for dashboards (default 1 min).
+	StateEvery time.Duration
+	// AlertLevel, when set, gives the worst firing alert of a station for
+	// station_state: 0 none, 1 info, 2 warning, 3 critical.
+	AlertLevel func(station string) int
 }
 
 // Delivery is one broker message waiting to be processed.
@@ -120,6 +126,8 @@ type Pipeline struct {
 
 	problemMu sync.Mutex
 	problem   string // why messages are not being acknowledged, "" when they are
+
+	lastState time.Time // when station_state was last written (assembler goroutine)
 }
 
 // New returns a Pipeline; Run starts it.
@@ -154,6 +162,9 @@ func New(o Options) *Pipeline {
 	}
 	if o.SweepEvery <= 0 {
 		o.SweepEvery = 30 * time.Second
+	}
+	if o.StateEvery <= 0 {
+		o.StateEvery = time.Minute
 	}
 	p := &Pipeline{o: o, m: o.Metrics, stations: newStations(o.Registry, o.Metrics.lastSeen),
 		state: map[string]*station{}, notify: make(chan struct{}, 1)}
@@ -711,6 +722,17 @@ func (p *Pipeline) sweep(b *batch, buf []byte) []byte {
 				buf = eflowLine(buf[:0], s.reg.ID, s.reg.River, d)
 				b.lines = append(b.lines, string(buf))
 			}
+		}
+	}
+	if now.Sub(p.lastState) >= p.o.StateEvery {
+		p.lastState = now
+		for _, v := range p.stations.Snapshot() {
+			level := 0
+			if p.o.AlertLevel != nil {
+				level = p.o.AlertLevel(v.ID)
+			}
+			buf = stateLine(buf[:0], p.o.Registry.Station(v.ID), &v, level, now)
+			b.lines = append(b.lines, string(buf))
 		}
 	}
 	return buf

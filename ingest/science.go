@@ -306,3 +306,73 @@ func parseReadingLine(l string) (HistoryPoint, bool) {
 	}
 	return hp, len(hp.Values) > 0
 }
+
+// stateLine renders the `station_state` snapshot of a station for the
+// dashboards: where it is, its limits, and how it is doing now. Written every
+// StateEvery, it brings the registry's coordinates, names and limits into
+// InfluxDB, where Grafana can draw them.
+func stateLine(b []byte, st *registry.Station, v *StationView, alertLevel int, now time.Time) []byte {
+	b = appendSeries(b, "station_state", st.ID, st.River)
+	b = appendFloatField(b, true, "lat", st.Lat)
+	b = appendFloatField(b, false, "lon", st.Lon)
+	b = appendFloatField(b, false, "elevation_m", st.ElevationM)
+	b = appendStringField(b, "name", st.Name)
+	b = appendStringField(b, "name_en", st.NameEN)
+	b = appendStringField(b, "county", st.County)
+	for _, k := range sortedLimitKeys(st.Limits) {
+		b = appendFloatField(b, false, k, st.Limits[k])
+	}
+	if c, ok := st.Limits["wq_target_class"]; ok {
+		for _, code := range []string{"do_mgl", "codmn_mgl", "nh3n_mgl", "tp_mgl"} {
+			if lim, ok := quality.ClassLimit(code, int(c)); ok && st.Reports(code) {
+				b = appendFloatField(b, false, "wq_limit_"+code, lim)
+			}
+		}
+	}
+	online := v.Online == nil || *v.Online
+	b = append(b, ",online="...)
+	b = strconv.AppendBool(b, online)
+	if v.LastSeen != nil {
+		b = appendFloatField(b, false, "silent_s", math.Max(0, now.Sub(*v.LastSeen).Seconds()))
+	}
+	// The worst flag among the newest values: 4 over 3 over 1; 2 only when
+	// nothing could be judged.
+	worst := 0
+	for _, x := range v.Values {
+		switch {
+		case x.QC == int(quality.NotEvaluated) && worst == 0:
+			worst = x.QC
+		case x.QC != int(quality.NotEvaluated) && (x.QC > worst || worst == int(quality.NotEvaluated)):
+			worst = x.QC
+		}
+	}
+	if worst > 0 {
+		b = appendIntField(b, "qc_worst", int64(worst))
+	}
+	if v.WQClass != nil {
+		b = appendIntField(b, "wq_class", int64(*v.WQClass))
+	}
+	b = appendIntField(b, "alert_level", int64(alertLevel))
+	b = appendIntField(b, "seq_gaps", v.Seq.Gaps)
+	b = appendIntField(b, "seq_repeats", v.Seq.Repeats)
+	return appendTime(b, now)
+}
+
+var fieldStringEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+
+func appendStringField(b []byte, key, v string) []byte {
+	b = append(b, ',')
+	b = append(b, key...)
+	b = append(b, `="`...)
+	b = append(b, fieldStringEscaper.Replace(v)...)
+	return append(b, '"')
+}
+
+func sortedLimitKeys(m map[string]float64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

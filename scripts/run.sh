@@ -126,6 +126,12 @@ come as JSON over MQTT.
   Ready?         http://127.0.0.1:$HTTP_PORT/readyz
   InfluxDB       curl -G 'http://127.0.0.1:$INFLUX_PORT/query' --data-urlencode 'db=rivermon' --data-urlencode "q=$q"
   Alertmanager   http://127.0.0.1:$AM_PORT/
+  Grafana        point an installed Grafana (10 or later) at the shipped provisioning:
+                 GF_PATHS_PROVISIONING=$root/configs/grafana/provisioning \\
+                 RIVERMON_INFLUX_URL=http://127.0.0.1:$INFLUX_PORT RIVERMON_DASHBOARDS=$root/configs/grafana/dashboards \\
+                 grafana-server --homepath /usr/share/grafana
+                 (dashboards: River network overview, Station detail, Water quality,
+                 Ecological flow compliance, Data quality)
   MQTT           mosquitto_sub -p $MQTT_PORT -t 'rivermon/v1/#' -v
   Logs           var/run/log/{rivermon,stationsim,mosquitto,influxd,alertmanager}.log
 

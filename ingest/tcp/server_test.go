@@ -2,8 +2,8 @@ package tcp
 
 import (
 	"bytes"
-	"errors"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"sync"

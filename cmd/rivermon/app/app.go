@@ -43,7 +43,7 @@ type Options struct {
 	// SweepEvery and EflowGrace tune the wall-clock checks (silence, end of
 	// day); AlertTick how often wall-clock alert rules run. Zero means the
 	// defaults. Tests shorten them.
-	SweepEvery, EflowGrace, AlertTick time.Duration
+	SweepEvery, EflowGrace, AlertTick, StateEvery time.Duration
 	// Reload, when set, reloads the alert rules on every receive (SIGHUP).
 	Reload <-chan struct{}
 	// OnHJ212, when set, is called with the HJ 212 listener's address.
@@ -138,6 +138,8 @@ func Run(ctx context.Context, o Options) error {
 		Logger:        log.With("component", "ingest"),
 		Metrics:       ingest.NewMetrics(promReg),
 		Location:      cfg.Location,
+		AlertLevel:    evaluator.WorstLevel,
+		StateEvery:    o.StateEvery,
 		SweepEvery:    o.SweepEvery,
 		EflowGrace:    o.EflowGrace,
 		DrainTimeout:  o.DrainTimeout,

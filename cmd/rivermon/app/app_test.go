@@ -45,6 +45,7 @@ type serviceOptions struct {
 	grace    time.Duration
 	alerting string // YAML of the alerting section, e.g. "{alertmanager_urls: [...]}"
 	hj212    bool   // open the HJ 212 TCP listener on a free port
+	state    time.Duration
 }
 
 func startServiceWith(t testing.TB, mq *testenv.Mosquitto, in *testenv.Influx, so serviceOptions) *service {
@@ -90,7 +91,7 @@ alerting: %s
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	go func() {
 		s.done <- app.Run(ctx, app.Options{Config: cfg, Logger: log, DrainTimeout: time.Second, SweepEvery: so.sweep, EflowGrace: so.grace, AlertTick: 100 * time.Millisecond,
-			OnHJ212:  func(a string) { hjAddr <- a },
+			OnHJ212: func(a string) { hjAddr <- a }, StateEvery: so.state,
 			OnListen: func(a string) { addr <- a }})
 	}()
 	select {

@@ -1,0 +1,281 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rivermon/rivermon/internal/testenv"
+	"github.com/rivermon/rivermon/simulators"
+)
+
+const dataSourceUID = "rivermon-influxdb"
+
+type dashTarget struct {
+	RefID      string `json:"refId"`
+	Query      string `json:"query"`
+	RawQuery   bool   `json:"rawQuery"`
+	Datasource struct {
+		Type string `json:"type"`
+		UID  string `json:"uid"`
+	} `json:"datasource"`
+}
+
+type dashboard struct {
+	UID           string `json:"uid"`
+	Title         string `json:"title"`
+	SchemaVersion int    `json:"schemaVersion"`
+	Templating    struct {
+		List []struct {
+			Name       string `json:"name"`
+			Type       string `json:"type"`
+			Query      string `json:"query"`
+			Multi      bool   `json:"multi"`
+			IncludeAll bool   `json:"includeAll"`
+			Datasource struct {
+				UID string `json:"uid"`
+			} `json:"datasource"`
+		} `json:"list"`
+	} `json:"templating"`
+	Annotations struct {
+		List []struct {
+			Name       string `json:"name"`
+			Query      string `json:"query"`
+			Datasource struct {
+				Type string `json:"type"`
+				UID  string `json:"uid"`
+			} `json:"datasource"`
+		} `json:"list"`
+	} `json:"annotations"`
+	Links []struct {
+		URL string `json:"url"`
+	} `json:"links"`
+	Panels []struct {
+		ID         int                       `json:"id"`
+		Type       string                    `json:"type"`
+		Title      string                    `json:"title"`
+		GridPos    *struct{ X, Y, W, H int } `json:"gridPos"`
+		Datasource struct {
+			UID string `json:"uid"`
+		} `json:"datasource"`
+		Targets []dashTarget `json:"targets"`
+	} `json:"panels"`
+}
+
+func loadDashboards(t *testing.T) map[string]dashboard {
+	t.Helper()
+	root, _ := testenv.RepoRoot()
+	files, _ := filepath.Glob(filepath.Join(root, "configs", "grafana", "dashboards", "*.json"))
+	if len(files) != 5 {
+		t.Fatalf("%d dashboards, want 5", len(files))
+	}
+	out := map[string]dashboard{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d dashboard
+		if err := json.Unmarshal(b, &d); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if _, dup := out[d.UID]; dup || d.UID == "" {
+			t.Fatalf("%s: uid %q empty or used twice", f, d.UID)
+		}
+		out[d.UID] = d
+	}
+	return out
+}
+
+var varRE = regexp.MustCompile(`\$(\{)?([A-Za-z_]\w*)`)
+
+// TestDashboardsAreWellFormed: Grafana's required fields, the provisioned
+// data source only, variables that exist, links to dashboards that exist.
+func TestDashboardsAreWellFormed(t *testing.T) {
+	dashboards := loadDashboards(t)
+	builtin := map[string]bool{"timeFilter": true, "__interval": true, "interval": true, "__url_time_range": true,
+		"tag_station": true, "col": true}
+	for uid, d := range dashboards {
+		if d.Title == "" || d.SchemaVersion < 36 || len(d.Panels) == 0 {
+			t.Errorf("%s: title %q, schemaVersion %d, %d panels", uid, d.Title, d.SchemaVersion, len(d.Panels))
+		}
+		defined := map[string]bool{}
+		for _, v := range d.Templating.List {
+			defined[v.Name] = true
+			if v.Datasource.UID != dataSourceUID {
+				t.Errorf("%s: variable %s uses data source %q", uid, v.Name, v.Datasource.UID)
+			}
+		}
+		check := func(where, text string) {
+			for _, m := range varRE.FindAllStringSubmatch(text, -1) {
+				if !defined[m[2]] && !builtin[m[2]] {
+					t.Errorf("%s: %s uses $%s, which the dashboard does not define", uid, where, m[2])
+				}
+			}
+		}
+		ids := map[int]bool{}
+		for _, p := range d.Panels {
+			if p.ID == 0 || ids[p.ID] || p.Type == "" || p.GridPos == nil || p.GridPos.W == 0 || p.GridPos.H == 0 {
+				t.Errorf("%s: panel %q lacks id, type or gridPos, or repeats id %d", uid, p.Title, p.ID)
+			}
+			ids[p.ID] = true
+			if p.Datasource.UID != dataSourceUID || len(p.Targets) == 0 {
+				t.Errorf("%s: panel %q: data source %q, %d queries", uid, p.Title, p.Datasource.UID, len(p.Targets))
+			}
+			for _, tg := range p.Targets {
+				if tg.Datasource.UID != dataSourceUID || !tg.RawQuery || tg.RefID == "" || tg.Query == "" {
+					t.Errorf("%s: panel %q query %s: %+v", uid, p.Title, tg.RefID, tg)
+				}
+				check("panel "+p.Title, tg.Query)
+			}
+		}
+		for _, a := range d.Annotations.List {
+			if a.Query != "" {
+				if a.Datasource.UID != dataSourceUID {
+					t.Errorf("%s: annotation %s uses %q", uid, a.Name, a.Datasource.UID)
+				}
+				check("annotation "+a.Name, a.Query)
+			}
+		}
+		for _, l := range d.Links {
+			check("link", l.URL)
+			target := strings.TrimPrefix(strings.SplitN(l.URL, "?", 2)[0], "/d/")
+			if _, ok := dashboards[target]; !ok {
+				t.Errorf("%s: link to unknown dashboard %q", uid, target)
+			}
+		}
+	}
+}
+
+var aliasRE = regexp.MustCompile(`AS "([^"]+)"`)
+
+// TestDashboardQueriesReturnData runs every panel, variable and annotation
+// query, with Grafana's macros and variables expanded as Grafana expands
+// them, against a real influxd holding two simulated days of all 23
+// stations (scenarios included), and checks each returns the columns its
+// panel needs.
+func TestDashboardQueriesReturnData(t *testing.T) {
+	dashboards := loadDashboards(t)
+	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+	in := testenv.StartInflux(t)
+	startServiceWith(t, mq, in, serviceOptions{clientID: "rivermon-grafana", sweep: 100 * time.Millisecond, grace: time.Minute, state: 200 * time.Millisecond})
+	reg := loadRegistry(t)
+	start := time.Date(2026, 10, 10, 0, 0, 0, 0, shanghai)
+	scenarios, _ := simulators.ParseScenarios([]string{"flood:pumqu-chentang", "pollution:nianchu-mouth", "sensor-stuck:boqu-nyalam",
+		"lowflow:sagya-sagya", "sensor-spike:yarlung-dazhuka"})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	sum, err := simulators.Run(ctx, simulators.Options{Broker: mq.URL, TopicPrefix: prefix, Registry: reg,
+		Start: start, Speed: 1e9, Duration: 48 * time.Hour, Seed: 8, ClientID: "sim-grafana", Scenarios: scenarios})
+	if err != nil || sum.Errors != 0 || ctx.Err() != nil {
+		t.Fatalf("simulator: %v, %d errors, %v", err, sum.Errors, ctx.Err())
+	}
+	// Out-of-range readings so that every parameter of the data-quality
+	// table has failed values.
+	pub := testenv.NewClient(t, mq.URL, "grafana-bad-values")
+	publishSeries(t, pub, "nianchu-mouth", "flow_m3s", start.Add(30*time.Hour+time.Minute), time.Minute, 1, func(int) float64 { return -5 })
+	for i, code := range []string{"ph", "do_mgl", "turb_ntu"} {
+		publishSeries(t, pub, "nianchu-mouth", code, start.Add(30*time.Hour+time.Duration(2+i)*time.Minute), time.Minute, 1, func(int) float64 { return -1 })
+	}
+	testenv.Eventually(t, 60*time.Second, func() bool {
+		return in.Count(t, "reading", "level_m", "") >= int64(sum.Samples) && in.Count(t, "eflow_daily", "mean_flow_m3s", "") > 0 &&
+			in.Count(t, "station_state", "qc_worst", "") >= 23 && in.Count(t, "alert", "value", "") > 0
+	}, "the simulated days did not all arrive")
+	// The map colours sections by their worst active alert: some fire.
+	ss, err := in.Query("rivermon", `SELECT max("alert_level") FROM "station_state"`)
+	if err != nil || len(ss) != 1 || fmt.Sprint(ss[0].Values[0][1]) == "0" {
+		t.Errorf("station_state.alert_level never above 0: %v %v", ss, err)
+	}
+
+	from, to := start.Add(-time.Hour), time.Now().Add(time.Hour)
+	tags := func(key string) string {
+		ss, err := in.Query("rivermon", fmt.Sprintf(`SHOW TAG VALUES FROM "reading" WITH KEY = %q`, key))
+		if err != nil || len(ss) == 0 {
+			t.Fatalf("SHOW TAG VALUES %s: %v", key, err)
+		}
+		var vals []string
+		for _, row := range ss[0].Values {
+			vals = append(vals, fmt.Sprint(row[1]))
+		}
+		sort.Strings(vals)
+		if key == "station" && len(vals) != 23 {
+			t.Errorf("%d stations, want 23", len(vals))
+		}
+		// Grafana formats a multi-value or All selection inside /^…$/ as a
+		// regex alternation of the values.
+		return "(" + strings.Join(vals, "|") + ")"
+	}
+	allRivers, allStations := tags("river"), tags("station")
+	expand := func(q string, single bool) string {
+		station := allStations
+		if single {
+			station = "nianchu-mouth"
+		}
+		return strings.NewReplacer(
+			"$timeFilter", fmt.Sprintf("time >= %dms and time <= %dms", from.UnixMilli(), to.UnixMilli()),
+			"$__interval", "30m", "$river", allRivers, "$station", station,
+		).Replace(q)
+	}
+	run := func(where, q string) {
+		ss, err := in.Query("rivermon", q)
+		if err != nil {
+			t.Errorf("%s: %v\n%s", where, err, q)
+			return
+		}
+		if len(ss) == 0 {
+			t.Errorf("%s: no series\n%s", where, q)
+			return
+		}
+		cols := map[string]bool{}
+		nonNull := false
+		for _, s := range ss {
+			for _, c := range s.Columns {
+				cols[c] = true
+			}
+			for _, row := range s.Values {
+				for _, v := range row[1:] {
+					nonNull = nonNull || v != nil
+				}
+			}
+		}
+		for _, m := range aliasRE.FindAllStringSubmatch(q, -1) {
+			if !cols[m[1]] {
+				t.Errorf("%s: column %q missing (have %v)", where, m[1], cols)
+			}
+		}
+		if !nonNull {
+			t.Errorf("%s: only nulls\n%s", where, q)
+		}
+	}
+	queries := 0
+	for uid, d := range dashboards {
+		single := false
+		for _, v := range d.Templating.List {
+			if v.Name == "station" && !v.Multi {
+				single = true
+			}
+			run(uid+" variable "+v.Name, expand(v.Query, single))
+			queries++
+		}
+		for _, p := range d.Panels {
+			for _, tg := range p.Targets {
+				run(fmt.Sprintf("%s panel %q %s", uid, p.Title, tg.RefID), expand(tg.Query, single))
+				queries++
+			}
+		}
+		for _, a := range d.Annotations.List {
+			if a.Query != "" {
+				run(uid+" annotation "+a.Name, expand(a.Query, single))
+				queries++
+			}
+		}
+	}
+	t.Logf("%d queries of %d dashboards ran against %d simulated samples", queries, len(dashboards), sum.Samples)
+}
