@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -44,8 +45,25 @@ func run(args []string) int {
 	var scenarioSpecs []string
 	fs.Func("scenario", "name:station[,station…] (repeatable): "+strings.Join(simulators.Scenarios, ", ")+"; starts 1 h into the run",
 		func(v string) error { scenarioSpecs = append(scenarioSpecs, strings.Fields(v)...); return nil })
+	loadStations := fs.Int("load-stations", 0, "load mode: this many virtual stations (load-00001 …) instead of the registry's")
+	writeRegistry := fs.String("write-registry", "", "load mode: write the matching registry to this file and exit")
+	rate := fs.Float64("rate", 0, "load mode: messages per second in total (0: as fast as the broker takes them)")
+	perMessage := fs.Int("per-message", 1, "load mode: samples per message")
+	messages := fs.Int("messages", 10000, "load mode: messages in total")
+	connections := fs.Int("connections", 4, "load mode: MQTT connections")
+	duplicates := fs.Float64("duplicates", 0, "load mode: share of messages sent twice")
+	outOfOrder := fs.Float64("out-of-order", 0, "load mode: share of messages with their samples reversed")
+	malformed := fs.Float64("malformed", 0, "load mode: share of messages preceded by a malformed payload")
+	outage := fs.String("outage", "", "load mode: STATION[,STATION…]:FROM:FOR — hold messages FROM…FROM+FOR of each and send them as one backlog")
+	skew := fs.String("skew", "", "load mode: STATION[,STATION…]:DURATION — shift these stations' clocks")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *loadStations > 0 {
+		return runLoad(loadOptions{stations: *loadStations, writeRegistry: *writeRegistry, rate: *rate, perMessage: *perMessage,
+			messages: *messages, connections: *connections, duplicates: *duplicates, outOfOrder: *outOfOrder, malformed: *malformed,
+			outage: *outage, skew: *skew, broker: *broker, username: *username, password: *password, prefix: *prefix,
+			start: *start, seed: *seed, clientID: *clientID})
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	t0, err := parseStart(*start, time.Now())
@@ -117,4 +135,67 @@ func parseStart(s string, now time.Time) (time.Time, error) {
 		}
 		return t, nil
 	}
+}
+
+type loadOptions struct {
+	stations                                  int
+	writeRegistry                             string
+	rate                                      float64
+	perMessage, messages, connections         int
+	duplicates, outOfOrder, malformed         float64
+	outage, skew                              string
+	broker, username, password, prefix, start string
+	seed                                      uint64
+	clientID                                  string
+}
+
+func runLoad(l loadOptions) int {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if l.writeRegistry != "" {
+		if err := os.WriteFile(l.writeRegistry, []byte(simulators.GenerateRegistry(l.stations)), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		fmt.Printf("wrote a registry of %d virtual stations to %s\n", l.stations, l.writeRegistry)
+		return 0
+	}
+	t0, err := parseStart(l.start, time.Now())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stationsim: -start:", err)
+		return 2
+	}
+	o := simulators.LoadOptions{Broker: l.broker, Username: l.username, Password: l.password, TopicPrefix: l.prefix,
+		Stations: l.stations, Rate: l.rate, PerMessage: l.perMessage, Messages: l.messages, Connections: l.connections,
+		Start: t0, Seed: l.seed, Duplicates: l.duplicates, OutOfOrder: l.outOfOrder, Malformed: l.malformed,
+		ClientID: l.clientID, Logger: log}
+	if l.outage != "" {
+		parts := strings.Split(l.outage, ":")
+		if len(parts) != 3 {
+			fmt.Fprintln(os.Stderr, "stationsim: -outage: want STATION[,STATION…]:FROM:FOR")
+			return 2
+		}
+		o.OutageStations = strings.Split(parts[0], ",")
+		o.OutageFrom, _ = strconv.Atoi(parts[1])
+		o.OutageFor, _ = strconv.Atoi(parts[2])
+	}
+	if l.skew != "" {
+		ids, d, ok := strings.Cut(l.skew, ":")
+		dur, err := time.ParseDuration(d)
+		if !ok || err != nil {
+			fmt.Fprintln(os.Stderr, "stationsim: -skew: want STATION[,STATION…]:DURATION")
+			return 2
+		}
+		o.SkewStations, o.Skew = strings.Split(ids, ","), dur
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	sum, err := simulators.RunLoad(ctx, o)
+	log.Info("load done", "messages", sum.Messages, "samples", sum.Samples, "duplicates", sum.Duplicates, "malformed", sum.Malformed,
+		"backlogs", sum.Backlogs, "errors", sum.Errors, "elapsed", sum.Elapsed.Round(time.Millisecond),
+		"rate_msgs_s", int(float64(sum.Messages)/sum.Elapsed.Seconds()))
+	if err != nil {
+		log.Error("load failed", "err", err)
+		return 1
+	}
+	return 0
 }

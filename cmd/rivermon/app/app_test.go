@@ -46,6 +46,7 @@ type serviceOptions struct {
 	alerting string // YAML of the alerting section, e.g. "{alertmanager_urls: [...]}"
 	hj212    bool   // open the HJ 212 TCP listener on a free port
 	state    time.Duration
+	stations string // registry path; default configs/stations.yaml
 }
 
 func startServiceWith(t testing.TB, mq *testenv.Mosquitto, in *testenv.Influx, so serviceOptions) *service {
@@ -72,7 +73,7 @@ stations: %q
 rules: %q
 alerting: %s
 `, so.mqURL, so.clientID, so.username, so.password, so.caFile, in.URL, so.spoolDir, so.maxBytes,
-		filepath.Join(root, "configs", "stations.yaml"), filepath.Join(root, "configs", "rules.yaml"), alertingYAML(so.alerting))
+		stationsPath(root, so.stations), filepath.Join(root, "configs", "rules.yaml"), alertingYAML(so.alerting))
 	cfg, err := config.Load(filepath.Join(dir, "rivermon.yaml"), []byte(yml), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
@@ -108,6 +109,13 @@ alerting: %s
 	t.Cleanup(func() { s.stop() })
 	testenv.Eventually(t, 30*time.Second, func() bool { return s.status("/readyz") == http.StatusOK }, "rivermon not ready")
 	return s
+}
+
+func stationsPath(root, p string) string {
+	if p == "" {
+		return filepath.Join(root, "configs", "stations.yaml")
+	}
+	return p
 }
 
 func alertingYAML(s string) string {
