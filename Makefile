@@ -4,7 +4,7 @@ GO ?= go
 TOOLS := $(CURDIR)/.tools/bin
 PKGS := ./...
 
-.PHONY: all deps build test lint check run bench fuzz clean
+.PHONY: all deps build test lint check run bench bench-peer fuzz clean
 
 all: build
 
@@ -45,6 +45,13 @@ run: deps build
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/reading ./ingest/spool ./alerts
 	$(GO) test -run '^$$' -bench 'EndToEnd|AlertLatency' -benchtime 1x -count 3 ./cmd/rivermon/app
+	@echo "rivermon beside Telegraf: make bench-peer"
+
+## bench-peer: rivermon and Telegraf 1.37 side by side (builds Telegraf into .tools/bin once: about 12 minutes)
+bench-peer: deps
+	@go version -m $(TOOLS)/telegraf 2>/dev/null | grep -q 'github.com/influxdata/telegraf[[:space:]]*v1.37.2' || \
+		{ echo "building telegraf 1.37.2 into .tools/bin (long)"; GOBIN=$(TOOLS) GOFLAGS=-mod=mod $(GO) install github.com/influxdata/telegraf/cmd/telegraf@v1.37.2; }
+	$(GO) test -run '^$$' -bench PeerTelegraf -benchtime 1x -count 3 ./cmd/rivermon/app
 
 clean:
 	rm -rf bin var

@@ -1,0 +1,189 @@
+package app_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/rivermon/rivermon/internal/testenv"
+)
+
+// BenchmarkPeerTelegraf feeds the same messages, through the same real
+// Mosquitto and InfluxDB, first to Telegraf 1.37 (mqtt_consumer, QoS 1,
+// persistent session, json_v2 → influxdb_v2) and then to rivermon (the
+// built binary, spool on), one after the other so that each has the machine
+// to itself, and reports each one's samples/s to InfluxDB (checked by count)
+// and peak resident memory. `make bench-peer` builds Telegraf first.
+func BenchmarkPeerTelegraf(b *testing.B) {
+	telegraf := testenv.FindBinary(b, "telegraf", "RIVERMON_TELEGRAF")
+	root, _ := testenv.RepoRoot()
+	dir := b.TempDir()
+	rivermon := filepath.Join(dir, "rivermon")
+	if out, err := exec.Command("go", "build", "-o", rivermon, filepath.Join(root, "cmd", "rivermon")).CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	for _, c := range []struct {
+		name             string
+		perMsg, messages int
+	}{{"1perMsg", 1, 20000}, {"100perMsg", 100, 1000}} {
+		b.Run(c.name, func(b *testing.B) {
+			stations := stationIDs(b)
+			payloads := make([][]byte, c.messages)
+			base := time.Now().UTC().Truncate(time.Hour).Add(-60 * 24 * time.Hour)
+			for m := range payloads {
+				var sb strings.Builder
+				fmt.Fprintf(&sb, `{"station":%q,"seq":%d,"samples":[`, stations[m%len(stations)], m)
+				for k := range c.perMsg {
+					i := int64(m*c.perMsg + k)
+					if k > 0 {
+						sb.WriteByte(',')
+					}
+					fmt.Fprintf(&sb, `{"time":%d,"values":{"level_m":%g,"water_temp_c":4.5,"flow_m3s":12.25}}`,
+						base.Add(time.Duration(i)*time.Second).UnixMilli(), float64(i%5000)/1000)
+				}
+				sb.WriteString("]}")
+				payloads[m] = []byte(sb.String())
+			}
+			want := int64(c.messages * c.perMsg)
+			var mq *testenv.Mosquitto
+			publish := func() {
+				var wg sync.WaitGroup
+				for p := range 4 {
+					pub := testenv.NewClient(b, mq.URL, fmt.Sprintf("peer-pub-%s-%d", c.name, p))
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						var toks []paho.Token
+						for m := p; m < c.messages; m += 4 {
+							toks = append(toks, pub.Client.Publish(readingsTopic(stations[m%len(stations)]), 1, false, payloads[m]))
+						}
+						for _, t := range toks {
+							t.WaitTimeout(time.Minute)
+						}
+					}()
+				}
+				wg.Wait()
+			}
+			// Each peer gets a broker and a database of its own, so that the
+			// second does not pay for the first one's compactions.
+			measure := func(name string, launch func(mqURL, influxURL string) *exec.Cmd, db, field string) (rate float64, rssMiB float64) {
+				mq = testenv.StartMosquitto(b, testenv.MosquittoOptions{Extra: []string{"max_inflight_messages 100"}})
+				in := testenv.StartInflux(b)
+				in.Exec(b, "CREATE DATABASE telegraf")
+				defer mq.Stop()
+				defer in.Stop()
+				cmd := launch(mq.URL, in.URL)
+				if err := cmd.Start(); err != nil {
+					b.Fatal(err)
+				}
+				defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+				// Wait until it takes messages: a warm-up reading.
+				warm := fmt.Sprintf(`{"station":"nianchu-mouth","samples":[{"time":%d,"values":{"level_m":1,"water_temp_c":1,"flow_m3s":1}}]}`, base.Add(-time.Hour).UnixMilli())
+				pub := testenv.NewClient(b, mq.URL, "peer-warm-"+name+c.name)
+				deadline := time.Now().Add(60 * time.Second)
+				for countIn(b, in, db, field) < 1 {
+					pub.Publish(readingsTopic("nianchu-mouth"), []byte(warm))
+					if time.Now().After(deadline) {
+						b.Fatalf("%s never stored the warm-up reading", name)
+					}
+					time.Sleep(500 * time.Millisecond)
+				}
+				start := time.Now()
+				publish()
+				deadline = time.Now().Add(5 * time.Minute)
+				for countIn(b, in, db, field) < want+1 {
+					if time.Now().After(deadline) {
+						b.Fatalf("%s stored %d of %d samples within 5 min", name, countIn(b, in, db, field)-1, want)
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				el := time.Since(start)
+				if n := countIn(b, in, db, field); n != want+1 {
+					b.Errorf("%s stored %d samples, want %d", name, n-1, want)
+				}
+				return float64(want) / el.Seconds(), peakRSS(cmd.Process.Pid)
+			}
+
+			tgRate, tgRSS := measure("telegraf", func(mqURL, influxURL string) *exec.Cmd {
+				conf := filepath.Join(b.TempDir(), "telegraf.conf")
+				os.WriteFile(conf, []byte(fmt.Sprintf(telegrafConf, mqURL, influxURL)), 0o644)
+				return exec.Command(telegraf, "--config", conf)
+			}, "telegraf", "values_level_m")
+			rmRate, rmRSS := measure("rivermon", func(mqURL, influxURL string) *exec.Cmd {
+				cfg := filepath.Join(b.TempDir(), "rivermon.yaml")
+				os.WriteFile(cfg, []byte(fmt.Sprintf("mqtt: {url: %q, client_id: rivermon-peer}\ninflux: {url: %q}\nspool: {dir: %q}\nhttp: {listen: \"127.0.0.1:0\"}\nstations: %q\nrules: %q\n",
+					mqURL, influxURL, filepath.Join(b.TempDir(), "spool"), filepath.Join(root, "configs", "stations.yaml"), filepath.Join(root, "configs", "rules.yaml"))), 0o644)
+				return exec.Command(rivermon, "-config", cfg, "-log-level", "warn")
+			}, "rivermon", "level_m")
+
+			b.ReportMetric(rmRate, "rivermon-samples/s")
+			b.ReportMetric(tgRate, "telegraf-samples/s")
+			b.ReportMetric(rmRate/tgRate, "throughput-ratio")
+			b.ReportMetric(rmRSS, "rivermon-peak-MiB")
+			b.ReportMetric(tgRSS, "telegraf-peak-MiB")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+const telegrafConf = `[agent]
+  interval = "10s"
+  flush_interval = "100ms"
+  metric_batch_size = 5000
+  metric_buffer_limit = 1000000
+  omit_hostname = true
+  quiet = true
+[[inputs.mqtt_consumer]]
+  servers = [%q]
+  topics = ["rivermon/v1/stations/+/readings"]
+  qos = 1
+  persistent_session = true
+  client_id = "telegraf-bench"
+  data_format = "json_v2"
+  [[inputs.mqtt_consumer.topic_parsing]]
+    topic = "rivermon/v1/stations/+/readings"
+    tags = "_/_/_/station/_"
+  [[inputs.mqtt_consumer.json_v2]]
+    measurement_name = "reading"
+    [[inputs.mqtt_consumer.json_v2.object]]
+      path = "samples"
+      timestamp_key = "time"
+      timestamp_format = "unix_ms"
+[[outputs.influxdb_v2]]
+  urls = [%q]
+  bucket = "telegraf/autogen"
+  token = ""
+  organization = ""
+`
+
+func countIn(tb testing.TB, in *testenv.Influx, db, field string) int64 {
+	ss, err := in.Query(db, fmt.Sprintf(`SELECT count(%q) FROM "reading"`, field))
+	if err != nil || len(ss) == 0 || len(ss[0].Values) == 0 {
+		return 0
+	}
+	n, _ := strconv.ParseInt(fmt.Sprint(ss[0].Values[0][1]), 10, 64)
+	return n
+}
+
+// peakRSS reads a process's peak resident set (VmHWM) in MiB.
+func peakRSS(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
