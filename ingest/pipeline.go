@@ -707,6 +707,7 @@ func (p *Pipeline) heard(s *station, b *batch, now time.Time, buf []byte) []byte
 // ecological-flow days that ended more than EflowGrace ago are closed.
 func (p *Pipeline) sweep(b *batch, buf []byte) []byte {
 	now := p.o.Now()
+	var silenced []string
 	for i := range p.o.Registry.Stations {
 		s := p.state[p.o.Registry.Stations[i].ID]
 		if !s.silenced && now.Sub(s.heard) > 3*time.Duration(s.reg.Interval) {
@@ -715,7 +716,7 @@ func (p *Pipeline) sweep(b *batch, buf []byte) []byte {
 			buf = statusLine(buf[:0], s.reg.ID, s.reg.River, st, now)
 			b.lines = append(b.lines, string(buf))
 			b.updates = append(b.updates, update{station: s.reg.ID, received: now, status: st, statusTime: now})
-			p.o.Logger.Warn("station silent for three reporting intervals; marked offline", "station", s.reg.ID, "last_heard", s.heard.UTC().Format(time.RFC3339))
+			silenced = append(silenced, s.reg.ID)
 		}
 		if s.days != nil {
 			for _, d := range s.days.Close(s.days.DayStart(now.Add(-p.o.EflowGrace))) {
@@ -723,6 +724,13 @@ func (p *Pipeline) sweep(b *batch, buf []byte) []byte {
 				b.lines = append(b.lines, string(buf))
 			}
 		}
+	}
+	if len(silenced) > 0 {
+		// One line per sweep, not one per station: at 10,000 stations a
+		// broker outage would otherwise flood the log.
+		shown := silenced[:min(len(silenced), 10)]
+		p.o.Logger.Warn("stations silent for three reporting intervals; marked offline",
+			"count", len(silenced), "stations", strings.Join(shown, ","), "more", len(silenced)-len(shown))
 	}
 	if now.Sub(p.lastState) >= p.o.StateEvery {
 		p.lastState = now
