@@ -312,19 +312,13 @@ func (p *Pipeline) assemble(ctx context.Context, out chan<- *batch) {
 			}
 			return
 		}
-		if cur.empty() {
-			select {
-			case <-p.notify:
-			case <-tick.C:
-				buf = p.sweep(cur, buf)
-			case <-done:
-				p.closeIntake()
-				done = nil
-			}
-			continue
+		// An empty batch is not handed over: a nil channel never sends.
+		var send chan<- *batch
+		if !cur.empty() {
+			send = out
 		}
 		select {
-		case out <- cur:
+		case send <- cur:
 			cur = &batch{}
 		case <-p.notify:
 		case <-tick.C:

@@ -57,18 +57,28 @@ func (a *Alertmanager) Send(ctx context.Context, as []alerts.Alert) error {
 	if err != nil {
 		return err
 	}
-	var failed []string
-	for _, u := range a.URLs {
-		if err := post(ctx, a.Client, strings.TrimRight(u, "/")+"/api/v2/alerts", b, a.Attempts); err != nil {
-			a.Count("alertmanager", "failure")
+	return deliver(ctx, a.Client, "alertmanager", a.URLs, func(u string) string { return strings.TrimRight(u, "/") + "/api/v2/alerts" },
+		b, a.Attempts, a.Count, func(u string, err error) {
 			a.Log.Warn("alertmanager did not take the alerts; they are sent again at the next resend", "url", u, "err", err)
+		})
+}
+
+// deliver posts body to every URL (as endpoint makes it) and counts each
+// result under receiver.
+func deliver(ctx context.Context, client *http.Client, receiver string, urls []string, endpoint func(string) string,
+	body []byte, attempts int, count Counter, logFailure func(string, error)) error {
+	var failed []string
+	for _, u := range urls {
+		if err := post(ctx, client, endpoint(u), body, attempts); err != nil {
+			count(receiver, "failure")
+			logFailure(u, err)
 			failed = append(failed, u)
 			continue
 		}
-		a.Count("alertmanager", "success")
+		count(receiver, "success")
 	}
 	if len(failed) > 0 {
-		return fmt.Errorf("alertmanager %s: not delivered", strings.Join(failed, ", "))
+		return fmt.Errorf("%s %s: not delivered", receiver, strings.Join(failed, ", "))
 	}
 	return nil
 }
@@ -148,20 +158,10 @@ func (w *Webhook) Send(ctx context.Context, as []alerts.Alert) error {
 	if attempts <= 0 {
 		attempts = 5
 	}
-	var failed []string
-	for _, u := range w.URLs {
-		if err := post(ctx, w.Client, u, b, attempts); err != nil {
-			w.Count("webhook", "failure")
+	return deliver(ctx, w.Client, "webhook", w.URLs, func(u string) string { return u }, b, attempts, w.Count,
+		func(u string, err error) {
 			w.Log.Error("webhook did not take the alert notification", "url", u, "err", err)
-			failed = append(failed, u)
-			continue
-		}
-		w.Count("webhook", "success")
-	}
-	if len(failed) > 0 {
-		return fmt.Errorf("webhook %s: not delivered", strings.Join(failed, ", "))
-	}
-	return nil
+		})
 }
 
 // post sends body to url, retrying transport errors and 5xx/429 answers
