@@ -48,6 +48,9 @@ type Options struct {
 	Now func() time.Time
 }
 
+// maxPublishErrors ends a run whose broker keeps failing.
+const maxPublishErrors = 20
+
 // Summary counts what a run sent.
 type Summary struct {
 	Packets  int // HJ 212 packets
@@ -199,6 +202,12 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 			}
 			sum.Errors++
 			o.Logger.Warn("publish failed", "station", next.model.ID(), "err", err)
+			if sum.Errors >= maxPublishErrors {
+				// Each failure waited for its PUBACK; a broker that takes
+				// nothing would otherwise hold the run for hours.
+				sum.SimEnd = due
+				return sum, fmt.Errorf("%d publishes failed; giving up (last: %w)", sum.Errors, err)
+			}
 		}
 		if ctx.Err() != nil {
 			sum.SimEnd = due
