@@ -3,8 +3,9 @@ package alerts
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -149,7 +150,7 @@ func (e *Evaluator) SetRules(rules *Rules) {
 	}
 	e.instances = keep
 	e.byStation = map[string][]*instance{}
-	for _, k := range sortedKeys(keep) {
+	for _, k := range slices.Sorted(maps.Keys(keep)) {
 		in := keep[k]
 		e.byStation[in.station.ID] = append(e.byStation[in.station.ID], in)
 	}
@@ -382,7 +383,7 @@ func (e *Evaluator) Tick(now time.Time) []Transition {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var out []Transition
-	for _, k := range sortedKeys(e.instances) {
+	for _, k := range slices.Sorted(maps.Keys(e.instances)) {
 		in := e.instances[k]
 		if in.rule.SilentFor <= 0 {
 			continue
@@ -412,7 +413,7 @@ func (e *Evaluator) Active(now time.Time, validFor time.Duration) []Alert {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var out []Alert
-	for _, k := range sortedKeys(e.instances) {
+	for _, k := range slices.Sorted(maps.Keys(e.instances)) {
 		in := e.instances[k]
 		switch {
 		case in.State == StateFiring && !in.Evidence.IsZero() && (e.o.MaxSampleAge <= 0 || now.Sub(in.Evidence) <= e.o.MaxSampleAge):
@@ -430,7 +431,7 @@ func (e *Evaluator) Firing() []Alert {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	out := []Alert{}
-	for _, k := range sortedKeys(e.instances) {
+	for _, k := range slices.Sorted(maps.Keys(e.instances)) {
 		if in := e.instances[k]; in.State == StateFiring {
 			out = append(out, e.alertOf(in, StateFiring, time.Time{}))
 		}
@@ -531,13 +532,4 @@ func format(v float64) string {
 		return strconv.FormatInt(int64(v), 10)
 	}
 	return strings.TrimRight(strings.TrimRight(strconv.FormatFloat(v, 'f', 3, 64), "0"), ".")
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -3,8 +3,10 @@ package alerts
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -26,7 +28,7 @@ type savedState struct {
 func (e *Evaluator) Save(path string) error {
 	e.mu.Lock()
 	st := savedState{Newest: map[string]time.Time{}}
-	for _, k := range sortedKeys(e.instances) {
+	for _, k := range slices.Sorted(maps.Keys(e.instances)) {
 		in := e.instances[k]
 		if in.State == StateInactive {
 			continue

@@ -2,7 +2,9 @@ package ingest
 
 import (
 	"errors"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -319,7 +321,7 @@ func stateLine(b []byte, st *registry.Station, v *StationView, alertLevel int, n
 	b = appendStringField(b, "name", st.Name)
 	b = appendStringField(b, "name_en", st.NameEN)
 	b = appendStringField(b, "county", st.County)
-	for _, k := range sortedLimitKeys(st.Limits) {
+	for _, k := range slices.Sorted(maps.Keys(st.Limits)) {
 		b = appendFloatField(b, false, k, st.Limits[k])
 	}
 	if c, ok := st.Limits["wq_target_class"]; ok {
@@ -366,13 +368,4 @@ func appendStringField(b []byte, key, v string) []byte {
 	b = append(b, `="`...)
 	b = append(b, fieldStringEscaper.Replace(v)...)
 	return append(b, '"')
-}
-
-func sortedLimitKeys(m map[string]float64) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

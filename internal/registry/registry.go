@@ -6,10 +6,11 @@ package registry
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"regexp"
-	"sort"
+	"slices"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -256,7 +257,7 @@ func (r *Registry) validateStation(file string, s *Station, n *yaml.Node, ps *st
 	if s.Interval <= 0 {
 		ps.Add(file, at("interval"), "station %s: interval must be a positive duration such as 5m", id)
 	}
-	for _, k := range sortedKeys(s.Limits) {
+	for _, k := range slices.Sorted(maps.Keys(s.Limits)) {
 		v := s.Limits[k]
 		if !limitNameRE.MatchString(k) {
 			ps.Add(file, at("limits"), "station %s: limit name %q: use lower-case snake_case", id, k)
@@ -274,7 +275,7 @@ func (r *Registry) validateStation(file string, s *Station, n *yaml.Node, ps *st
 		}
 	}
 	qcNode := strictyaml.Lookup(n, "qc")
-	for _, code := range sortedKeys(s.QC) {
+	for _, code := range slices.Sorted(maps.Keys(s.QC)) {
 		line := strictyaml.Line(qcNode, code)
 		if !reading.IsParam(code) {
 			ps.Add(file, line, "station %s: qc for unknown parameter code %q", id, code)
@@ -352,13 +353,4 @@ func validateQC(file string, line int, id, code string, q QC, ps *strictyaml.Pro
 			ps.Add(file, line, "station %s: qc %s skip_months: %d is not a month 1 to 12", id, code, m)
 		}
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
