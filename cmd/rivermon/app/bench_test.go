@@ -37,6 +37,9 @@ func BenchmarkEndToEnd(b *testing.B) {
 		{"23stations/1perMsg", 1, 20000, 0},
 		{"23stations/100perMsg", 100, 1000, 0},
 		{"23stations/1perMsg/paced2000", 1, 10000, 2000},
+		// Half the maximum rate, samples stamped as they are published:
+		// the ingest delay (sample time → stored in InfluxDB) is end to end.
+		{"23stations/1perMsg/paced11000", 1, 55000, 11000},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			mq := testenv.StartMosquitto(b, testenv.MosquittoOptions{Extra: []string{"max_inflight_messages 100"}})
@@ -85,7 +88,15 @@ func BenchmarkEndToEnd(b *testing.B) {
 							if tick != nil {
 								<-tick.C
 							}
-							toks = append(toks, pub.Client.Publish(topics[m], 1, false, payloads[m]))
+							payload := payloads[m]
+							if c.rate > 0 {
+								// Stamp the sample now: its delay to InfluxDB is then end
+								// to end. Nanoseconds, so that no two samples of a station
+								// share a time (they would be stored as one).
+								payload = []byte(fmt.Sprintf(`{"station":%q,"seq":%d,"samples":[{"time":%q,"values":{"level_m":%g,"water_temp_c":4.5,"flow_m3s":12.25}}]}`,
+									stations[m%len(stations)], m, time.Now().UTC().Format(time.RFC3339Nano), float64(m%5000)/1000))
+							}
+							toks = append(toks, pub.Client.Publish(topics[m], 1, false, payload))
 						}
 						for _, tok := range toks {
 							if !tok.WaitTimeout(60*time.Second) || tok.Error() != nil {
@@ -114,6 +125,11 @@ func BenchmarkEndToEnd(b *testing.B) {
 			p50, p99 := histogramQuantiles(b, svc.base, "rivermon_ack_delay_seconds")
 			b.ReportMetric(p50*1000, "ack-p50-ms")
 			b.ReportMetric(p99*1000, "ack-p99-ms")
+			if c.rate > 0 {
+				d50, d99 := histogramQuantiles(b, svc.base, "rivermon_ingest_delay_seconds")
+				b.ReportMetric(d50*1000, "delay-p50-ms")
+				b.ReportMetric(d99*1000, "delay-p99-ms")
+			}
 			b.ReportMetric(0, "ns/op")
 		})
 	}
