@@ -1,0 +1,90 @@
+package app_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/rivermon/rivermon/internal/testenv"
+)
+
+// BenchmarkCeilings measures what this machine allows without rivermon:
+// Mosquitto delivering QoS 1 messages to one persistent subscriber that does
+// nothing but acknowledge, and InfluxDB taking the points rivermon would
+// write (one per sample, batches of 5,000, one writer). rivermon's
+// throughput is compared with the lower of the two in docs/BENCHMARKS.md.
+func BenchmarkCeilings(b *testing.B) {
+	const messages = 20000
+	b.Run("mosquitto-qos1", func(b *testing.B) {
+		mq := testenv.StartMosquitto(b, testenv.MosquittoOptions{Extra: []string{"max_inflight_messages 100"}})
+		var got atomic.Int64
+		done := make(chan struct{})
+		o := paho.NewClientOptions().AddBroker(mq.URL).SetClientID("ceiling-sub").SetCleanSession(false).SetOrderMatters(false)
+		sub := paho.NewClient(o)
+		if t := sub.Connect(); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
+			b.Fatal(t.Error())
+		}
+		defer sub.Disconnect(100)
+		sub.Subscribe(prefix+"/stations/+/readings", 1, func(paho.Client, paho.Message) {
+			if got.Add(1) == messages {
+				close(done)
+			}
+		}).Wait()
+		stations := stationIDs(b)
+		payload := []byte(`{"station":"nianchu-mouth","samples":[{"time":1784095200000,"values":{"level_m":1.5,"water_temp_c":4.5,"flow_m3s":12.25}}]}`)
+		start := time.Now()
+		var wg sync.WaitGroup
+		for p := range 4 {
+			pub := testenv.NewClient(b, mq.URL, fmt.Sprintf("ceiling-pub-%d", p))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var toks []paho.Token
+				for m := p; m < messages; m += 4 {
+					toks = append(toks, pub.Client.Publish(readingsTopic(stations[m%len(stations)]), 1, false, payload))
+				}
+				for _, t := range toks {
+					t.WaitTimeout(time.Minute)
+				}
+			}()
+		}
+		wg.Wait()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Minute):
+			b.Fatalf("subscriber got %d of %d", got.Load(), messages)
+		}
+		b.ReportMetric(messages/time.Since(start).Seconds(), "msgs/s")
+		b.ReportMetric(0, "ns/op")
+	})
+	b.Run("influxdb-writes", func(b *testing.B) {
+		in := testenv.StartInflux(b)
+		base := time.Now().Add(-40 * 24 * time.Hour).Truncate(time.Hour)
+		var batches []string
+		var sb strings.Builder
+		for i := range messages {
+			fmt.Fprintf(&sb, "reading,river=nianchu,station=s%02d level_m=%g,level_m_qc=1i,water_temp_c=4.5,water_temp_c_qc=1i,flow_m3s=12.25,flow_m3s_qc=1i,flow_rated_m3s=12.3,flow_rated_m3s_qc=1i %d\n",
+				i%23, float64(i%5000)/1000, base.Add(time.Duration(i)*time.Second).UnixNano())
+			if (i+1)%5000 == 0 {
+				batches = append(batches, sb.String())
+				sb.Reset()
+			}
+		}
+		start := time.Now()
+		for _, body := range batches {
+			resp, err := http.Post(in.URL+"/api/v2/write?bucket=rivermon/autogen&precision=ns", "text/plain", strings.NewReader(body))
+			if err != nil || resp.StatusCode != http.StatusNoContent {
+				b.Fatalf("write: %v %v", err, resp)
+			}
+			resp.Body.Close()
+		}
+		b.ReportMetric(messages/time.Since(start).Seconds(), "points/s")
+		b.ReportMetric(0, "ns/op")
+	})
+}
