@@ -29,7 +29,7 @@ test: lint
 	@bash scripts/fuzz.sh
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
-## fuzz: every Fuzz target for FUZZTIME (default 8s) each
+## fuzz: every Fuzz target for FUZZTIME (default 10000x: inputs, not seconds) each
 fuzz:
 	@bash scripts/fuzz.sh
 
