@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"regexp"
 	"sort"
 	"strconv"
 	"time"
@@ -48,6 +47,9 @@ var params = []Param{
 	{"tn_mgl", "total nitrogen", "mg/L"},
 }
 
+// numParams is len(params), as a constant.
+const numParams = 13
+
 var paramIndex = func() map[string]int {
 	m := make(map[string]int, len(params))
 	for i, p := range params {
@@ -62,11 +64,9 @@ func Params() []Param { return append([]Param(nil), params...) }
 // IsParam reports whether code is a parameter code of the contract.
 func IsParam(code string) bool { _, ok := paramIndex[code]; return ok }
 
-var stationIDRE = regexp.MustCompile(`^[a-z0-9]+(?:-[a-z0-9]+)*$`)
-
 // ValidStationID reports whether id has the form of a station id: lower-case
 // letters, digits and single inner hyphens, at most 64 characters.
-func ValidStationID(id string) bool { return len(id) <= 64 && stationIDRE.MatchString(id) }
+func ValidStationID(id string) bool { return validStationID(id) }
 
 // Level says how much of a message a rejection throws out.
 type Level string
@@ -146,6 +146,15 @@ type Message struct {
 // the kept samples come back with the sample- and value-level rejections. The
 // caller checks the station against the topic and the registry.
 func DecodeMessage(payload []byte, now time.Time) (*Message, []Rejection) {
+	if m, ok := decodeFast(payload, now); ok {
+		return m, nil
+	}
+	return decodeGeneral(payload, now)
+}
+
+// decodeGeneral is DecodeMessage for any input: it finds and explains every
+// rejection.
+func decodeGeneral(payload []byte, now time.Time) (*Message, []Rejection) {
 	top, rej := decodeObject(payload)
 	if rej != nil {
 		return nil, []Rejection{*rej}
@@ -257,6 +266,13 @@ func decodeSample(i int, raw json.RawMessage, now time.Time) (*Sample, []Rejecti
 	return s, rejs
 }
 
+// Epoch milliseconds keep clear of year 0 and 10000 so that the time can be
+// written anywhere.
+const (
+	minEpochMs = -62135596800000
+	maxEpochMs = 253402300799999
+)
+
 // ParseTime reads a sample time: an RFC 3339 string with an optional
 // fraction and any offset, or an integer of epoch milliseconds.
 func ParseTime(raw json.RawMessage) (time.Time, error) {
@@ -276,9 +292,7 @@ func ParseTime(raw json.RawMessage) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("time %s is neither RFC 3339 text nor integer epoch milliseconds", clip(raw))
 	}
-	// Keep clear of year 0 and 10000 so that the time can be written anywhere.
-	const maxMs = 253402300799999
-	if ms < -62135596800000 || ms > maxMs {
+	if ms < minEpochMs || ms > maxEpochMs {
 		return time.Time{}, fmt.Errorf("epoch milliseconds %d out of range", ms)
 	}
 	return time.UnixMilli(ms).UTC(), nil

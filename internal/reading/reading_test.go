@@ -210,14 +210,20 @@ func FuzzDecodeStatus(f *testing.F) {
 	})
 }
 
+// benchPayload is a message of n samples of four values, a minute apart,
+// from 2026-07-15T06:00Z.
+func benchPayload(n int) []byte {
+	var samples []string
+	for i := range n {
+		samples = append(samples, fmt.Sprintf(`{"time": %d, "values": {"level_m": 1.%03d, "flow_m3s": 58.1, "water_temp_c": 9.8, "ph": 8.1}}`, 1784095200000+int64(i)*60000, i))
+	}
+	return []byte(`{"station": "nianchu-gyantse-bainang", "seq": 1042, "samples": [` + strings.Join(samples, ",") + `]}`)
+}
+
 func BenchmarkDecodeMessage(b *testing.B) {
 	for _, n := range []int{1, 100} {
 		b.Run(fmt.Sprintf("%dsamples", n), func(b *testing.B) {
-			var samples []string
-			for i := range n {
-				samples = append(samples, fmt.Sprintf(`{"time": %d, "values": {"level_m": 1.%03d, "flow_m3s": 58.1, "water_temp_c": 9.8, "ph": 8.1}}`, 1784095200000+int64(i)*60000, i))
-			}
-			payload := []byte(`{"station": "nianchu-gyantse-bainang", "seq": 1042, "samples": [` + strings.Join(samples, ",") + `]}`)
+			payload := benchPayload(n)
 			b.SetBytes(int64(len(payload)))
 			b.ReportAllocs()
 			for b.Loop() {
