@@ -20,6 +20,7 @@ import (
 
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +29,8 @@ import (
 
 	"github.com/rivermon/rivermon/ingest/influx"
 	"github.com/rivermon/rivermon/ingest/spool"
+	"github.com/rivermon/rivermon/internal/hydro"
+	"github.com/rivermon/rivermon/internal/quality"
 	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/registry"
 )
@@ -53,8 +56,14 @@ type Publisher interface {
 type StoredSample struct {
 	Station string
 	Time    time.Time
-	Values  map[string]float64
-	Flags   map[string]int
+	Values  []StoredValue
+}
+
+// StoredValue is one value of a StoredSample.
+type StoredValue struct {
+	Code  string
+	Value float64
+	Flag  int
 }
 
 // Observer is told of every sample once it is durable (the alert
@@ -644,6 +653,17 @@ func (p *Pipeline) processReadings(d Delivery, st *registry.Station, b *batch, b
 func (p *Pipeline) storeSamples(st *registry.Station, samples []reading.Sample, forced []map[string]int, d Delivery, b *batch, buf []byte) []byte {
 	s := p.state[st.ID]
 	var newest *assessed
+	// Accounts of days to write. A backlog reopening a closed day has its
+	// account written once, with every sample of the message in it.
+	var days []hydro.Day
+	var reopened []time.Time
+	put := func(d hydro.Day) {
+		if k := slices.IndexFunc(days, func(e hydro.Day) bool { return e.Start.Equal(d.Start) }); k >= 0 {
+			days[k] = d
+		} else {
+			days = append(days, d)
+		}
+	}
 	for i := range samples {
 		var f map[string]int
 		if forced != nil {
@@ -657,8 +677,10 @@ func (p *Pipeline) storeSamples(st *registry.Station, samples []reading.Sample, 
 			b.lines = append(b.lines, string(buf))
 		}
 		for _, d := range a.eflow {
-			buf = eflowLine(buf[:0], st.ID, st.River, d)
-			b.lines = append(b.lines, string(buf))
+			put(d)
+		}
+		if !a.reopened.IsZero() && !slices.ContainsFunc(reopened, a.reopened.Equal) {
+			reopened = append(reopened, a.reopened)
 		}
 		if p.o.Observer != nil {
 			b.observed = append(b.observed, a.stored(st.ID))
@@ -666,6 +688,15 @@ func (p *Pipeline) storeSamples(st *registry.Station, samples []reading.Sample, 
 		if newest == nil || !a.sample.Time.Before(newest.sample.Time) {
 			newest = &a
 		}
+	}
+	for _, day := range reopened {
+		if acc, ok := s.days.Account(day); ok {
+			put(acc)
+		}
+	}
+	for _, d := range days {
+		buf = eflowLine(buf[:0], st.ID, st.River, d)
+		b.lines = append(b.lines, string(buf))
 	}
 	p.m.samples.WithLabelValues("stored").Add(float64(len(samples)))
 	u := update{station: st.ID, received: d.Received, sample: newest.sample, flags: newest.flags, wqClass: newest.wqClass}
@@ -761,10 +792,13 @@ func (p *Pipeline) processStatus(d Delivery, st *registry.Station, b *batch, buf
 	b.lines = append(b.lines, string(buf))
 	p.m.messages.WithLabelValues("accepted").Inc()
 	if p.o.Observer != nil {
-		obs := StoredSample{Station: st.ID, Time: t, Values: map[string]float64{}, Flags: map[string]int{}}
-		for k, v := range map[string]*float64{"battery_v": s.BatteryV, "signal_dbm": s.SignalDBm, "enclosure_temp_c": s.EnclosureTempC} {
-			if v != nil {
-				obs.Values[k], obs.Flags[k] = *v, 2
+		obs := StoredSample{Station: st.ID, Time: t}
+		for _, f := range []struct {
+			code string
+			v    *float64
+		}{{"battery_v", s.BatteryV}, {"signal_dbm", s.SignalDBm}, {"enclosure_temp_c", s.EnclosureTempC}} {
+			if f.v != nil {
+				obs.Values = append(obs.Values, StoredValue{f.code, *f.v, int(quality.NotEvaluated)})
 			}
 		}
 		if len(obs.Values) > 0 {

@@ -56,7 +56,8 @@ type assessed struct {
 	ratedFlag int
 	wqClass   int // 0: no graded item
 	revisions []revision
-	eflow     []hydro.Day // day accounts to (re)write
+	eflow     []hydro.Day // accounts of days this sample closed
+	reopened  time.Time   // start of the closed day this sample changed, if any
 }
 
 type revision struct {
@@ -153,9 +154,8 @@ func (p *Pipeline) assessForced(s *station, smp *reading.Sample, forced map[stri
 			case !kept && !history:
 				p.m.skipped.WithLabelValues("eflow_too_late").Inc()
 			case reopened:
-				if acc, found := s.days.Account(day); found {
-					a.eflow = append(a.eflow, acc)
-				}
+				// Written again once the whole message is in (storeSamples).
+				a.reopened = day
 			}
 			// Data for a later day closes the days before it.
 			if kept {
@@ -168,15 +168,15 @@ func (p *Pipeline) assessForced(s *station, smp *reading.Sample, forced map[stri
 
 // stored is the sample as observers see it.
 func (a *assessed) stored(station string) StoredSample {
-	s := StoredSample{Station: station, Time: a.sample.Time, Values: make(map[string]float64, len(a.sample.Values)+2), Flags: make(map[string]int, len(a.sample.Values)+2)}
+	s := StoredSample{Station: station, Time: a.sample.Time, Values: make([]StoredValue, len(a.sample.Values), len(a.sample.Values)+2)}
 	for i, v := range a.sample.Values {
-		s.Values[v.Code], s.Flags[v.Code] = v.Value, a.flags[i]
+		s.Values[i] = StoredValue{v.Code, v.Value, a.flags[i]}
 	}
 	if a.hasRated {
-		s.Values[FieldFlowRated], s.Flags[FieldFlowRated] = a.rated, a.ratedFlag
+		s.Values = append(s.Values, StoredValue{FieldFlowRated, a.rated, a.ratedFlag})
 	}
 	if a.wqClass > 0 {
-		s.Values[FieldWQClass], s.Flags[FieldWQClass] = float64(a.wqClass), int(quality.Pass)
+		s.Values = append(s.Values, StoredValue{FieldWQClass, float64(a.wqClass), int(quality.Pass)})
 	}
 	return s
 }

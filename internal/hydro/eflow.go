@@ -22,13 +22,21 @@ type Day struct {
 }
 
 type flowPoint struct {
-	t time.Time
-	q float64
+	t   time.Time
+	off float64 // seconds since the start of the day
+	q   float64
 }
 
+// flowDay holds a day's values in time order. The sums over consecutive
+// pairs of values are kept as values arrive at the end of the day, so that
+// the account of a day being filled in order costs the same at its last
+// value as at its first; a value arriving in the middle makes the next
+// account add them up again.
 type flowDay struct {
-	pts    []flowPoint
-	closed bool
+	pts               []flowPoint
+	closed            bool
+	summed            bool    // integral and covered hold the pairs of pts
+	integral, covered float64 // over the pairs pts[k], pts[k+1], left to right
 }
 
 // FlowDays keeps the recent days of one station's flow and computes their
@@ -70,13 +78,23 @@ func (f *FlowDays) Add(t time.Time, q float64) (day time.Time, reopened, ok bool
 		d = &flowDay{}
 		f.days[day] = d
 	}
-	i := sort.Search(len(d.pts), func(i int) bool { return !d.pts[i].t.Before(t) })
-	if i < len(d.pts) && d.pts[i].t.Equal(t) {
-		d.pts[i].q = q
+	pt := flowPoint{t: t, off: t.Sub(day).Seconds(), q: q}
+	if n := len(d.pts); n == 0 || d.pts[n-1].t.Before(t) {
+		// In order: one more pair.
+		d.pts = append(d.pts, pt)
+		if d.summed && n > 0 {
+			f.addPair(d, n-1)
+		}
 	} else {
-		d.pts = append(d.pts, flowPoint{})
-		copy(d.pts[i+1:], d.pts[i:])
-		d.pts[i] = flowPoint{t: t, q: q}
+		i := sort.Search(len(d.pts), func(i int) bool { return !d.pts[i].t.Before(t) })
+		if i < len(d.pts) && d.pts[i].t.Equal(t) {
+			d.pts[i] = pt
+		} else {
+			d.pts = append(d.pts, flowPoint{})
+			copy(d.pts[i+1:], d.pts[i:])
+			d.pts[i] = pt
+		}
+		d.summed = false
 	}
 	f.forget()
 	return day, d.closed, true
@@ -125,30 +143,49 @@ func (f *FlowDays) Account(start time.Time) (Day, bool) {
 }
 
 func (f *FlowDays) account(start time.Time, d *flowDay) Day {
-	end := start.AddDate(0, 0, 1)
-	dayLen := end.Sub(start).Seconds()
-	maxGap := 3 * f.interval
-	var integral, covered float64
-	for i := 0; i < len(d.pts); {
-		// A run of values no more than maxGap apart.
-		j := i
-		for j+1 < len(d.pts) && d.pts[j+1].t.Sub(d.pts[j].t) <= maxGap {
-			j++
+	dayLen := start.AddDate(0, 0, 1).Sub(start).Seconds()
+	if !d.summed {
+		d.integral, d.covered, d.summed = 0, 0, true
+		for k := 0; k+1 < len(d.pts); k++ {
+			f.addPair(d, k)
 		}
-		lo := d.pts[i].t.Sub(start).Seconds()
-		hi := math.Min(d.pts[j].t.Sub(start).Seconds()+f.interval.Seconds(), dayLen)
-		integral += d.pts[j].q * (hi - d.pts[j].t.Sub(start).Seconds())
-		for k := i; k < j; k++ {
-			integral += (d.pts[k].q + d.pts[k+1].q) / 2 * d.pts[k+1].t.Sub(d.pts[k].t).Seconds()
-		}
-		covered += hi - lo
-		i = j + 1
 	}
 	day := Day{Start: start, Target: f.target, Samples: len(d.pts)}
+	if len(d.pts) == 0 {
+		return day
+	}
+	// The last value holds for one interval, within the day.
+	integral, covered := d.integral, d.covered
+	ti, ci := f.tail(d.pts[len(d.pts)-1], dayLen)
+	integral += ti
+	covered += ci
 	if covered > 0 {
 		day.MeanFlow = integral / covered
 		day.Coverage = math.Min(covered/dayLen, 1)
 	}
 	day.Compliant = day.Coverage >= ValidCoverage && day.MeanFlow >= f.target
 	return day
+}
+
+// addPair adds the pair pts[k], pts[k+1] to the day's sums: joined
+// trapezoidally when no more than three intervals apart, otherwise pts[k]
+// ends a run and holds for one interval (which ends before pts[k+1], so
+// within the day).
+func (f *FlowDays) addPair(d *flowDay, k int) {
+	a, b := d.pts[k], d.pts[k+1]
+	var integral, covered float64
+	if gap := b.off - a.off; gap <= 3*f.interval.Seconds() {
+		integral, covered = (a.q+b.q)/2*gap, gap
+	} else {
+		integral, covered = f.tail(a, math.Inf(1))
+	}
+	d.integral += integral
+	d.covered += covered
+}
+
+// tail is what a value ending a run adds: it holds for one interval, but
+// not past the end of the day (dayLen seconds).
+func (f *FlowDays) tail(p flowPoint, dayLen float64) (integral, covered float64) {
+	hi := math.Min(p.off+f.interval.Seconds(), dayLen)
+	return p.q * (hi - p.off), hi - p.off
 }

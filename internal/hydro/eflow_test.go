@@ -2,6 +2,8 @@ package hydro
 
 import (
 	"math"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -89,5 +91,70 @@ func TestLateSampleReopensAClosedDay(t *testing.T) {
 	// Older than the days remembered: not accounted.
 	if _, _, ok := f.Add(day.AddDate(0, 0, -30), 1); ok {
 		t.Error("a sample 30 days old was taken")
+	}
+}
+
+// refAccount is the account computed from scratch by runs, as domain.md
+// §6.3 describes it: the reference for the sums FlowDays keeps.
+func refAccount(start time.Time, interval time.Duration, pts map[time.Time]float64) (mean, coverage float64) {
+	var ts []time.Time
+	for t := range pts {
+		ts = append(ts, t)
+	}
+	slices.SortFunc(ts, func(a, b time.Time) int { return a.Compare(b) })
+	dayLen := start.AddDate(0, 0, 1).Sub(start).Seconds()
+	var integral, covered float64
+	for i := 0; i < len(ts); {
+		j := i
+		for j+1 < len(ts) && ts[j+1].Sub(ts[j]) <= 3*interval {
+			j++
+		}
+		for k := i; k < j; k++ {
+			integral += (pts[ts[k]] + pts[ts[k+1]]) / 2 * ts[k+1].Sub(ts[k]).Seconds()
+		}
+		hi := math.Min(ts[j].Sub(start).Seconds()+interval.Seconds(), dayLen)
+		integral += pts[ts[j]] * (hi - ts[j].Sub(start).Seconds())
+		covered += hi - ts[i].Sub(start).Seconds()
+		i = j + 1
+	}
+	if covered == 0 {
+		return 0, 0
+	}
+	return integral / covered, math.Min(covered/dayLen, 1)
+}
+
+// Values in order, late, repeated and in gaps: after every one the kept
+// sums give the account computed from scratch.
+func TestAccountKeptAsValuesArrive(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	day := time.Date(2026, 3, 10, 0, 0, 0, 0, shanghai)
+	for run := range 50 {
+		interval := 5 * time.Minute
+		f := NewFlowDays(shanghai, interval, 5, 7)
+		pts := map[time.Time]float64{}
+		tm := day
+		for range 300 {
+			var at time.Time
+			switch r := rng.IntN(10); {
+			case r < 6: // next in order, now and then after a gap
+				tm = tm.Add(interval * time.Duration(1+rng.IntN(2)*rng.IntN(6)))
+				at = tm
+			case r < 9: // late, into the day so far
+				at = day.Add(time.Duration(rng.Int64N(int64(tm.Sub(day)) + 1)))
+			default: // again at a time already held
+				at = tm
+			}
+			if !at.Before(day.AddDate(0, 0, 1)) {
+				continue
+			}
+			q := rng.Float64() * 10
+			pts[at] = q
+			f.Add(at, q)
+			d, _ := f.Account(day)
+			mean, cov := refAccount(day, interval, pts)
+			if math.Abs(d.MeanFlow-mean) > 1e-9*math.Max(1, mean) || math.Abs(d.Coverage-cov) > 1e-9 || d.Samples != len(pts) {
+				t.Fatalf("run %d after %d values: account %+v, from scratch mean %v coverage %v", run, len(pts), d, mean, cov)
+			}
+		}
 	}
 }

@@ -297,8 +297,8 @@ func (o *observerFunc) Observe(s ingest.StoredSample) {
 
 func toAlertSample(s ingest.StoredSample) alerts.Sample {
 	out := alerts.Sample{Station: s.Station, Time: s.Time, Values: make(map[string]alerts.Value, len(s.Values))}
-	for k, v := range s.Values {
-		out.Values[k] = alerts.Value{V: v, Flag: s.Flags[k]}
+	for _, v := range s.Values {
+		out.Values[v.Code] = alerts.Value{V: v.Value, Flag: v.Flag}
 	}
 	return out
 }
