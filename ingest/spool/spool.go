@@ -95,6 +95,7 @@ type Log struct {
 	appended chan struct{} // closed and replaced on every append
 	freed    chan struct{} // closed and replaced on every trim
 	closed   bool
+	mark     *os.File // the trim mark, open once, overwritten in place
 }
 
 // Open opens or creates the spool in dir and recovers it.
@@ -108,7 +109,7 @@ func Open(dir string, opts Options) (*Log, Recovery, error) {
 	}
 	l := &Log{dir: dir, opts: opts, next: 1, appended: make(chan struct{}), freed: make(chan struct{})}
 	if b, err := os.ReadFile(filepath.Join(dir, trimFile)); err == nil {
-		if n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil {
+		if n, ok := parseMark(b); ok {
 			l.trimmed = n
 		}
 	}
@@ -434,12 +435,8 @@ func (l *Log) Trim(seq uint64) error {
 		}
 		l.segs = l.segs[1:]
 	}
-	tmp := filepath.Join(l.dir, trimFile+".tmp")
-	if err := os.WriteFile(tmp, []byte(strconv.FormatUint(seq, 10)+"\n"), 0o640); err != nil {
-		return fmt.Errorf("spool: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(l.dir, trimFile)); err != nil {
-		return fmt.Errorf("spool: %w", err)
+	if err := l.saveMark(seq); err != nil {
+		return err
 	}
 	// An active segment that is large and fully delivered is replaced so
 	// that its space comes back.
@@ -454,6 +451,45 @@ func (l *Log) Trim(seq uint64) error {
 		_ = os.Remove(last.path)
 	}
 	return nil
+}
+
+// saveMark writes the trim mark over the previous one: the sequence number
+// and its CRC-32C, the same length every time, without fsync (a mark lost
+// or torn in a crash only makes records be delivered again, and a torn one
+// fails its check). Overwriting in place costs one system call; creating
+// and renaming a file for every delivery cost more than the delivery's own
+// spool work.
+func (l *Log) saveMark(seq uint64) error {
+	if l.mark == nil {
+		f, err := os.OpenFile(filepath.Join(l.dir, trimFile), os.O_RDWR|os.O_CREATE, 0o640)
+		if err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+		l.mark = f
+	}
+	if _, err := l.mark.WriteAt(formatMark(seq), 0); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	return nil
+}
+
+// formatMark renders a trim mark: 20 digits, a space, 8 hex digits of the
+// CRC-32C of the digits, a newline.
+func formatMark(seq uint64) []byte {
+	digits := fmt.Sprintf("%020d", seq)
+	return fmt.Appendf(nil, "%s %08x\n", digits, crc32.Checksum([]byte(digits), castagnoli))
+}
+
+// parseMark reads a trim mark; a bare number is the form before the
+// checksum was added.
+func parseMark(b []byte) (uint64, bool) {
+	text := strings.TrimSpace(string(b))
+	digits, sum, checked := strings.Cut(text, " ")
+	if checked && sum != fmt.Sprintf("%08x", crc32.Checksum([]byte(digits), castagnoli)) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(digits, 10, 64)
+	return n, err == nil
 }
 
 // Close closes the files. Records stay on disk for the next Open.
@@ -472,6 +508,9 @@ func (l *Log) Close() error {
 func (l *Log) closeFiles() {
 	if l.active != nil {
 		l.active.Close()
+	}
+	if l.mark != nil {
+		l.mark.Close()
 	}
 	for _, s := range l.segs {
 		if s.rf != nil {
