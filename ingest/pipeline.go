@@ -89,6 +89,10 @@ type Options struct {
 	Metrics       *Metrics
 	// MaxBatchPoints caps the points of one write (default 5000).
 	MaxBatchPoints int
+	// FlushEvery is how long delivery gathers records when few are
+	// waiting, so that a trickle of readings becomes one write to InfluxDB
+	// rather than one per message (default 50 ms; negative: never wait).
+	FlushEvery time.Duration
 	// DrainTimeout bounds how long Run goes on after its context ends
 	// (default 3 s): messages already received are spooled and acked, and
 	// delivery to InfluxDB goes on until the spool is empty or the time is
@@ -149,6 +153,9 @@ func New(o Options) *Pipeline {
 	}
 	if o.DrainTimeout <= 0 {
 		o.DrainTimeout = 3 * time.Second
+	}
+	if o.FlushEvery == 0 {
+		o.FlushEvery = 50 * time.Millisecond
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -419,9 +426,23 @@ func (p *Pipeline) deliver(ctx context.Context) {
 	var lines []string
 	var dls []deadLetter
 	for {
-		recs, err := sp.Read(ctx, after, 8<<20)
+		const maxRead = 8 << 20
+		recs, err := sp.Read(ctx, after, maxRead)
 		if err != nil {
 			return
+		}
+		if size := recordBytes(recs); p.o.FlushEvery > 0 && size < maxRead/8 {
+			// Little is waiting: gather a while longer.
+			t := time.NewTimer(p.o.FlushEvery)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+			// An error here comes back from the next Read.
+			if more, err := sp.Peek(recs[len(recs)-1].Seq, maxRead-size); err == nil {
+				recs = append(recs, more...)
+			}
 		}
 		lines, dls = lines[:0], dls[:0]
 		for _, r := range recs {
@@ -457,6 +478,14 @@ func (p *Pipeline) deliver(ctx context.Context) {
 		}
 		p.m.spoolBytes.Set(float64(sp.Bytes()))
 	}
+}
+
+func recordBytes(recs []spool.Record) int64 {
+	var n int64
+	for _, r := range recs {
+		n += int64(len(r.Data))
+	}
+	return n
 }
 
 // poisonLetters turns points InfluxDB refused into dead letters.

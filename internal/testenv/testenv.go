@@ -248,3 +248,37 @@ func StartMosquitto(t testing.TB, o MosquittoOptions) *Mosquitto {
 	p := startProcess(t, "mosquitto", bin, port, filepath.Join(dir, "mosquitto.log"), "-c", confPath)
 	return &Mosquitto{Process: p, URL: fmt.Sprintf("tcp://127.0.0.1:%d", port), Dir: dir}
 }
+
+// CPU is the processor time (user and system) the process has used so far,
+// from /proc; zero once it has exited.
+func (p *Process) CPU() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return ProcessCPU(p.cmd.Process.Pid)
+}
+
+// ProcessCPU is the processor time (user and system) process pid has used,
+// read from /proc/<pid>/stat; zero if it cannot be read.
+func ProcessCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name may hold spaces: fields are counted after its ")".
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	// Fields 14 and 15 of stat (utime, stime) are the 12th and 13th after
+	// the name, in clock ticks of 1/100 s on Linux.
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -51,7 +52,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 			}
 			stations := stationIDs(b)
 			var total int64
-			var elapsed time.Duration
+			var elapsed, cpuMQ, cpuIn, cpuSelf time.Duration
 			base := time.Now().UTC().Truncate(time.Hour).Add(-30 * 24 * time.Hour)
 			for iter := 0; iter < b.N; iter++ {
 				payloads := make([][]byte, c.messages)
@@ -72,6 +73,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 					payloads[m], topics[m] = []byte(sb.String()), readingsTopic(st)
 				}
 				want := total + int64(c.messages*c.perMsg)
+				mq0, in0, self0 := mq.CPU(), in.CPU(), testenv.ProcessCPU(os.Getpid())
 				start := time.Now()
 				var wg sync.WaitGroup
 				for p, pub := range pubs {
@@ -115,6 +117,9 @@ func BenchmarkEndToEnd(b *testing.B) {
 					time.Sleep(20 * time.Millisecond)
 				}
 				elapsed += time.Since(start)
+				cpuMQ += mq.CPU() - mq0
+				cpuIn += in.CPU() - in0
+				cpuSelf += testenv.ProcessCPU(os.Getpid()) - self0
 				total = want
 			}
 			if n := in.Count(b, "reading", "level_m", ""); n != total {
@@ -122,6 +127,10 @@ func BenchmarkEndToEnd(b *testing.B) {
 			}
 			b.ReportMetric(float64(total)/elapsed.Seconds(), "samples/s")
 			b.ReportMetric(float64(total)/float64(c.perMsg)/elapsed.Seconds(), "msgs/s")
+			// Where the two cores went while it ran: share of one core.
+			b.ReportMetric(100*cpuMQ.Seconds()/elapsed.Seconds(), "mosquitto-cpu-%")
+			b.ReportMetric(100*cpuIn.Seconds()/elapsed.Seconds(), "influxd-cpu-%")
+			b.ReportMetric(100*cpuSelf.Seconds()/elapsed.Seconds(), "rivermon+publishers-cpu-%")
 			p50, p99 := histogramQuantiles(b, svc.base, "rivermon_ack_delay_seconds")
 			b.ReportMetric(p50*1000, "ack-p50-ms")
 			b.ReportMetric(p99*1000, "ack-p99-ms")
