@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 
 	"fmt"
+	"hash/crc32"
 	"log/slog"
 	"slices"
 	"strings"
@@ -452,23 +453,11 @@ func (p *Pipeline) deliver(ctx context.Context) {
 				p.o.Logger.Error("skipping a spool record that does not decode", "seq", r.Seq, "err", err)
 			}
 		}
-		for start := 0; start < len(lines); start += p.o.MaxBatchPoints {
-			chunk := lines[start:min(start+p.o.MaxBatchPoints, len(lines))]
-			poison, err := p.o.Writer.Write(ctx, chunk)
-			if err != nil {
-				return
-			}
-			dls = append(dls, p.poisonLetters(poison)...)
-			now := p.o.Now().UnixNano()
-			for _, l := range chunk {
-				if !strings.HasPrefix(l, "reading,") {
-					continue // device status is not a sample
-				}
-				if ts, ok := lineTime(l); ok {
-					p.m.delay.Observe(float64(now-ts) / 1e9)
-				}
-			}
+		poison, err := p.write(ctx, lines)
+		if err != nil {
+			return
 		}
+		dls = append(dls, p.poisonLetters(poison)...)
 		if err := p.publishDeadLetters(ctx, dls); err != nil {
 			return
 		}
@@ -478,6 +467,51 @@ func (p *Pipeline) deliver(ctx context.Context) {
 		}
 		p.m.spoolBytes.Set(float64(sp.Bytes()))
 	}
+}
+
+// writers is how many writes to InfluxDB delivery keeps going at once: two
+// let InfluxDB use both cores of a small server while rivermon prepares the
+// next round.
+const writers = 2
+
+// write stores lines, the stations split between the writers so that each
+// station's points (a reading, then the revision of its QC flag) arrive in
+// their order. It returns when all are stored or refused.
+func (p *Pipeline) write(ctx context.Context, lines []string) ([]influx.Poison, error) {
+	var parts [writers][]string
+	for _, l := range lines {
+		k := 0
+		if st := lineStation(l); st != "" {
+			k = int(crc32.ChecksumIEEE([]byte(st)) % writers)
+		}
+		parts[k] = append(parts[k], l)
+	}
+	var poison [writers][]influx.Poison
+	g, gctx := errgroup.WithContext(ctx)
+	for k, part := range parts {
+		g.Go(func() error {
+			for start := 0; start < len(part); start += p.o.MaxBatchPoints {
+				chunk := part[start:min(start+p.o.MaxBatchPoints, len(part))]
+				refused, err := p.o.Writer.Write(gctx, chunk)
+				if err != nil {
+					return err
+				}
+				poison[k] = append(poison[k], refused...)
+				now := p.o.Now().UnixNano()
+				for _, l := range chunk {
+					if !strings.HasPrefix(l, "reading,") {
+						continue // device status is not a sample
+					}
+					if ts, ok := lineTime(l); ok {
+						p.m.delay.Observe(float64(now-ts) / 1e9)
+					}
+				}
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	return slices.Concat(poison[:]...), err
 }
 
 func recordBytes(recs []spool.Record) int64 {

@@ -17,7 +17,7 @@ import (
 // BenchmarkCeilings measures what this machine allows without rivermon:
 // Mosquitto delivering QoS 1 messages to one persistent subscriber that does
 // nothing but acknowledge, and InfluxDB taking the points rivermon would
-// write (one per sample, batches of 5,000, one writer). rivermon's
+// write (one per sample, batches of 5,000). rivermon's
 // throughput is compared with the lower of the two in docs/BENCHMARKS.md.
 func BenchmarkCeilings(b *testing.B) {
 	const messages = 20000
@@ -63,28 +63,54 @@ func BenchmarkCeilings(b *testing.B) {
 		b.ReportMetric(messages/time.Since(start).Seconds(), "msgs/s")
 		b.ReportMetric(0, "ns/op")
 	})
-	b.Run("influxdb-writes", func(b *testing.B) {
-		in := testenv.StartInflux(b)
-		base := time.Now().Add(-40 * 24 * time.Hour).Truncate(time.Hour)
-		var batches []string
-		var sb strings.Builder
-		for i := range messages {
-			fmt.Fprintf(&sb, "reading,river=nianchu,station=s%02d level_m=%g,level_m_qc=1i,water_temp_c=4.5,water_temp_c_qc=1i,flow_m3s=12.25,flow_m3s_qc=1i,flow_rated_m3s=12.3,flow_rated_m3s_qc=1i %d\n",
-				i%23, float64(i%5000)/1000, base.Add(time.Duration(i)*time.Second).UnixNano())
-			if (i+1)%5000 == 0 {
-				batches = append(batches, sb.String())
-				sb.Reset()
-			}
+	// InfluxDB taking 200,000 points in batches of 5,000: rivermon's points
+	// (a value, its QC flag and the rated flow for each of three
+	// parameters: 8 fields) and Telegraf's for the same samples (the 3
+	// values and a topic tag), from one writer and from two.
+	for _, shape := range []struct {
+		name string
+		line string
+	}{
+		{"rivermon-points", "reading,river=nianchu,station=s%02d level_m=%g,level_m_qc=1i,water_temp_c=4.5,water_temp_c_qc=1i,flow_m3s=12.25,flow_m3s_qc=1i,flow_rated_m3s=12.3,flow_rated_m3s_qc=1i %d\n"},
+		{"telegraf-points", "reading,station=s%02d,topic=rivermon/v1/stations/s/readings values_level_m=%g,values_water_temp_c=4.5,values_flow_m3s=12.25 %d\n"},
+	} {
+		for _, writers := range []int{1, 2} {
+			b.Run(fmt.Sprintf("influxdb-%s/%dwriters", shape.name, writers), func(b *testing.B) {
+				const points = 200000
+				in := testenv.StartInflux(b)
+				base := time.Now().Add(-40 * 24 * time.Hour).Truncate(time.Hour)
+				var batches []string
+				var sb strings.Builder
+				for i := range points {
+					fmt.Fprintf(&sb, shape.line, i%23, float64(i%5000)/1000, base.Add(time.Duration(i)*time.Second).UnixNano())
+					if (i+1)%5000 == 0 {
+						batches = append(batches, sb.String())
+						sb.Reset()
+					}
+				}
+				cpu0 := in.CPU()
+				start := time.Now()
+				var wg sync.WaitGroup
+				for w := range writers {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for k := w; k < len(batches); k += writers {
+							resp, err := http.Post(in.URL+"/api/v2/write?bucket=rivermon/autogen&precision=ns", "text/plain", strings.NewReader(batches[k]))
+							if err != nil || resp.StatusCode != http.StatusNoContent {
+								b.Errorf("write: %v %v", err, resp)
+								return
+							}
+							resp.Body.Close()
+						}
+					}()
+				}
+				wg.Wait()
+				el := time.Since(start)
+				b.ReportMetric(points/el.Seconds(), "points/s")
+				b.ReportMetric(100*(in.CPU()-cpu0).Seconds()/el.Seconds(), "influxd-cpu-%")
+				b.ReportMetric(0, "ns/op")
+			})
 		}
-		start := time.Now()
-		for _, body := range batches {
-			resp, err := http.Post(in.URL+"/api/v2/write?bucket=rivermon/autogen&precision=ns", "text/plain", strings.NewReader(body))
-			if err != nil || resp.StatusCode != http.StatusNoContent {
-				b.Fatalf("write: %v %v", err, resp)
-			}
-			resp.Body.Close()
-		}
-		b.ReportMetric(messages/time.Since(start).Seconds(), "points/s")
-		b.ReportMetric(0, "ns/op")
-	})
+	}
 }

@@ -74,7 +74,7 @@ func BenchmarkPeerTelegraf(b *testing.B) {
 			}
 			// Each peer gets a broker and a database of its own, so that the
 			// second does not pay for the first one's compactions.
-			measure := func(name string, launch func(mqURL, influxURL string) *exec.Cmd, db, field string) (rate float64, rssMiB float64) {
+			measure := func(name string, launch func(mqURL, influxURL string) *exec.Cmd, db, field string) (rate, rssMiB, cpuPerK float64) {
 				mq = testenv.StartMosquitto(b, testenv.MosquittoOptions{Extra: []string{"max_inflight_messages 100"}})
 				in := testenv.StartInflux(b)
 				in.Exec(b, "CREATE DATABASE telegraf")
@@ -96,6 +96,7 @@ func BenchmarkPeerTelegraf(b *testing.B) {
 					}
 					time.Sleep(500 * time.Millisecond)
 				}
+				cpu0 := testenv.ProcessCPU(cmd.Process.Pid)
 				start := time.Now()
 				publish()
 				deadline = time.Now().Add(5 * time.Minute)
@@ -106,18 +107,20 @@ func BenchmarkPeerTelegraf(b *testing.B) {
 					time.Sleep(20 * time.Millisecond)
 				}
 				el := time.Since(start)
+				cpu := testenv.ProcessCPU(cmd.Process.Pid) - cpu0
 				if n := countIn(b, in, db, field); n != want+1 {
 					b.Errorf("%s stored %d samples, want %d", name, n-1, want)
 				}
-				return float64(want) / el.Seconds(), peakRSS(cmd.Process.Pid)
+				// CPU per 1,000 samples, in ms.
+				return float64(want) / el.Seconds(), peakRSS(cmd.Process.Pid), float64(cpu.Milliseconds()) / (float64(want) / 1000)
 			}
 
-			tgRate, tgRSS := measure("telegraf", func(mqURL, influxURL string) *exec.Cmd {
+			tgRate, tgRSS, tgCPU := measure("telegraf", func(mqURL, influxURL string) *exec.Cmd {
 				conf := filepath.Join(b.TempDir(), "telegraf.conf")
 				os.WriteFile(conf, []byte(fmt.Sprintf(telegrafConf, mqURL, influxURL)), 0o644)
 				return exec.Command(telegraf, "--config", conf)
 			}, "telegraf", "values_level_m")
-			rmRate, rmRSS := measure("rivermon", func(mqURL, influxURL string) *exec.Cmd {
+			rmRate, rmRSS, rmCPU := measure("rivermon", func(mqURL, influxURL string) *exec.Cmd {
 				cfg := filepath.Join(b.TempDir(), "rivermon.yaml")
 				os.WriteFile(cfg, []byte(fmt.Sprintf("mqtt: {url: %q, client_id: rivermon-peer}\ninflux: {url: %q}\nspool: {dir: %q}\nhttp: {listen: \"127.0.0.1:0\"}\nstations: %q\nrules: %q\n",
 					mqURL, influxURL, filepath.Join(b.TempDir(), "spool"), filepath.Join(root, "configs", "stations.yaml"), filepath.Join(root, "configs", "rules.yaml"))), 0o644)
@@ -129,6 +132,8 @@ func BenchmarkPeerTelegraf(b *testing.B) {
 			b.ReportMetric(rmRate/tgRate, "throughput-ratio")
 			b.ReportMetric(rmRSS, "rivermon-peak-MiB")
 			b.ReportMetric(tgRSS, "telegraf-peak-MiB")
+			b.ReportMetric(rmCPU, "rivermon-cpu-ms/1k")
+			b.ReportMetric(tgCPU, "telegraf-cpu-ms/1k")
 			b.ReportMetric(0, "ns/op")
 		})
 	}
