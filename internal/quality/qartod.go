@@ -79,6 +79,21 @@ type Series struct {
 	gap      time.Duration
 	keep     time.Duration
 	pts      []point
+	run      flatRun
+
+	noRunCache bool // tests: always walk
+}
+
+// flatRun is the flat-line state of the newest value: the run of values
+// ending at it that span less than the tolerance (after a walk that hit
+// the test's longest count, a part of that run). The next value in order
+// extends it in constant time; anything else walks back again.
+type flatRun struct {
+	at     time.Time // the value it ends at,
+	v      float64   // with this value,
+	tol    float64   // under this tolerance
+	n      int       // values in it
+	lo, hi float64
 }
 
 // Revision is a changed aggregate flag of an earlier value.
@@ -113,6 +128,9 @@ func (s *Series) Add(t time.Time, v float64) (Flags, *Revision) {
 		s.pts[i] = point{t: t, v: v}
 	}
 	newest := i == len(s.pts)-1
+	if !newest {
+		s.run = flatRun{} // a value inside the run changes it
+	}
 	s.pts[i].flags = s.evaluate(i, t)
 	flags := s.pts[i].flags
 	var rev *Revision
@@ -200,15 +218,38 @@ func (s *Series) flat(i int, fl *registry.FlatLine) Flag {
 	}
 	// run = how many values ending at i (without a gap) span less than the
 	// tolerance, up to longest+1.
-	lo, hi := s.pts[i].v, s.pts[i].v
-	run := 1
-	for j := i - 1; j >= 0 && run <= longest && s.joined(j, j+1); j-- {
-		lo, hi = math.Min(lo, s.pts[j].v), math.Max(hi, s.pts[j].v)
-		if hi-lo >= fl.Tolerance {
-			break
+	v := s.pts[i].v
+	var run int
+	if r := &s.run; !s.noRunCache && i == len(s.pts)-1 && i > 0 && r.n > 0 && r.tol == fl.Tolerance &&
+		s.pts[i-1].t.Equal(r.at) && s.pts[i-1].v == r.v {
+		// The previous value's run, extended by this one if it stays
+		// flat and joined, else walked again below.
+		if lo, hi := math.Min(r.lo, v), math.Max(r.hi, v); hi-lo < fl.Tolerance && s.joined(i-1, i) {
+			r.n, r.lo, r.hi = r.n+1, lo, hi
+			// Values before pts[0] have been pruned: the walk would not
+			// see them either.
+			run = min(r.n, i+1)
 		}
-		run++
 	}
+	if run == 0 {
+		lo, hi := v, v
+		run = 1
+		for j := i - 1; j >= 0 && run <= longest && s.joined(j, j+1); j-- {
+			nlo, nhi := math.Min(lo, s.pts[j].v), math.Max(hi, s.pts[j].v)
+			if nhi-nlo >= fl.Tolerance {
+				break
+			}
+			lo, hi = nlo, nhi
+			run++
+		}
+		s.run = flatRun{n: run, lo: lo, hi: hi}
+	}
+	if i == len(s.pts)-1 {
+		s.run.at, s.run.v, s.run.tol = s.pts[i].t, v, fl.Tolerance
+	} else {
+		s.run = flatRun{} // kept for the newest value only
+	}
+	run = min(run, longest+1)
 	switch {
 	case countF >= 1 && run >= countF+1:
 		return Fail

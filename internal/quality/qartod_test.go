@@ -240,3 +240,47 @@ func TestDOSaturationMatchesTheAltitudeTable(t *testing.T) {
 		}
 	}
 }
+
+// FuzzFlatRunCache: the flat-line run kept from value to value gives the
+// flags of walking back every time, whatever the order, gaps, repeats and
+// pruning of the values.
+func FuzzFlatRunCache(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Add([]byte{1, 2, 1, 2, 200, 1, 1, 1, 1, 1, 1, 1, 130, 1, 1, 1, 1, 90, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		skip := 0.5
+		cfg := registry.QC{FlatLine: &registry.FlatLine{Suspect: dur(30 * time.Minute), Fail: dur(time.Hour), Tolerance: 0.05, SkipBelow: &skip},
+			Spike: &registry.Spike{Suspect: 1, Fail: 2}}
+		fast, slow := NewSeries(cfg, 5*time.Minute), NewSeries(cfg, 5*time.Minute)
+		slow.noRunCache = true
+		tm := t0
+		for k, op := range ops {
+			// Low bits: the value (mostly flat); high bits: the time step.
+			v := 1 + float64(op&7)/100
+			if op&7 == 7 {
+				v = 0.2 // below skip_below
+			}
+			var at time.Time
+			switch op >> 5 {
+			case 0, 1, 2, 3: // next, in order
+				tm = tm.Add(5 * time.Minute)
+				at = tm
+			case 4: // after a gap
+				tm = tm.Add(time.Duration(1+op&3) * 20 * time.Minute)
+				at = tm
+			case 5: // the newest again
+				at = tm
+			case 6: // late, between earlier values
+				at = tm.Add(-time.Duration(op&31) * 150 * time.Second)
+			default: // a little early: a short step
+				tm = tm.Add(time.Minute)
+				at = tm
+			}
+			ff, fr := fast.Add(at, v)
+			sf, sr := slow.Add(at, v)
+			if ff != sf || (fr == nil) != (sr == nil) || (fr != nil && *fr != *sr) {
+				t.Fatalf("op %d (%d): kept run gives %+v %v, walking gives %+v %v", k, op, ff, fr, sf, sr)
+			}
+		}
+	})
+}

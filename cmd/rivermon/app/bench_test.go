@@ -35,12 +35,12 @@ func BenchmarkEndToEnd(b *testing.B) {
 		perMsg, messages int
 		rate             int // messages/s in total; 0 = as fast as the broker takes them
 	}{
-		{"23stations/1perMsg", 1, 20000, 0},
+		{"23stations/1perMsg", 1, 60000, 0},
 		{"23stations/100perMsg", 100, 1000, 0},
 		{"23stations/1perMsg/paced2000", 1, 10000, 2000},
 		// Half the maximum rate, samples stamped as they are published:
 		// the ingest delay (sample time → stored in InfluxDB) is end to end.
-		{"23stations/1perMsg/paced11000", 1, 55000, 11000},
+		{"23stations/1perMsg/paced13500", 1, 67500, 13500},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			mq := testenv.StartMosquitto(b, testenv.MosquittoOptions{Extra: []string{"max_inflight_messages 100"}})

@@ -3,6 +3,7 @@ package app_test
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,7 +21,7 @@ import (
 // write (one per sample, batches of 5,000). rivermon's
 // throughput is compared with the lower of the two in docs/BENCHMARKS.md.
 func BenchmarkCeilings(b *testing.B) {
-	const messages = 20000
+	const messages = 60000
 	b.Run("mosquitto-qos1", func(b *testing.B) {
 		mq := testenv.StartMosquitto(b, testenv.MosquittoOptions{Extra: []string{"max_inflight_messages 100"}})
 		var got atomic.Int64
@@ -38,6 +39,7 @@ func BenchmarkCeilings(b *testing.B) {
 		}).Wait()
 		stations := stationIDs(b)
 		payload := []byte(`{"station":"nianchu-mouth","samples":[{"time":1784095200000,"values":{"level_m":1.5,"water_temp_c":4.5,"flow_m3s":12.25}}]}`)
+		mq0, self0 := mq.CPU(), testenv.ProcessCPU(os.Getpid())
 		start := time.Now()
 		var wg sync.WaitGroup
 		for p := range 4 {
@@ -60,7 +62,10 @@ func BenchmarkCeilings(b *testing.B) {
 		case <-time.After(2 * time.Minute):
 			b.Fatalf("subscriber got %d of %d", got.Load(), messages)
 		}
-		b.ReportMetric(messages/time.Since(start).Seconds(), "msgs/s")
+		el := time.Since(start)
+		b.ReportMetric(messages/el.Seconds(), "msgs/s")
+		b.ReportMetric(100*(mq.CPU()-mq0).Seconds()/el.Seconds(), "mosquitto-cpu-%")
+		b.ReportMetric(100*(testenv.ProcessCPU(os.Getpid())-self0).Seconds()/el.Seconds(), "publishers+subscriber-cpu-%")
 		b.ReportMetric(0, "ns/op")
 	})
 	// InfluxDB taking 200,000 points in batches of 5,000: rivermon's points
