@@ -119,7 +119,10 @@ func NewSeries(cfg registry.QC, interval time.Duration) *Series {
 // previous value when its spike flag could now be computed and its
 // aggregate changed.
 func (s *Series) Add(t time.Time, v float64) (Flags, *Revision) {
-	i := sort.Search(len(s.pts), func(i int) bool { return !s.pts[i].t.Before(t) })
+	i := len(s.pts)
+	if i > 0 && !s.pts[i-1].t.Before(t) { // not simply the next value
+		i = sort.Search(len(s.pts), func(i int) bool { return !s.pts[i].t.Before(t) })
+	}
 	if i < len(s.pts) && s.pts[i].t.Equal(t) {
 		s.pts[i].v = v // the same time again: the later value wins
 	} else {

@@ -86,7 +86,12 @@ func BenchmarkEndToEnd(b *testing.B) {
 							tick = time.NewTicker(time.Second * time.Duration(len(pubs)) / time.Duration(c.rate))
 							defer tick.Stop()
 						}
-						for m := p; m < c.messages; m += len(pubs) {
+						// Each station has one connection, as in the field: its
+						// messages arrive in the order it sent them.
+						for m := range c.messages {
+							if (m%len(stations))%len(pubs) != p {
+								continue
+							}
 							if tick != nil {
 								<-tick.C
 							}

@@ -62,7 +62,10 @@ func BenchmarkPeerTelegraf(b *testing.B) {
 					go func() {
 						defer wg.Done()
 						var toks []paho.Token
-						for m := p; m < c.messages; m += 4 {
+						for m := range c.messages {
+							if (m%len(stations))%4 != p {
+								continue // one connection per station
+							}
 							toks = append(toks, pub.Client.Publish(readingsTopic(stations[m%len(stations)]), 1, false, payloads[m]))
 						}
 						for _, t := range toks {
