@@ -1,6 +1,7 @@
 // Command rivermon ingests river-monitoring data from MQTT into InfluxDB.
 //
 //	rivermon [-config FILE]        run the service
+//	         [-cpuprofile FILE]    and write a CPU profile until it stops
 //	rivermon check [-config FILE]  validate every config file
 //	rivermon version
 package main
@@ -13,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/rivermon/rivermon/cmd/rivermon/app"
@@ -34,6 +36,7 @@ func run(args []string) int {
 	fs := flag.NewFlagSet("rivermon "+cmd, flag.ContinueOnError)
 	configFile := fs.String("config", "configs/rivermon.yaml", "service config file")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (go tool pprof) to `file` until the service stops")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -76,6 +79,20 @@ func run(args []string) int {
 			}
 		}
 	}()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "-cpuprofile: %v\n", err)
+			return 1
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
 	log.Info("rivermon starting", "version", buildVersion(), "config", *configFile)
 	if err := app.Run(ctx, app.Options{Config: cfg, Logger: log, Reload: reload}); err != nil {
 		log.Error("rivermon failed", "err", err)

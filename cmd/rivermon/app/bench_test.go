@@ -20,6 +20,7 @@ import (
 
 	"github.com/rivermon/rivermon/internal/registry"
 	"github.com/rivermon/rivermon/internal/testenv"
+	"github.com/rivermon/rivermon/simulators"
 )
 
 // BenchmarkEndToEnd measures sustained throughput through real Mosquitto,
@@ -34,23 +35,38 @@ func BenchmarkEndToEnd(b *testing.B) {
 		name             string
 		perMsg, messages int
 		rate             int // messages/s in total; 0 = as fast as the broker takes them
+		load             int // virtual stations of a generated registry; 0 = the 23 sections
 	}{
-		{"23stations/1perMsg", 1, 60000, 0},
-		{"23stations/100perMsg", 100, 1000, 0},
-		{"23stations/1perMsg/paced2000", 1, 10000, 2000},
+		{"23stations/1perMsg", 1, 60000, 0, 0},
+		{"23stations/100perMsg", 100, 1000, 0, 0},
+		{"23stations/1perMsg/paced2000", 1, 10000, 2000, 0},
 		// Half the maximum rate, samples stamped as they are published:
 		// the ingest delay (sample time → stored in InfluxDB) is end to end.
-		{"23stations/1perMsg/paced13500", 1, 67500, 13500},
+		{"23stations/1perMsg/paced13500", 1, 67500, 13500, 0},
+		// Every station different: 10,000 series, QC windows, flow days.
+		{"10000stations/1perMsg", 1, 60000, 0, 10000},
+		{"10000stations/100perMsg", 100, 10000, 0, 10000},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			mq := testenv.StartMosquitto(b, testenv.MosquittoOptions{Extra: []string{"max_inflight_messages 100"}})
 			in := testenv.StartInflux(b)
-			svc := startService(b, mq, in, "rivermon-bench")
+			so := serviceOptions{clientID: "rivermon-bench"}
+			stations := stationIDs(b)
+			if c.load > 0 {
+				so.stations = filepath.Join(b.TempDir(), "stations.yaml")
+				if err := os.WriteFile(so.stations, []byte(simulators.GenerateRegistry(c.load)), 0o644); err != nil {
+					b.Fatal(err)
+				}
+				stations = stations[:0]
+				for i := 1; i <= c.load; i++ {
+					stations = append(stations, simulators.LoadStationID(i))
+				}
+			}
+			svc := startServiceWith(b, mq, in, so)
 			pubs := make([]*testenv.Client, 4)
 			for i := range pubs {
 				pubs[i] = testenv.NewClient(b, mq.URL, fmt.Sprintf("bench-pub-%d", i))
 			}
-			stations := stationIDs(b)
 			var total int64
 			var elapsed, cpuMQ, cpuIn, cpuSelf time.Duration
 			base := time.Now().UTC().Truncate(time.Hour).Add(-30 * 24 * time.Hour)

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,7 +34,7 @@ func BenchmarkPeerTelegraf(b *testing.B) {
 	for _, c := range []struct {
 		name             string
 		perMsg, messages int
-	}{{"1perMsg", 1, 20000}, {"100perMsg", 100, 1000}} {
+	}{{"1perMsg", 1, 60000}, {"100perMsg", 100, 1000}} {
 		b.Run(c.name, func(b *testing.B) {
 			stations := stationIDs(b)
 			payloads := make([][]byte, c.messages)
@@ -77,7 +78,7 @@ func BenchmarkPeerTelegraf(b *testing.B) {
 			}
 			// Each peer gets a broker and a database of its own, so that the
 			// second does not pay for the first one's compactions.
-			measure := func(name string, launch func(mqURL, influxURL string) *exec.Cmd, db, field string) (rate, rssMiB, cpuPerK float64) {
+			measure := func(name string, launch func(mqURL, influxURL string) *exec.Cmd, db, field string) (rate, idleMiB, rssMiB, cpuPerK float64) {
 				mq = testenv.StartMosquitto(b, testenv.MosquittoOptions{Extra: []string{"max_inflight_messages 100"}})
 				in := testenv.StartInflux(b)
 				in.Exec(b, "CREATE DATABASE telegraf")
@@ -87,7 +88,18 @@ func BenchmarkPeerTelegraf(b *testing.B) {
 				if err := cmd.Start(); err != nil {
 					b.Fatal(err)
 				}
-				defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+				defer func() {
+					// SIGTERM, so that a -cpuprofile is written out.
+					_ = cmd.Process.Signal(syscall.SIGTERM)
+					stopped := make(chan struct{})
+					go func() { _ = cmd.Wait(); close(stopped) }()
+					select {
+					case <-stopped:
+					case <-time.After(15 * time.Second):
+						_ = cmd.Process.Kill()
+						<-stopped
+					}
+				}()
 				// Wait until it takes messages: a warm-up reading.
 				warm := fmt.Sprintf(`{"station":"nianchu-mouth","samples":[{"time":%d,"values":{"level_m":1,"water_temp_c":1,"flow_m3s":1}}]}`, base.Add(-time.Hour).UnixMilli())
 				pub := testenv.NewClient(b, mq.URL, "peer-warm-"+name+c.name)
@@ -99,6 +111,7 @@ func BenchmarkPeerTelegraf(b *testing.B) {
 					}
 					time.Sleep(500 * time.Millisecond)
 				}
+				idle := procStatusMiB(cmd.Process.Pid, "VmRSS")
 				cpu0 := testenv.ProcessCPU(cmd.Process.Pid)
 				start := time.Now()
 				publish()
@@ -115,24 +128,30 @@ func BenchmarkPeerTelegraf(b *testing.B) {
 					b.Errorf("%s stored %d samples, want %d", name, n-1, want)
 				}
 				// CPU per 1,000 samples, in ms.
-				return float64(want) / el.Seconds(), peakRSS(cmd.Process.Pid), float64(cpu.Milliseconds()) / (float64(want) / 1000)
+				return float64(want) / el.Seconds(), idle, procStatusMiB(cmd.Process.Pid, "VmHWM"), float64(cpu.Milliseconds()) / (float64(want) / 1000)
 			}
 
-			tgRate, tgRSS, tgCPU := measure("telegraf", func(mqURL, influxURL string) *exec.Cmd {
+			tgRate, tgIdle, tgRSS, tgCPU := measure("telegraf", func(mqURL, influxURL string) *exec.Cmd {
 				conf := filepath.Join(b.TempDir(), "telegraf.conf")
 				os.WriteFile(conf, []byte(fmt.Sprintf(telegrafConf, mqURL, influxURL)), 0o644)
 				return exec.Command(telegraf, "--config", conf)
 			}, "telegraf", "values_level_m")
-			rmRate, rmRSS, rmCPU := measure("rivermon", func(mqURL, influxURL string) *exec.Cmd {
+			rmRate, rmIdle, rmRSS, rmCPU := measure("rivermon", func(mqURL, influxURL string) *exec.Cmd {
 				cfg := filepath.Join(b.TempDir(), "rivermon.yaml")
 				os.WriteFile(cfg, []byte(fmt.Sprintf("mqtt: {url: %q, client_id: rivermon-peer}\ninflux: {url: %q}\nspool: {dir: %q}\nhttp: {listen: \"127.0.0.1:0\"}\nstations: %q\nrules: %q\n",
 					mqURL, influxURL, filepath.Join(b.TempDir(), "spool"), filepath.Join(root, "configs", "stations.yaml"), filepath.Join(root, "configs", "rules.yaml"))), 0o644)
-				return exec.Command(rivermon, "-config", cfg, "-log-level", "warn")
+				args := []string{"-config", cfg, "-log-level", "warn"}
+				if dir := os.Getenv("RIVERMON_BENCH_PROFILES"); dir != "" {
+					args = append(args, "-cpuprofile", filepath.Join(dir, "rivermon-"+c.name+".prof"))
+				}
+				return exec.Command(rivermon, args...)
 			}, "rivermon", "level_m")
 
 			b.ReportMetric(rmRate, "rivermon-samples/s")
 			b.ReportMetric(tgRate, "telegraf-samples/s")
 			b.ReportMetric(rmRate/tgRate, "throughput-ratio")
+			b.ReportMetric(rmIdle, "rivermon-idle-MiB")
+			b.ReportMetric(tgIdle, "telegraf-idle-MiB")
 			b.ReportMetric(rmRSS, "rivermon-peak-MiB")
 			b.ReportMetric(tgRSS, "telegraf-peak-MiB")
 			b.ReportMetric(rmCPU, "rivermon-cpu-ms/1k")
@@ -181,14 +200,15 @@ func countIn(tb testing.TB, in *testenv.Influx, db, field string) int64 {
 	return n
 }
 
-// peakRSS reads a process's peak resident set (VmHWM) in MiB.
-func peakRSS(pid int) float64 {
+// procStatusMiB reads a memory line of /proc/<pid>/status in MiB: VmRSS
+// (resident now) or VmHWM (peak resident).
+func procStatusMiB(pid int, key string) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, key+":"); ok {
 			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 			return kb / 1024
 		}
