@@ -1,6 +1,7 @@
 package reading
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -64,7 +65,7 @@ func TestFastPathTakesCommonPayloads(t *testing.T) {
 		t.Error("a 100-sample backlog goes the slow way")
 	}
 	m := Message{Station: "sagya-sagya", Seq: 3, HasSeq: true, Samples: []Sample{
-		{Time: now.Add(-time.Minute).Add(123 * time.Microsecond), Values: []Value{{"level_m", 0.412}, {"flow_m3s", 2.5e-7}, {"water_temp_c", -0.0}}},
+		{Time: now.Add(-time.Minute).Add(123 * time.Microsecond), Values: []Value{{"level_m", 0.412}, {"flow_m3s", 2.5e-7}, {"water_temp_c", math.Copysign(0, -1)}}},
 	}}
 	b, err = m.Encode()
 	if err != nil {
