@@ -44,6 +44,9 @@ func decodeRecord(b []byte, lines []string, dls []deadLetter) ([]string, []deadL
 		return lines, dls, fmt.Errorf("%w: unknown version", errRecord)
 	}
 	b = b[1:]
+	// One string for the whole record: the lines are slices of it rather
+	// than a copy each.
+	text := string(b)
 	next := func() ([]byte, error) {
 		n, k := binary.Uvarint(b)
 		if k <= 0 || uint64(len(b)-k) < n {
@@ -70,7 +73,8 @@ func decodeRecord(b []byte, lines []string, dls []deadLetter) ([]string, []deadL
 		if err != nil {
 			return lines, dls, err
 		}
-		lines = append(lines, string(s))
+		end := len(text) - len(b) // s is what next consumed last
+		lines = append(lines, text[end-len(s):end])
 	}
 	nd, err := count()
 	if err != nil {
