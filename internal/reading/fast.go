@@ -22,70 +22,45 @@ func decodeFast(p []byte, now time.Time) (m *Message, ok bool) {
 	}
 	s := scanner{b: p}
 	s.ws()
-	if !s.byte('{') {
-		return nil, false
-	}
 	m = &Message{}
 	var haveStation, haveSeq, haveSamples bool
-	for first := true; ; first = false {
-		s.ws()
-		if first && s.peek() == '}' {
-			return nil, false // no station
-		}
-		key, ok := s.str()
-		if !ok {
-			return nil, false
-		}
-		s.ws()
-		if !s.byte(':') {
-			return nil, false
-		}
-		s.ws()
+	ok = s.members(func(key []byte) bool {
 		switch string(key) {
 		case "station":
 			v, ok := s.str()
 			if !ok || haveStation || !validStationID(v) {
-				return nil, false
+				return false
 			}
 			m.Station, haveStation = string(v), true
 		case "seq":
 			if haveSeq {
-				return nil, false
+				return false
 			}
 			haveSeq = true
 			if s.literal("null") {
-				break
+				return true
 			}
 			v, isInt, ok := s.num()
 			if !ok || !isInt {
-				return nil, false
+				return false
 			}
 			seq, err := strconv.ParseInt(string(v), 10, 64)
 			if err != nil || seq < 0 {
-				return nil, false
+				return false
 			}
 			m.Seq, m.HasSeq = seq, true
 		case "samples":
 			if haveSamples || !s.samples(m, now) {
-				return nil, false
+				return false
 			}
 			haveSamples = true
 		default:
-			if !s.skip(0) {
-				return nil, false
-			}
+			return s.skip(0)
 		}
-		s.ws()
-		if s.byte(',') {
-			continue
-		}
-		if !s.byte('}') {
-			return nil, false
-		}
-		break
-	}
+		return true
+	})
 	s.ws()
-	if s.i != len(s.b) || !haveStation || !haveSamples {
+	if !ok || s.i != len(s.b) || !haveStation || !haveSamples {
 		return nil, false
 	}
 	return m, true
@@ -93,21 +68,12 @@ func decodeFast(p []byte, now time.Time) (m *Message, ok bool) {
 
 // samples reads the "samples" array into m.
 func (s *scanner) samples(m *Message, now time.Time) bool {
-	if !s.byte('[') {
-		return false
-	}
 	type span struct{ from, to int }
 	var (
 		vals  []Value
 		spans []span
 	)
-	s.ws()
-	if s.peek() == ']' {
-		return false // no samples
-	}
-	for {
-		s.ws()
-		from := len(vals)
+	ok := s.elements(func() bool {
 		var (
 			t        time.Time
 			haveTime bool
@@ -115,52 +81,26 @@ func (s *scanner) samples(m *Message, now time.Time) bool {
 			got      [numParams]float64
 			present  uint32
 		)
-		if !s.byte('{') {
-			return false
-		}
-		for first := true; ; first = false {
-			s.ws()
-			if first && s.peek() == '}' {
-				return false // no time
-			}
-			key, ok := s.str()
-			if !ok {
-				return false
-			}
-			s.ws()
-			if !s.byte(':') {
-				return false
-			}
-			s.ws()
+		ok := s.members(func(key []byte) bool {
 			switch string(key) {
 			case "time":
 				if haveTime {
 					return false
 				}
-				if t, ok = s.time(); !ok {
-					return false
-				}
+				var ok bool
+				t, ok = s.time()
 				haveTime = true
+				return ok
 			case "values":
-				if haveVals || !s.byte('{') {
+				if haveVals {
 					return false
 				}
 				haveVals = true
-				for {
-					s.ws()
-					code, ok := s.str()
-					if !ok {
-						return false
-					}
+				return s.members(func(code []byte) bool {
 					idx, known := paramIndex[string(code)]
 					if !known || present&(1<<idx) != 0 {
 						return false
 					}
-					s.ws()
-					if !s.byte(':') {
-						return false
-					}
-					s.ws()
 					num, _, ok := s.num()
 					if !ok {
 						return false
@@ -170,32 +110,15 @@ func (s *scanner) samples(m *Message, now time.Time) bool {
 						return false
 					}
 					got[idx], present = v, present|1<<idx
-					s.ws()
-					if s.byte(',') {
-						continue
-					}
-					if !s.byte('}') {
-						return false
-					}
-					break
-				}
-			default:
-				if !s.skip(1) {
-					return false
-				}
+					return true
+				})
 			}
-			s.ws()
-			if s.byte(',') {
-				continue
-			}
-			if !s.byte('}') {
-				return false
-			}
-			break
+			return s.skip(1)
+		})
+		if !ok || !haveTime || present == 0 || t.Sub(now) > MaxFuture {
+			return false // present == 0: no values, or none
 		}
-		if !haveTime || !haveVals || t.Sub(now) > MaxFuture {
-			return false
-		}
+		from := len(vals)
 		for idx := range params {
 			if present&(1<<idx) != 0 {
 				vals = append(vals, Value{Code: params[idx].Code, Value: got[idx]})
@@ -203,17 +126,10 @@ func (s *scanner) samples(m *Message, now time.Time) bool {
 		}
 		spans = append(spans, span{from, len(vals)})
 		m.Samples = append(m.Samples, Sample{Time: t})
-		if len(m.Samples) > MaxSamples {
-			return false
-		}
-		s.ws()
-		if s.byte(',') {
-			continue
-		}
-		if !s.byte(']') {
-			return false
-		}
-		break
+		return len(m.Samples) <= MaxSamples
+	})
+	if !ok || len(m.Samples) == 0 {
+		return false
 	}
 	// The values array no longer grows: the samples may share it.
 	for i, sp := range spans {
@@ -282,6 +198,59 @@ func (s *scanner) literal(lit string) bool {
 		return true
 	}
 	return false
+}
+
+// members reads an object, calling member with each key and the scanner
+// at its value, which member must read.
+func (s *scanner) members(member func(key []byte) bool) bool {
+	if !s.byte('{') {
+		return false
+	}
+	s.ws()
+	if s.byte('}') {
+		return true
+	}
+	for {
+		s.ws()
+		key, ok := s.str()
+		if !ok {
+			return false
+		}
+		s.ws()
+		if !s.byte(':') {
+			return false
+		}
+		s.ws()
+		if !member(key) {
+			return false
+		}
+		s.ws()
+		if !s.byte(',') {
+			return s.byte('}')
+		}
+	}
+}
+
+// elements reads an array, calling element with the scanner at each value,
+// which element must read.
+func (s *scanner) elements(element func() bool) bool {
+	if !s.byte('[') {
+		return false
+	}
+	s.ws()
+	if s.byte(']') {
+		return true
+	}
+	for {
+		s.ws()
+		if !element() {
+			return false
+		}
+		s.ws()
+		if !s.byte(',') {
+			return s.byte(']')
+		}
+	}
 }
 
 // str reads a string of printable ASCII without escapes and returns its
@@ -364,47 +333,9 @@ func (s *scanner) skip(depth int) bool {
 	case c == 'n':
 		return s.literal("null")
 	case c == '[':
-		s.i++
-		s.ws()
-		if s.byte(']') {
-			return true
-		}
-		for {
-			s.ws()
-			if !s.skip(depth + 1) {
-				return false
-			}
-			s.ws()
-			if s.byte(',') {
-				continue
-			}
-			return s.byte(']')
-		}
+		return s.elements(func() bool { return s.skip(depth + 1) })
 	case c == '{':
-		s.i++
-		s.ws()
-		if s.byte('}') {
-			return true
-		}
-		for {
-			s.ws()
-			if _, ok := s.str(); !ok {
-				return false
-			}
-			s.ws()
-			if !s.byte(':') {
-				return false
-			}
-			s.ws()
-			if !s.skip(depth + 1) {
-				return false
-			}
-			s.ws()
-			if s.byte(',') {
-				continue
-			}
-			return s.byte('}')
-		}
+		return s.members(func([]byte) bool { return s.skip(depth + 1) })
 	}
 	return false
 }
