@@ -129,6 +129,10 @@ func Open(dir string, opts Options) (*Log, Recovery, error) {
 			l.closeFiles()
 			return nil, rec, err
 		}
+		// A segment's name is the first sequence number it was opened
+		// for; an empty one (rolled after a full trim) still fixes where
+		// the numbering goes on, whatever the trim mark says.
+		l.next = max(l.next, first)
 		if cut != "" {
 			rec.Cut = append(rec.Cut, cut)
 		}
@@ -425,6 +429,16 @@ func (l *Log) Trim(seq uint64) error {
 	l.pending = append(l.pending[:0], l.pending[n:]...)
 	close(l.freed)
 	l.freed = make(chan struct{})
+	if err := l.saveMark(seq); err != nil {
+		return err
+	}
+	if len(l.segs) > 1 && l.segs[0].last <= seq {
+		// Segments go: make the mark durable first, so that a crash does
+		// not leave an older mark beside fewer segments.
+		if err := l.mark.Sync(); err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+	}
 	for len(l.segs) > 1 && l.segs[0].last <= seq {
 		s := l.segs[0]
 		if s.rf != nil {
@@ -435,12 +449,12 @@ func (l *Log) Trim(seq uint64) error {
 		}
 		l.segs = l.segs[1:]
 	}
-	if err := l.saveMark(seq); err != nil {
-		return err
-	}
 	// An active segment that is large and fully delivered is replaced so
 	// that its space comes back.
 	if last := l.segs[len(l.segs)-1]; len(l.pending) == 0 && last.size >= l.opts.SegmentBytes {
+		if err := l.mark.Sync(); err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
 		if err := l.roll(); err != nil {
 			return err
 		}
@@ -456,7 +470,7 @@ func (l *Log) Trim(seq uint64) error {
 // saveMark writes the trim mark over the previous one: the sequence number
 // and its CRC-32C, the same length every time, without fsync (a mark lost
 // or torn in a crash only makes records be delivered again, and a torn one
-// fails its check). Overwriting in place costs one system call; creating
+// fails its check; Trim syncs it before it deletes a segment). Overwriting in place costs one system call; creating
 // and renaming a file for every delivery cost more than the delivery's own
 // spool work.
 func (l *Log) saveMark(seq uint64) error {

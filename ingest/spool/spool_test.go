@@ -258,3 +258,51 @@ func TestDamagedTrimMarkDeliversAgain(t *testing.T) {
 		t.Fatalf("bare mark: trimmed %d, want 25", l4.Trimmed())
 	}
 }
+
+// After a full trim has rolled to a new, empty segment, a crash can leave
+// an older (or torn) mark. The numbering must go on from the segment's
+// name, or the next start takes the new records for out of order and cuts
+// them.
+func TestStaleMarkAfterRollKeepsNewRecords(t *testing.T) {
+	dir := t.TempDir()
+	l, _ := open(t, dir, 100)
+	for range 10 { // a segment each
+		if _, err := l.Append([]byte(strings.Repeat("r", 120))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Trim(10); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if segs, _ := filepath.Glob(filepath.Join(dir, "*.seg")); len(segs) != 1 || filepath.Base(segs[0]) != fmt.Sprintf("%020d.seg", 11) {
+		t.Fatalf("segments after the full trim: %v, want only the new empty one", segs)
+	}
+	for _, mark := range [][]byte{formatMark(3), []byte("torn")} {
+		if err := os.WriteFile(filepath.Join(dir, trimFile), mark, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		l2, _ := open(t, dir, 100)
+		var seqs []uint64
+		for i := range 3 {
+			seq, err := l2.Append([]byte(fmt.Sprintf("after %d", i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			seqs = append(seqs, seq)
+		}
+		l2.Close()
+		l3, rec := open(t, dir, 100)
+		if len(rec.Cut) != 0 || rec.Pending < 3 {
+			t.Fatalf("mark %q: appended %v, then recovery %+v: new records lost", mark, seqs, rec)
+		}
+		got := readAll(t, l3, l3.Trimmed())
+		if len(got) < 3 || got[len(got)-1] != "after 2" {
+			t.Fatalf("mark %q: read back %q", mark, got)
+		}
+		if err := l3.Trim(seqs[2]); err != nil {
+			t.Fatal(err)
+		}
+		l3.Close()
+	}
+}
