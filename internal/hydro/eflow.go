@@ -23,7 +23,7 @@ type Day struct {
 
 type flowPoint struct {
 	t   time.Time
-	off float64 // seconds since the start of the day
+	off time.Duration // since the start of the day
 	q   float64
 }
 
@@ -78,7 +78,7 @@ func (f *FlowDays) Add(t time.Time, q float64) (day time.Time, reopened, ok bool
 		d = &flowDay{}
 		f.days[day] = d
 	}
-	pt := flowPoint{t: t, off: t.Sub(day).Seconds(), q: q}
+	pt := flowPoint{t: t, off: t.Sub(day), q: q}
 	if n := len(d.pts); n == 0 || d.pts[n-1].t.Before(t) {
 		// In order: one more pair.
 		d.pts = append(d.pts, pt)
@@ -174,8 +174,8 @@ func (f *FlowDays) account(start time.Time, d *flowDay) Day {
 func (f *FlowDays) addPair(d *flowDay, k int) {
 	a, b := d.pts[k], d.pts[k+1]
 	var integral, covered float64
-	if gap := b.off - a.off; gap <= 3*f.interval.Seconds() {
-		integral, covered = (a.q+b.q)/2*gap, gap
+	if gap := b.off - a.off; gap <= 3*f.interval { // exact, in nanoseconds
+		integral, covered = (a.q+b.q)/2*gap.Seconds(), gap.Seconds()
 	} else {
 		integral, covered = f.tail(a, math.Inf(1))
 	}
@@ -186,6 +186,7 @@ func (f *FlowDays) addPair(d *flowDay, k int) {
 // tail is what a value ending a run adds: it holds for one interval, but
 // not past the end of the day (dayLen seconds).
 func (f *FlowDays) tail(p flowPoint, dayLen float64) (integral, covered float64) {
-	hi := math.Min(p.off+f.interval.Seconds(), dayLen)
-	return p.q * (hi - p.off), hi - p.off
+	off := p.off.Seconds()
+	hi := math.Min(off+f.interval.Seconds(), dayLen)
+	return p.q * (hi - off), hi - off
 }

@@ -158,3 +158,19 @@ func TestAccountKeptAsValuesArrive(t *testing.T) {
 		}
 	}
 }
+
+// Values exactly three intervals apart are joined, whatever their fraction
+// of a second (the gap is compared in nanoseconds, not float seconds).
+func TestThreeIntervalsApartAreJoined(t *testing.T) {
+	day := time.Date(2026, 3, 10, 0, 0, 0, 0, shanghai)
+	for ms := 0; ms < 60000; ms += 7 {
+		f := NewFlowDays(shanghai, 5*time.Minute, 5, 7)
+		a := day.Add(8*time.Hour + 59*time.Minute + time.Duration(ms)*time.Millisecond)
+		f.Add(a, 4)
+		f.Add(a.Add(15*time.Minute), 4)
+		d, _ := f.Account(day)
+		if want := 20 * 60.0 / 86400; !near(d.Coverage, want) {
+			t.Fatalf("values at %s and 15 min later: coverage %v s, want 1200 s", a.Format("15:04:05.000"), d.Coverage*86400)
+		}
+	}
+}
