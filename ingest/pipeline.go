@@ -727,10 +727,26 @@ func (p *Pipeline) storeSamples(st *registry.Station, samples []reading.Sample, 
 			days = append(days, d)
 		}
 	}
+	// account writes the reopened days as they are now.
+	account := func() {
+		for _, day := range reopened {
+			if acc, ok := s.days.Account(day); ok {
+				put(acc)
+			}
+		}
+		reopened = reopened[:0]
+	}
 	for i := range samples {
 		var f map[string]int
 		if forced != nil {
 			f = forced[i]
+		}
+		if len(reopened) > 0 {
+			// A sample of a later day may push a reopened day out of
+			// the days kept: account for it first.
+			if day := s.days.DayStart(samples[i].Time); slices.ContainsFunc(reopened, day.After) {
+				account()
+			}
 		}
 		a := p.assessForced(s, &samples[i], f, false)
 		buf = readingLine(buf[:0], st.ID, st.River, &a)
@@ -752,11 +768,7 @@ func (p *Pipeline) storeSamples(st *registry.Station, samples []reading.Sample, 
 			newest = &a
 		}
 	}
-	for _, day := range reopened {
-		if acc, ok := s.days.Account(day); ok {
-			put(acc)
-		}
-	}
+	account()
 	for _, d := range days {
 		buf = eflowLine(buf[:0], st.ID, st.River, d)
 		b.lines = append(b.lines, string(buf))

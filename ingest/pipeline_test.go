@@ -375,3 +375,39 @@ func TestSilentStationIsMarkedOffline(t *testing.T) {
 		}
 	}
 }
+
+// TestReopenedDayIsWrittenBeforeItIsForgotten: a message that first adds a
+// value to a closed ecological-flow day and then one a week and more later
+// (which pushes that day out of the days kept) still rewrites the day's
+// account with the new value in it.
+func TestReopenedDayIsWrittenBeforeItIsForgotten(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2026, 7, 20, 0, 0, 0, 0, time.UTC)}
+	w := &fakeWriter{}
+	p := newPipeline(t, t.TempDir(), w, &fakePublisher{}, Options{Now: clock.Now, Location: time.UTC})
+	run(t, p)
+	day := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
+	msg := func(times ...time.Time) []byte {
+		var ss []string
+		for _, at := range times {
+			ss = append(ss, fmt.Sprintf(`{"time": %d, "values": {"flow_m3s": 9}}`, at.UnixMilli()))
+		}
+		return []byte(`{"station": "nianchu-mouth", "samples": [` + strings.Join(ss, ",") + `]}`)
+	}
+	acks := &ackLog{}
+	// Two values on the day, then one the next day: the day closes.
+	p.Handle("rivermon/v1/stations/nianchu-mouth/readings", msg(day.Add(time.Hour), day.Add(2*time.Hour), day.Add(25*time.Hour)), clock.Now(), acks.ack(0))
+	// A late value for the day, then one nine days on.
+	p.Handle("rivermon/v1/stations/nianchu-mouth/readings", msg(day.Add(3*time.Hour), day.Add(9*24*time.Hour)), clock.Now(), acks.ack(1))
+	eventually(t, func() bool { return len(acks.get()) == 2 }, "not acked")
+	stamp := fmt.Sprintf(" %d", day.UnixNano())
+	eventually(t, func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for _, l := range w.lines {
+			if strings.HasPrefix(l, "eflow_daily,") && strings.HasSuffix(l, stamp) && strings.Contains(l, "samples=3i") {
+				return true
+			}
+		}
+		return false
+	}, "the day's account with the late value was not written")
+}
