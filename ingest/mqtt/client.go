@@ -5,12 +5,15 @@
 package mqtt
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"sync/atomic"
 	"time"
@@ -84,6 +87,9 @@ func Connect(o Options) (*Client, error) {
 	po.SetMaxReconnectInterval(10 * time.Second)
 	po.SetKeepAlive(30 * time.Second)
 	po.SetResumeSubs(false)
+	if bufferable(o.Brokers) {
+		po.SetCustomOpenConnectionFn(openBuffered)
+	}
 	handler := func(_ paho.Client, m paho.Message) {
 		o.Handle(m.Topic(), m.Payload(), o.Now(), m.Ack)
 	}
@@ -171,3 +177,53 @@ func tlsConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
 	}
 	return tc, nil
 }
+
+// bufferable reports whether every broker URL is plain TCP or TLS, the
+// connections openBuffered makes; websockets keep paho's own.
+func bufferable(brokers []string) bool {
+	for _, b := range brokers {
+		u, err := url.Parse(b)
+		if err != nil {
+			return false
+		}
+		switch u.Scheme {
+		case "tcp", "mqtt", "ssl", "tls", "mqtts", "tcps", "mqtt+ssl":
+		default:
+			return false
+		}
+	}
+	return len(brokers) > 0
+}
+
+// openBuffered opens the connection as paho does for TCP and TLS, with a
+// read buffer in front: paho reads each packet's type and length a byte at
+// a time, a system call each on a bare TCP connection, which was an eighth
+// of rivermon's CPU at 35,000 messages a second. (Unlike paho it does not
+// dial through an all_proxy SOCKS proxy.)
+func openBuffered(u *url.URL, o paho.ClientOptions) (net.Conn, error) {
+	d := o.Dialer
+	if d == nil {
+		d = &net.Dialer{Timeout: 30 * time.Second}
+	}
+	var c net.Conn
+	var err error
+	switch u.Scheme {
+	case "tcp", "mqtt":
+		c, err = d.Dial("tcp", u.Host)
+	default:
+		c, err = tls.DialWithDialer(d, "tcp", u.Host, o.TLSConfig)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, 64<<10)}, nil
+}
+
+// bufferedConn reads through a buffer; writes go straight to the
+// connection (paho writes each packet whole).
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
