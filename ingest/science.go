@@ -258,6 +258,23 @@ func (p *Pipeline) Rebuild(points []HistoryPoint) {
 	}
 }
 
+// HistoryNeeds says what Rebuild wants read back: every parameter for the
+// longest QC window of any series, and flow and level (from which rated
+// flow comes) for the ecological-flow days of the stations that keep them.
+func (p *Pipeline) HistoryNeeds() (qcWindow time.Duration, flowDays time.Duration, flowStations []string) {
+	for id, s := range p.state {
+		for _, ser := range s.series {
+			qcWindow = max(qcWindow, ser.Keep())
+		}
+		if s.days != nil {
+			flowStations = append(flowStations, id)
+		}
+	}
+	slices.Sort(flowStations)
+	// The days kept, and the day under way.
+	return qcWindow, (eflowKeepDays + 1) * 24 * time.Hour, flowStations
+}
+
 // SpoolHistory returns the samples held in the spool and not yet
 // delivered, parsed back from their lines, for Rebuild.
 func (p *Pipeline) SpoolHistory() []HistoryPoint {

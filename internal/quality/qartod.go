@@ -96,6 +96,10 @@ type flatRun struct {
 	lo, hi float64
 }
 
+// Keep is how far back from its newest value the series needs earlier
+// values: what a restart has to read back.
+func (s *Series) Keep() time.Duration { return s.keep }
+
 // Revision is a changed aggregate flag of an earlier value.
 type Revision struct {
 	Time time.Time

@@ -27,6 +27,7 @@ import (
 	"github.com/rivermon/rivermon/ingest/spool"
 	"github.com/rivermon/rivermon/ingest/tcp"
 	"github.com/rivermon/rivermon/internal/config"
+	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/registry"
 	"github.com/rivermon/rivermon/internal/strictyaml"
 )
@@ -242,29 +243,47 @@ func Run(ctx context.Context, o Options) error {
 	return err
 }
 
-// historyWindow is how far back the start-up rebuild reads: the longest QC
-// window (flat line, up to 72 h) and the ecological-flow days kept.
-const historyWindow = 8 * 24 * time.Hour
-
 // rebuild restores the streaming state (QC windows, ecological-flow days)
 // from InfluxDB and from what the spool still holds, so that a restart does
-// not change how the next samples are flagged. Without InfluxDB the state
-// starts from the spool alone, and says so.
+// not change how the next samples are flagged. It reads only what the state
+// holds: every parameter for the longest QC window, and before that, flow
+// and level for the ecological-flow days of the stations that keep them,
+// streamed in chunks. Without InfluxDB the state starts from the spool
+// alone, and says so.
 func rebuild(ctx context.Context, log *slog.Logger, writer *influx.Writer, pipe *ingest.Pipeline) {
-	hctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	hctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	rows, err := writer.History(hctx, time.Now().Add(-historyWindow))
+	now := time.Now()
+	qcWindow, flowDays, flowStations := pipe.HistoryNeeds()
+	var params []string
+	for _, prm := range reading.Params() {
+		params = append(params, prm.Code)
+	}
+	stored := 0
+	feed := func(rows []influx.Row) {
+		points := make([]ingest.HistoryPoint, len(rows))
+		for i, r := range rows {
+			points[i] = ingest.HistoryPoint{Station: r.Station, Time: r.Time, Values: r.Values}
+		}
+		pipe.Rebuild(points)
+		stored += len(points)
+	}
+	// Oldest first: each station's samples must go in in time order.
+	var err error
+	if len(flowStations) > 0 {
+		err = writer.History(hctx, influx.HistoryQuery{After: now.Add(-flowDays), Through: now.Add(-qcWindow),
+			Fields: []string{"flow_m3s", "level_m"}, Stations: flowStations}, feed)
+	}
+	if err == nil {
+		err = writer.History(hctx, influx.HistoryQuery{After: now.Add(-qcWindow), Fields: params}, feed)
+	}
 	if err != nil {
-		log.Warn("QC windows and ecological-flow days start without stored history", "err", err)
+		log.Warn("QC windows and ecological-flow days start without (all of) their stored history", "err", err, "stored_samples", stored)
 	}
-	points := make([]ingest.HistoryPoint, len(rows))
-	for i, r := range rows {
-		points[i] = ingest.HistoryPoint{Station: r.Station, Time: r.Time, Values: r.Values}
-	}
-	pipe.Rebuild(points)
 	spooled := pipe.SpoolHistory()
 	pipe.Rebuild(spooled)
-	log.Info("streaming state rebuilt", "stored_samples", len(points), "spooled_samples", len(spooled))
+	log.Info("streaming state rebuilt", "stored_samples", stored, "spooled_samples", len(spooled),
+		"qc_window", qcWindow, "flow_stations", len(flowStations))
 }
 
 // reloadRules reads the rules file again on every signal; a file with

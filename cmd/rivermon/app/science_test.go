@@ -172,3 +172,29 @@ func TestRestartKeepsQCState(t *testing.T) {
 		t.Errorf("first reading after the restart: water_temp_c_qc = %s, want 3 (flat for 12 h)", got)
 	}
 }
+
+// TestRestartKeepsEflowDays: the flow of the days kept (older than any QC
+// window) is read back at start-up, so a late reading for a closed day
+// after a restart rewrites that day's account with every value in it, not
+// with the late one alone.
+func TestRestartKeepsEflowDays(t *testing.T) {
+	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+	in := testenv.StartInflux(t)
+	svc := startService(t, mq, in, "rivermon-restart-eflow")
+	pub := testenv.NewClient(t, mq.URL, "station-restart-eflow")
+	now := time.Now().In(shanghai)
+	day := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, shanghai).AddDate(0, 0, -5)
+	// Hourly flow for the whole day and the first hour of the next: the
+	// day closes with 24 values.
+	publishSeries(t, pub, "nianchu-mouth", "flow_m3s", day, time.Hour, 25, func(int) float64 { return 8 })
+	testenv.Eventually(t, 20*time.Second, func() bool {
+		return field(t, in, "eflow_daily", "samples", "nianchu-mouth", day) == "24"
+	}, "the day's account was not written")
+	svc.stop()
+
+	startService(t, mq, in, "rivermon-restart-eflow")
+	publishSeries(t, pub, "nianchu-mouth", "flow_m3s", day.Add(23*time.Hour+30*time.Minute), time.Hour, 1, func(int) float64 { return 8 })
+	testenv.Eventually(t, 20*time.Second, func() bool {
+		return field(t, in, "eflow_daily", "samples", "nianchu-mouth", day) == "25"
+	}, "the late reading after the restart did not rewrite the day with all its values")
+}
