@@ -46,11 +46,12 @@ type flowDay struct {
 // coverage of the day. Values more than three intervals apart are not
 // joined: the time between them is not covered.
 type FlowDays struct {
-	loc      *time.Location
-	interval time.Duration
-	target   float64
-	keep     int
-	days     map[time.Time]*flowDay
+	loc       *time.Location
+	interval  time.Duration
+	target    float64
+	keep      int
+	days      map[time.Time]*flowDay
+	newestDay time.Time // start of the newest day held
 }
 
 // NewFlowDays accounts days in loc for a station reporting every interval
@@ -70,7 +71,7 @@ func (f *FlowDays) DayStart(t time.Time) time.Time {
 // ok = false when the day is older than the days remembered.
 func (f *FlowDays) Add(t time.Time, q float64) (day time.Time, reopened, ok bool) {
 	day = f.DayStart(t)
-	if newest := f.newest(); !newest.IsZero() && day.Before(newest.AddDate(0, 0, -f.keep)) {
+	if !f.newestDay.IsZero() && day.Before(f.newestDay.AddDate(0, 0, -f.keep)) {
 		return day, false, false
 	}
 	d := f.days[day]
@@ -96,22 +97,16 @@ func (f *FlowDays) Add(t time.Time, q float64) (day time.Time, reopened, ok bool
 		}
 		d.summed = false
 	}
-	f.forget()
+	if day.After(f.newestDay) {
+		// A new newest day: the oldest may go.
+		f.newestDay = day
+		f.forget()
+	}
 	return day, d.closed, true
 }
 
-func (f *FlowDays) newest() time.Time {
-	var n time.Time
-	for d := range f.days {
-		if d.After(n) {
-			n = d
-		}
-	}
-	return n
-}
-
 func (f *FlowDays) forget() {
-	cut := f.newest().AddDate(0, 0, -f.keep)
+	cut := f.newestDay.AddDate(0, 0, -f.keep)
 	for d := range f.days {
 		if d.Before(cut) {
 			delete(f.days, d)
