@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -147,6 +148,9 @@ func Run(ctx context.Context, o Options) error {
 	})
 
 	rebuild(ctx, log, writer, pipe)
+	// Loading the registry and the history leaves garbage many times the
+	// size of the state; give it back now rather than carry it at idle.
+	debug.FreeOSMemory()
 
 	httpClient := &http.Client{Timeout: 10 * time.Second}
 	dispatcher := alerts.NewDispatcher(alerts.DispatcherOptions{
