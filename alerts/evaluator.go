@@ -29,6 +29,7 @@ const qcFail = 4
 
 // Value is one observed value and its QC flag.
 type Value struct {
+	Code string // a parameter code, or a derived field: flow_rated_m3s, wq_class
 	V    float64
 	Flag int
 }
@@ -37,7 +38,17 @@ type Value struct {
 type Sample struct {
 	Station string
 	Time    time.Time
-	Values  map[string]Value // codes and derived fields: flow_rated_m3s, wq_class
+	Values  []Value // a dozen at most: looked through, not hashed
+}
+
+// value is the sample's value of code.
+func (s *Sample) value(code string) (Value, bool) {
+	for _, v := range s.Values {
+		if v.Code == code {
+			return v, true
+		}
+	}
+	return Value{}, false
 }
 
 // Transition is an alert instance changing state, for the history and the
@@ -232,7 +243,7 @@ func (e *Evaluator) Observe(s Sample, wall time.Time) []Transition {
 			}
 			continue
 		}
-		val, ok := s.Values[in.param]
+		val, ok := s.value(in.param)
 		if !ok {
 			continue
 		}

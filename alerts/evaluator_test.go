@@ -66,7 +66,7 @@ func newEval(t *testing.T, maxAge time.Duration) *Evaluator {
 // at observes one value at minute m (wall clock = sample time).
 func at(e *Evaluator, station string, m int, code string, v float64) []Transition {
 	ts := t0.Add(time.Duration(m) * time.Minute)
-	return e.Observe(Sample{Station: station, Time: ts, Values: map[string]Value{code: {V: v, Flag: 1}}}, ts)
+	return e.Observe(Sample{Station: station, Time: ts, Values: []Value{{Code: code, V: v, Flag: 1}}}, ts)
 }
 
 func only(t *testing.T, ts []Transition, name string) []Transition {
@@ -170,7 +170,7 @@ func TestFlowFallsBackToRatedFlowAndClassRules(t *testing.T) {
 	// levelonly has no flow meter: LowFlow watches flow_rated_m3s.
 	for m := 0; m <= 60; m += 5 {
 		ts := t0.Add(time.Duration(m) * time.Minute)
-		tr := only(t, e.Observe(Sample{Station: "levelonly", Time: ts, Values: map[string]Value{"level_m": {V: 0.5, Flag: 1}, "flow_rated_m3s": {V: 1.6, Flag: 1}}}, ts), "LowFlow")
+		tr := only(t, e.Observe(Sample{Station: "levelonly", Time: ts, Values: []Value{{Code: "level_m", V: 0.5, Flag: 1}, {Code: "flow_rated_m3s", V: 1.6, Flag: 1}}}, ts), "LowFlow")
 		if (m < 60) != (len(tr) == 0) {
 			t.Fatalf("minute %d: %+v", m, tr)
 		}
@@ -224,7 +224,7 @@ func TestSensorFault(t *testing.T) {
 	e := newEval(t, 0)
 	obs := func(m int, flag int) []Transition {
 		ts := t0.Add(time.Duration(m) * time.Minute)
-		return only(t, e.Observe(Sample{Station: "gauge", Time: ts, Values: map[string]Value{"water_temp_c": {V: 0, Flag: flag}}}, ts), "SensorFault")
+		return only(t, e.Observe(Sample{Station: "gauge", Time: ts, Values: []Value{{Code: "water_temp_c", V: 0, Flag: flag}}}, ts), "SensorFault")
 	}
 	for m := 0; m < 30; m += 5 {
 		if tr := obs(m, 4); len(tr) != 0 {
@@ -245,7 +245,7 @@ func TestOldSamplesUpdateStateButDoNotNotify(t *testing.T) {
 	var tr []Transition
 	for m := 0; m <= 10; m += 5 {
 		ts := t0.Add(time.Duration(m) * time.Minute)
-		tr = append(tr, only(t, e.Observe(Sample{Station: "gauge", Time: ts, Values: map[string]Value{"level_m": {V: 3.5, Flag: 1}}}, wall), "LevelCritical")...)
+		tr = append(tr, only(t, e.Observe(Sample{Station: "gauge", Time: ts, Values: []Value{{Code: "level_m", V: 3.5, Flag: 1}}}, wall), "LevelCritical")...)
 	}
 	if len(tr) != 1 || tr[0].State != StateFiring || tr[0].Notify {
 		t.Fatalf("backlog: %+v, want one firing transition without notification", tr)
@@ -255,7 +255,7 @@ func TestOldSamplesUpdateStateButDoNotNotify(t *testing.T) {
 	}
 	// A live sample still above keeps it firing, now with evidence: it goes out.
 	live := wall.Add(time.Minute)
-	e.Observe(Sample{Station: "gauge", Time: live, Values: map[string]Value{"level_m": {V: 3.5, Flag: 1}}}, live)
+	e.Observe(Sample{Station: "gauge", Time: live, Values: []Value{{Code: "level_m", V: 3.5, Flag: 1}}}, live)
 	as := e.Active(live, 4*time.Minute)
 	if len(as) != 1 || !as[0].StartsAt.Equal(t0.Add(10*time.Minute)) || !as[0].EndsAt.Equal(live.Add(4*time.Minute)) {
 		t.Fatalf("active %+v", as)
@@ -311,11 +311,11 @@ func BenchmarkObserve(b *testing.B) {
 		b.Fatal(err)
 	}
 	e := NewEvaluator(rules, Options{Registry: reg, MaxSampleAge: time.Hour}, t0)
-	values := map[string]Value{}
+	var values []Value
 	for _, c := range reg.Station("nianchu-mouth").Params {
-		values[c] = Value{V: 1, Flag: 1}
+		values = append(values, Value{Code: c, V: 1, Flag: 1})
 	}
-	values["wq_class"] = Value{V: 2, Flag: 1}
+	values = append(values, Value{Code: "wq_class", V: 2, Flag: 1})
 	i := 0
 	for b.Loop() {
 		ts := t0.Add(time.Duration(i) * time.Minute)

@@ -319,9 +319,9 @@ func (o *observerFunc) Observe(s ingest.StoredSample) {
 }
 
 func toAlertSample(s ingest.StoredSample) alerts.Sample {
-	out := alerts.Sample{Station: s.Station, Time: s.Time, Values: make(map[string]alerts.Value, len(s.Values))}
-	for _, v := range s.Values {
-		out.Values[v.Code] = alerts.Value{V: v.Value, Flag: v.Flag}
+	out := alerts.Sample{Station: s.Station, Time: s.Time, Values: make([]alerts.Value, len(s.Values))}
+	for i, v := range s.Values {
+		out.Values[i] = alerts.Value{Code: v.Code, V: v.Value, Flag: v.Flag}
 	}
 	return out
 }
