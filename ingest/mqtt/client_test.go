@@ -1,6 +1,13 @@
 package mqtt
 
-import "testing"
+import (
+	"bytes"
+	"io"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+)
 
 func TestBufferable(t *testing.T) {
 	for brokers, want := range map[string]bool{
@@ -18,4 +25,131 @@ func TestBufferable(t *testing.T) {
 	if bufferable([]string{"tcp://a:1883", "ws://b:9001"}) || bufferable(nil) {
 		t.Error("a websocket broker among others, or none, must keep paho's own connection")
 	}
+}
+
+// countingConn counts the writes that reach the connection under the
+// bufferedConn.
+type countingConn struct {
+	net.Conn
+	writes atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+func TestBufferedConnGathersWritesInOrder(t *testing.T) {
+	near, far := net.Pipe()
+	cc := &countingConn{Conn: near}
+	c := newBufferedConn(cc)
+	const n = 5000
+	got := make(chan []byte)
+	go func() {
+		b, _ := io.ReadAll(far)
+		got <- b
+	}()
+	var want bytes.Buffer
+	for i := range n {
+		p := []byte{0x40, 0x02, byte(i >> 8), byte(i)} // a PUBACK
+		want.Write(p)
+		if _, err := c.Write(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b := <-got; !bytes.Equal(b, want.Bytes()) {
+		t.Fatalf("the far end read %d bytes, not the %d written in order", len(b), want.Len())
+	}
+	// A pipe takes one write at a time, so writes gather behind each
+	// send: far fewer sends than packets.
+	if w := cc.writes.Load(); w >= n/2 {
+		t.Errorf("%d packets went out in %d writes: not gathered", n, w)
+	}
+}
+
+func TestBufferedConnCloseSendsWhatIsPending(t *testing.T) {
+	near, far := net.Pipe()
+	c := newBufferedConn(near)
+	got := make(chan []byte)
+	go func() {
+		time.Sleep(50 * time.Millisecond) // the packet is still pending at Close
+		b, _ := io.ReadAll(far)
+		got <- b
+	}()
+	disconnect := []byte{0xe0, 0x00}
+	if _, err := c.Write(disconnect); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if b := <-got; !bytes.Equal(b, disconnect) {
+		t.Fatalf("after Close the broker read % x, want the DISCONNECT % x", b, disconnect)
+	}
+	if _, err := c.Write(disconnect); err == nil {
+		t.Error("a Write after Close succeeded")
+	}
+}
+
+func TestBufferedConnFailedSendClosesAndReports(t *testing.T) {
+	near, far := net.Pipe()
+	c := newBufferedConn(near)
+	far.Close() // the broker is gone
+	// The first Write is only gathered; the send fails and closes the
+	// connection, so paho's reader sees the link lost ...
+	c.Write([]byte{0x40, 0x02, 0, 1})
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("Read succeeded on a connection whose send failed")
+	}
+	// ... and every later Write reports it.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := c.Write([]byte{0x40, 0x02, 0, 2}); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Writes still succeed after the send failed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	c.Close()
+}
+
+func TestBufferedConnBoundsPending(t *testing.T) {
+	near, far := net.Pipe() // nobody reads far yet: sends block
+	c := newBufferedConn(near)
+	wrote := make(chan int)
+	go func() {
+		p := make([]byte, 16<<10)
+		n := 0
+		for range 4 * maxPending / len(p) {
+			if _, err := c.Write(p); err != nil {
+				break
+			}
+			n += len(p)
+		}
+		wrote <- n
+	}()
+	select {
+	case n := <-wrote:
+		t.Fatalf("wrote %d bytes to a broker that reads nothing; pending is bounded at %d", n, maxPending)
+	case <-time.After(200 * time.Millisecond):
+	}
+	c.mu.Lock()
+	pending := len(c.pending)
+	c.mu.Unlock()
+	if pending > maxPending+16<<10 {
+		t.Errorf("pending grew to %d bytes", pending)
+	}
+	go io.Copy(io.Discard, far) // the broker reads again
+	select {
+	case n := <-wrote:
+		if n != 4*maxPending {
+			t.Errorf("wrote %d bytes, want %d", n, 4*maxPending)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("writes stayed blocked after the broker read again")
+	}
+	c.Close()
 }
