@@ -43,7 +43,7 @@ run: deps build
 
 ## bench: micro-benchmarks, then end to end through real Mosquitto, rivermon and InfluxDB (3 runs each)
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/reading ./ingest/spool ./alerts
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/reading ./internal/quality ./ingest/spool ./alerts
 	$(GO) test -run '^$$' -bench 'EndToEnd|Backlog|AlertLatency|Ceilings' -benchtime 1x -count 3 ./cmd/rivermon/app
 	@echo "rivermon beside Telegraf: make bench-peer"
 

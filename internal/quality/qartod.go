@@ -269,20 +269,21 @@ func (s *Series) flat(i int, fl *registry.FlatLine) Flag {
 // joined reports whether values a < b are consecutive without a gap.
 func (s *Series) joined(a, b int) bool { return s.pts[b].t.Sub(s.pts[a].t) <= s.gap }
 
+// prune drops the values older than keep before the newest, once a
+// quarter of the series is stale: moving the window costs its length. The
+// values are in time order, so whether a quarter is stale is one
+// comparison, and where the stale ones end is a binary search; a walk over
+// them cost a quarter of the window on every value of a station reporting
+// every few seconds.
 func (s *Series) prune() {
-	if len(s.pts) == 0 {
+	last := len(s.pts) - 2 // the newest two values always stay
+	q := max(len(s.pts)/4, 1)
+	if q > last || !s.pts[q-1].t.Before(s.pts[len(s.pts)-1].t.Add(-s.keep)) {
 		return
 	}
 	cut := s.pts[len(s.pts)-1].t.Add(-s.keep)
-	n := 0
-	for n < len(s.pts)-2 && s.pts[n].t.Before(cut) {
-		n++
-	}
-	// Compact in steps, not on every value: moving the window costs its
-	// length, so do it once a quarter of it is stale.
-	if n > 0 && n >= len(s.pts)/4 {
-		s.pts = append(s.pts[:0], s.pts[n:]...)
-	}
+	n := sort.Search(last, func(i int) bool { return !s.pts[i].t.Before(cut) })
+	s.pts = append(s.pts[:0], s.pts[n:]...)
 }
 
 func skipMonth(months []int, t time.Time) bool {

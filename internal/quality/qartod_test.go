@@ -3,6 +3,8 @@ package quality
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -283,4 +285,59 @@ func FuzzFlatRunCache(f *testing.F) {
 			}
 		}
 	})
+}
+
+// prunedByWalk is prune as first written, a walk over the stale values: the
+// reference for the binary search.
+func prunedByWalk(pts []point, keep time.Duration) []point {
+	pts = slices.Clone(pts)
+	if len(pts) == 0 {
+		return pts
+	}
+	cut := pts[len(pts)-1].t.Add(-keep)
+	n := 0
+	for n < len(pts)-2 && pts[n].t.Before(cut) {
+		n++
+	}
+	if n > 0 && n >= len(pts)/4 {
+		pts = append(pts[:0], pts[n:]...)
+	}
+	return pts
+}
+
+func TestPruneAsTheWalk(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	t0 := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
+	for trial := range 20000 {
+		n := rng.IntN(40)
+		pts := make([]point, n)
+		at := t0
+		for i := range pts {
+			at = at.Add(time.Duration(rng.IntN(4)) * time.Minute) // equal times too
+			pts[i] = point{t: at, v: float64(i)}
+		}
+		keep := time.Duration(rng.IntN(60)) * time.Minute
+		s := &Series{keep: keep, pts: slices.Clone(pts)}
+		s.prune()
+		if want := prunedByWalk(pts, keep); !slices.Equal(s.pts, want) {
+			t.Fatalf("trial %d, keep %v, %d values: pruned to %d values, the walk to %d", trial, keep, n, len(s.pts), len(want))
+		}
+	}
+}
+
+// BenchmarkAdd: every test on a station reporting every 10 s with a 6-hour
+// flat-line test, so that the series holds 2,000-odd values; the cost of a
+// value must not grow with that.
+func BenchmarkAdd(b *testing.B) {
+	cfg := registry.QC{
+		GrossRange:   &registry.GrossRange{Fail: []float64{0, 10}, Suspect: []float64{1, 5}},
+		Spike:        &registry.Spike{Suspect: 0.5, Fail: 1},
+		RateOfChange: &registry.RateOfChange{SuspectPerHour: 4},
+		FlatLine:     &registry.FlatLine{Suspect: dur(3 * time.Hour), Fail: dur(6 * time.Hour), Tolerance: 0.001},
+	}
+	s := NewSeries(cfg, 10*time.Second)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		s.Add(t0.Add(time.Duration(i)*10*time.Second), 2+float64(i%7)/100)
+	}
 }
