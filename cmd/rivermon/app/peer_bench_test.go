@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,8 +25,21 @@ import (
 // binary, spool on), one after the other so that each has the machine to
 // itself, and reports each one's samples/s to InfluxDB (checked by count)
 // and peak resident memory. `make bench-peer` builds Telegraf first.
+//
+// RIVERMON_BENCH_PEERS (a comma-separated subset of telegraf,
+// telegraf-tuned, rivermon) runs only those, for working on one of them.
 func BenchmarkPeerTelegraf(b *testing.B) {
-	telegraf := testenv.FindBinary(b, "telegraf", "RIVERMON_TELEGRAF")
+	peers := map[string]bool{"telegraf": true, "telegraf-tuned": true, "rivermon": true}
+	if s := os.Getenv("RIVERMON_BENCH_PEERS"); s != "" {
+		clear(peers)
+		for _, p := range strings.Split(s, ",") {
+			peers[strings.TrimSpace(p)] = true
+		}
+	}
+	var telegraf string
+	if peers["telegraf"] || peers["telegraf-tuned"] {
+		telegraf = testenv.FindBinary(b, "telegraf", "RIVERMON_TELEGRAF")
+	}
 	root, _ := testenv.RepoRoot()
 	dir := b.TempDir()
 	rivermon := filepath.Join(dir, "rivermon")
@@ -80,6 +94,9 @@ func BenchmarkPeerTelegraf(b *testing.B) {
 			// Each peer gets a broker and a database of its own, so that the
 			// second does not pay for the first one's compactions.
 			measure := func(name string, launch func(mqURL, influxURL string) *exec.Cmd, db, field string) (rate, idleMiB, rssMiB, cpuPerK float64) {
+				if !peers[name] {
+					return 0, 0, 0, 0
+				}
 				mq = testenv.StartMosquitto(b, testenv.MosquittoOptions{Extra: []string{"max_inflight_messages 100"}})
 				in := testenv.StartInflux(b)
 				in.Exec(b, "CREATE DATABASE telegraf")
@@ -156,19 +173,24 @@ func BenchmarkPeerTelegraf(b *testing.B) {
 				return exec.Command(rivermon, args...)
 			}, "rivermon", "level_m")
 
-			b.ReportMetric(rmRate, "rivermon-samples/s")
-			b.ReportMetric(tgRate, "telegraf-samples/s")
-			b.ReportMetric(rmRate/tgRate, "throughput-ratio")
-			b.ReportMetric(rmIdle, "rivermon-idle-MiB")
-			b.ReportMetric(tgIdle, "telegraf-idle-MiB")
-			b.ReportMetric(rmRSS, "rivermon-peak-MiB")
-			b.ReportMetric(tgRSS, "telegraf-peak-MiB")
-			b.ReportMetric(rmCPU, "rivermon-cpu-ms/1k")
-			b.ReportMetric(tgCPU, "telegraf-cpu-ms/1k")
-			b.ReportMetric(ttRate, "tuned-telegraf-samples/s")
-			b.ReportMetric(rmRate/ttRate, "tuned-throughput-ratio")
-			b.ReportMetric(ttRSS, "tuned-telegraf-peak-MiB")
-			b.ReportMetric(ttCPU, "tuned-telegraf-cpu-ms/1k")
+			report := func(v float64, unit string) {
+				if v != 0 && !math.IsInf(v, 0) && !math.IsNaN(v) {
+					b.ReportMetric(v, unit)
+				}
+			}
+			report(rmRate, "rivermon-samples/s")
+			report(tgRate, "telegraf-samples/s")
+			report(rmRate/tgRate, "throughput-ratio")
+			report(rmIdle, "rivermon-idle-MiB")
+			report(tgIdle, "telegraf-idle-MiB")
+			report(rmRSS, "rivermon-peak-MiB")
+			report(tgRSS, "telegraf-peak-MiB")
+			report(rmCPU, "rivermon-cpu-ms/1k")
+			report(tgCPU, "telegraf-cpu-ms/1k")
+			report(ttRate, "tuned-telegraf-samples/s")
+			report(rmRate/ttRate, "tuned-throughput-ratio")
+			report(ttRSS, "tuned-telegraf-peak-MiB")
+			report(ttCPU, "tuned-telegraf-cpu-ms/1k")
 			b.ReportMetric(0, "ns/op")
 		})
 	}
