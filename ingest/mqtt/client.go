@@ -102,7 +102,10 @@ func Connect(o Options) (*Client, error) {
 		for _, f := range o.Filters {
 			filters[f] = 1
 		}
-		t := c.SubscribeMultiple(filters, handler)
+		// No handler of its own: paho would then split the topic of every
+		// message to match it against each filter; the default handler
+		// takes everything the session brings.
+		t := c.SubscribeMultiple(filters, nil)
 		if !t.WaitTimeout(30*time.Second) || t.Error() != nil {
 			cl.log.Error("mqtt subscribe failed; reconnecting", "filters", o.Filters, "err", t.Error())
 			// Without the subscription nothing arrives: drop the link so
