@@ -79,6 +79,10 @@ func (p *Pipeline) processHJ212(d Delivery, st *registry.Station, b *batch, buf 
 			reject(target.ID, ReasonBadCP, err.Error(), reading.LevelMessage)
 			continue
 		}
+		if err := reading.Storable(data.Time); err != nil {
+			reject(target.ID, reading.ReasonBadTime, "DataTime: "+err.Error(), reading.LevelSample)
+			continue
+		}
 		if data.Time.Sub(d.Received) > reading.MaxFuture {
 			reject(target.ID, reading.ReasonFutureTime, fmt.Sprintf("DataTime %s is ahead of the receive time", data.Time.Format("2006-01-02T15:04:05Z")), reading.LevelSample)
 			continue

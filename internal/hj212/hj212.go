@@ -234,6 +234,7 @@ type Data struct {
 // ParseCP reads a data area: "DataTime=…;w01010-Rtd=9.8,w01010-Flag=N;…".
 func ParseCP(cp string) (*Data, error) {
 	d := &Data{Items: map[string]map[string]string{}}
+	hasTime := false
 	for _, group := range strings.Split(cp, ";") {
 		if group == "" {
 			continue // tolerate ";;" and a trailing ";"
@@ -248,7 +249,7 @@ func ParseCP(cp string) (*Data, error) {
 				if err != nil {
 					return nil, fmt.Errorf("DataTime %q is not YYYYMMDDhhmmss", v)
 				}
-				d.Time = t.UTC()
+				d.Time, hasTime = t.UTC(), true
 				continue
 			}
 			code, field, ok := strings.Cut(k, "-")
@@ -261,7 +262,7 @@ func ParseCP(cp string) (*Data, error) {
 			d.Items[code][field] = v
 		}
 	}
-	if d.Time.IsZero() {
+	if !hasTime {
 		return nil, errors.New("no DataTime")
 	}
 	return d, nil

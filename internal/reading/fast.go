@@ -146,7 +146,7 @@ func (s *scanner) time() (time.Time, bool) {
 			return time.Time{}, false
 		}
 		t, err := time.Parse(time.RFC3339Nano, string(v))
-		return t, err == nil
+		return t, err == nil && Storable(t) == nil
 	}
 	v, isInt, ok := s.num()
 	if !ok || !isInt {

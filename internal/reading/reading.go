@@ -266,12 +266,30 @@ func decodeSample(i int, raw json.RawMessage, now time.Time) (*Sample, []Rejecti
 	return s, rejs
 }
 
-// Epoch milliseconds keep clear of year 0 and 10000 so that the time can be
-// written anywhere.
-const (
-	minEpochMs = -62135596800000
-	maxEpochMs = 253402300799999
+// Sample times are what InfluxDB can store, nanoseconds since 1970 in an
+// int64 from 1677-09-21 to 2262-04-11 (its MinNanoTime and MaxNanoTime):
+// outside that the nanoseconds wrap, and a sample of year 1 (a station
+// whose clock was never set) would be stored in 1754.
+var (
+	minTime = time.Unix(0, math.MinInt64+2).UTC()
+	maxTime = time.Unix(0, math.MaxInt64-1).UTC()
 )
+
+// Epoch milliseconds within those times (division truncates towards 0).
+const (
+	minEpochMs = (math.MinInt64 + 2) / 1_000_000
+	maxEpochMs = (math.MaxInt64 - 1) / 1_000_000
+)
+
+// Storable reports whether t is within the times InfluxDB stores, and says
+// why not.
+func Storable(t time.Time) error {
+	if t.Before(minTime) || t.After(maxTime) {
+		return fmt.Errorf("time %s is outside %s – %s, the times InfluxDB stores",
+			t.Format(time.RFC3339Nano), minTime.Format("2006-01-02"), maxTime.Format("2006-01-02"))
+	}
+	return nil
+}
 
 // ParseTime reads a sample time: an RFC 3339 string with an optional
 // fraction and any offset, or an integer of epoch milliseconds.
@@ -286,6 +304,9 @@ func ParseTime(raw json.RawMessage) (time.Time, error) {
 		if err != nil {
 			return time.Time{}, fmt.Errorf("time %q is not RFC 3339 (e.g. 2026-07-15T06:00:00Z)", s)
 		}
+		if err := Storable(t); err != nil {
+			return time.Time{}, err
+		}
 		return t, nil
 	}
 	ms, err := strconv.ParseInt(string(raw), 10, 64)
@@ -293,7 +314,7 @@ func ParseTime(raw json.RawMessage) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("time %s is neither RFC 3339 text nor integer epoch milliseconds", clip(raw))
 	}
 	if ms < minEpochMs || ms > maxEpochMs {
-		return time.Time{}, fmt.Errorf("epoch milliseconds %d out of range", ms)
+		return time.Time{}, fmt.Errorf("epoch milliseconds %d are outside %s – %s, the times InfluxDB stores", ms, minTime.Format("2006-01-02"), maxTime.Format("2006-01-02"))
 	}
 	return time.UnixMilli(ms).UTC(), nil
 }

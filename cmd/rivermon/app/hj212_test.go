@@ -184,6 +184,23 @@ func TestHJ212OverTCPAndMQTT(t *testing.T) {
 	if n := in.Count(t, "reading", "ph", "station = 'nianchu-mouth'"); n != 0 {
 		t.Errorf("the foreign MN was stored under nianchu-mouth: %d", n)
 	}
+
+	// An analyser whose clock was never set (DataTime in year 1): its
+	// nanoseconds would wrap to 1754. Dead-lettered, not stored.
+	pub.Publish(prefix+"/stations/"+st+"/hj212", hjPacket(mn, time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), values))
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		for _, m := range watch.Received(prefix + "/deadletter/#") {
+			var dl map[string]any
+			if json.Unmarshal(m.Payload, &dl) == nil && dl["reason"] == "bad_time" && m.Topic == prefix+"/deadletter/"+st {
+				return true
+			}
+		}
+		return false
+	}, "a DataTime of year 1 was not dead-lettered as bad_time")
+
+	if n := in.Count(t, "reading", "ph", fmt.Sprintf("station = '%s'", st)); n != 6+conns {
+		t.Errorf("%d ph values stored, want %d: the year-1 packet was stored", n, 6+conns)
+	}
 }
 
 // TestSimulatorSpeaksHJ212 runs stationsim's HJ 212 mode for the
