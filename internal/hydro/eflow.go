@@ -21,9 +21,11 @@ type Day struct {
 	Samples   int
 }
 
+// flowPoint is a value and its time as the offset from the start of its
+// day: 16 bytes, so the eight days held of a station reporting every
+// minute take 180 KB.
 type flowPoint struct {
-	t   time.Time
-	off time.Duration // since the start of the day
+	off time.Duration
 	q   float64
 }
 
@@ -79,16 +81,16 @@ func (f *FlowDays) Add(t time.Time, q float64) (day time.Time, reopened, ok bool
 		d = &flowDay{}
 		f.days[day] = d
 	}
-	pt := flowPoint{t: t, off: t.Sub(day), q: q}
-	if n := len(d.pts); n == 0 || d.pts[n-1].t.Before(t) {
+	pt := flowPoint{off: t.Sub(day), q: q}
+	if n := len(d.pts); n == 0 || d.pts[n-1].off < pt.off {
 		// In order: one more pair.
 		d.pts = append(d.pts, pt)
 		if d.summed && n > 0 {
 			f.addPair(d, n-1)
 		}
 	} else {
-		i := sort.Search(len(d.pts), func(i int) bool { return !d.pts[i].t.Before(t) })
-		if i < len(d.pts) && d.pts[i].t.Equal(t) {
+		i := sort.Search(len(d.pts), func(i int) bool { return d.pts[i].off >= pt.off })
+		if i < len(d.pts) && d.pts[i].off == pt.off {
 			d.pts[i] = pt
 		} else {
 			d.pts = append(d.pts, flowPoint{})

@@ -65,8 +65,10 @@ func (f Flags) Aggregate() Flag {
 	return agg
 }
 
+// point is a value with its time in Unix nanoseconds (24 bytes, where a
+// time.Time alone is 24).
 type point struct {
-	t     time.Time
+	ns    int64
 	v     float64
 	flags Flags
 }
@@ -89,10 +91,10 @@ type Series struct {
 // the test's longest count, a part of that run). The next value in order
 // extends it in constant time; anything else walks back again.
 type flatRun struct {
-	at     time.Time // the value it ends at,
-	v      float64   // with this value,
-	tol    float64   // under this tolerance
-	n      int       // values in it
+	at     int64   // the value it ends at (Unix ns),
+	v      float64 // with this value,
+	tol    float64 // under this tolerance
+	n      int     // values in it
 	lo, hi float64
 }
 
@@ -123,16 +125,17 @@ func NewSeries(cfg registry.QC, interval time.Duration) *Series {
 // previous value when its spike flag could now be computed and its
 // aggregate changed.
 func (s *Series) Add(t time.Time, v float64) (Flags, *Revision) {
+	ns := t.UnixNano()
 	i := len(s.pts)
-	if i > 0 && !s.pts[i-1].t.Before(t) { // not simply the next value
-		i = sort.Search(len(s.pts), func(i int) bool { return !s.pts[i].t.Before(t) })
+	if i > 0 && s.pts[i-1].ns >= ns { // not simply the next value
+		i = sort.Search(len(s.pts), func(i int) bool { return s.pts[i].ns >= ns })
 	}
-	if i < len(s.pts) && s.pts[i].t.Equal(t) {
+	if i < len(s.pts) && s.pts[i].ns == ns {
 		s.pts[i].v = v // the same time again: the later value wins
 	} else {
 		s.pts = append(s.pts, point{})
 		copy(s.pts[i+1:], s.pts[i:])
-		s.pts[i] = point{t: t, v: v}
+		s.pts[i] = point{ns: ns, v: v}
 	}
 	newest := i == len(s.pts)-1
 	if !newest {
@@ -148,7 +151,7 @@ func (s *Series) Add(t time.Time, v float64) (Flags, *Revision) {
 		before := prev.flags.Aggregate()
 		prev.flags.Spike = s.spike(i - 1)
 		if after := prev.flags.Aggregate(); after != before {
-			rev = &Revision{Time: prev.t, Flag: after}
+			rev = &Revision{Time: time.Unix(0, prev.ns).In(t.Location()), Flag: after}
 		}
 	}
 	s.prune()
@@ -173,7 +176,7 @@ func (s *Series) evaluate(i int, t time.Time) Flags {
 	if r := s.cfg.RateOfChange; r != nil {
 		f.ROC = NotEvaluated
 		if i > 0 && s.joined(i-1, i) {
-			dt := s.pts[i].t.Sub(s.pts[i-1].t).Seconds()
+			dt := time.Duration(s.pts[i].ns - s.pts[i-1].ns).Seconds()
 			if dt > 0 {
 				f.ROC = Pass
 				if math.Abs(v-s.pts[i-1].v)/dt > r.SuspectPerHour/3600 {
@@ -192,7 +195,7 @@ func (s *Series) evaluate(i int, t time.Time) Flags {
 // thresholds; 2 without both neighbours (first, newest, after a gap).
 func (s *Series) spike(i int) Flag {
 	sp := s.cfg.Spike
-	if sp == nil || skipMonth(sp.SkipMonths, s.pts[i].t) {
+	if sp == nil || skipMonth(sp.SkipMonths, time.Unix(0, s.pts[i].ns)) {
 		return None
 	}
 	if i == 0 || i == len(s.pts)-1 || !s.joined(i-1, i) || !s.joined(i, i+1) {
@@ -228,7 +231,7 @@ func (s *Series) flat(i int, fl *registry.FlatLine) Flag {
 	v := s.pts[i].v
 	var run int
 	if r := &s.run; !s.noRunCache && i == len(s.pts)-1 && i > 0 && r.n > 0 && r.tol == fl.Tolerance &&
-		s.pts[i-1].t.Equal(r.at) && s.pts[i-1].v == r.v {
+		s.pts[i-1].ns == r.at && s.pts[i-1].v == r.v {
 		// The previous value's run, extended by this one if it stays
 		// flat and joined, else walked again below.
 		if lo, hi := math.Min(r.lo, v), math.Max(r.hi, v); hi-lo < fl.Tolerance && s.joined(i-1, i) {
@@ -252,7 +255,7 @@ func (s *Series) flat(i int, fl *registry.FlatLine) Flag {
 		s.run = flatRun{n: run, lo: lo, hi: hi}
 	}
 	if i == len(s.pts)-1 {
-		s.run.at, s.run.v, s.run.tol = s.pts[i].t, v, fl.Tolerance
+		s.run.at, s.run.v, s.run.tol = s.pts[i].ns, v, fl.Tolerance
 	} else {
 		s.run = flatRun{} // kept for the newest value only
 	}
@@ -267,7 +270,7 @@ func (s *Series) flat(i int, fl *registry.FlatLine) Flag {
 }
 
 // joined reports whether values a < b are consecutive without a gap.
-func (s *Series) joined(a, b int) bool { return s.pts[b].t.Sub(s.pts[a].t) <= s.gap }
+func (s *Series) joined(a, b int) bool { return time.Duration(s.pts[b].ns-s.pts[a].ns) <= s.gap }
 
 // prune drops the values older than keep before the newest, once a
 // quarter of the series is stale: moving the window costs its length. The
@@ -278,11 +281,14 @@ func (s *Series) joined(a, b int) bool { return s.pts[b].t.Sub(s.pts[a].t) <= s.
 func (s *Series) prune() {
 	last := len(s.pts) - 2 // the newest two values always stay
 	q := max(len(s.pts)/4, 1)
-	if q > last || !s.pts[q-1].t.Before(s.pts[len(s.pts)-1].t.Add(-s.keep)) {
+	if q > last {
 		return
 	}
-	cut := s.pts[len(s.pts)-1].t.Add(-s.keep)
-	n := sort.Search(last, func(i int) bool { return !s.pts[i].t.Before(cut) })
+	cut := s.pts[len(s.pts)-1].ns - int64(s.keep)
+	if s.pts[q-1].ns >= cut {
+		return
+	}
+	n := sort.Search(last, func(i int) bool { return s.pts[i].ns >= cut })
 	s.pts = append(s.pts[:0], s.pts[n:]...)
 }
 

@@ -294,9 +294,9 @@ func prunedByWalk(pts []point, keep time.Duration) []point {
 	if len(pts) == 0 {
 		return pts
 	}
-	cut := pts[len(pts)-1].t.Add(-keep)
+	cut := time.Unix(0, pts[len(pts)-1].ns).Add(-keep)
 	n := 0
-	for n < len(pts)-2 && pts[n].t.Before(cut) {
+	for n < len(pts)-2 && time.Unix(0, pts[n].ns).Before(cut) {
 		n++
 	}
 	if n > 0 && n >= len(pts)/4 {
@@ -314,7 +314,7 @@ func TestPruneAsTheWalk(t *testing.T) {
 		at := t0
 		for i := range pts {
 			at = at.Add(time.Duration(rng.IntN(4)) * time.Minute) // equal times too
-			pts[i] = point{t: at, v: float64(i)}
+			pts[i] = point{ns: at.UnixNano(), v: float64(i)}
 		}
 		keep := time.Duration(rng.IntN(60)) * time.Minute
 		s := &Series{keep: keep, pts: slices.Clone(pts)}
