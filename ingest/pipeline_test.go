@@ -411,3 +411,66 @@ func TestReopenedDayIsWrittenBeforeItIsForgotten(t *testing.T) {
 		return false
 	}, "the day's account with the late value was not written")
 }
+
+// TestIntakeIsBounded: beyond its bounds WaitRoom holds the reader (the
+// broker connection) until the assembler takes the queue; a connection
+// that closes is let go at once.
+func TestIntakeIsBounded(t *testing.T) {
+	w := &fakeWriter{gate: make(chan struct{})}
+	p := newPipeline(t, t.TempDir(), w, &fakePublisher{}, Options{SpoolMaxBytes: 2000, MaxQueueMessages: 5})
+	waited := func(done <-chan struct{}) chan struct{} {
+		out := make(chan struct{})
+		go func() { p.WaitRoom(done); close(out) }()
+		return out
+	}
+	acks := &ackLog{}
+	for i := range 4 {
+		p.Handle("rivermon/v1/stations/boqu-nyalam/readings", readingPayload("boqu-nyalam", i+1), time.Now(), acks.ack(i))
+	}
+	select {
+	case <-waited(nil):
+	case <-time.After(5 * time.Second):
+		t.Fatal("WaitRoom blocked below the bound")
+	}
+	p.Handle("rivermon/v1/stations/boqu-nyalam/readings", readingPayload("boqu-nyalam", 5), time.Now(), acks.ack(4))
+	blocked := waited(nil)
+	closing := make(chan struct{})
+	letGo := waited(closing)
+	select {
+	case <-blocked:
+		t.Fatal("WaitRoom returned with the queue at its bound")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(closing)
+	select {
+	case <-letGo:
+	case <-time.After(5 * time.Second):
+		t.Fatal("WaitRoom held a closing connection")
+	}
+	run(t, p) // the assembler takes the queue
+	select {
+	case <-blocked:
+	case <-time.After(5 * time.Second):
+		t.Fatal("WaitRoom still blocks after the queue was taken")
+	}
+	close(w.gate)
+	eventually(t, func() bool { return len(acks.get()) == 5 }, "not every queued message acked")
+}
+
+func TestIntakeBoundCountsBytes(t *testing.T) {
+	p := newPipeline(t, t.TempDir(), &fakeWriter{}, &fakePublisher{}, Options{MaxQueueBytes: 1000})
+	p.Handle("rivermon/v1/stations/boqu-nyalam/readings", make([]byte, 1000), time.Now(), func() {})
+	done := make(chan struct{})
+	go func() { p.WaitRoom(nil); close(done) }()
+	select {
+	case <-done:
+		t.Fatal("WaitRoom returned with 1000 bytes queued and a bound of 1000")
+	case <-time.After(100 * time.Millisecond):
+	}
+	run(t, p)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("WaitRoom still blocks after the queue was taken")
+	}
+}

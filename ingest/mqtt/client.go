@@ -38,7 +38,12 @@ type Options struct {
 	// is called the broker keeps the message in the session and sends it
 	// again after a reconnect (MQTT-4.4.0-1). Handle must not block.
 	Handle func(topic string, payload []byte, received time.Time, ack func())
-	Logger *slog.Logger
+	// WaitRoom, when set, is called before the connection reads from the
+	// broker, and blocks while the consumer has no room; it must return
+	// once done is closed (the connection is closing). The broker and TCP
+	// hold what is not read. Only tcp:// and ssl:// connections ask it.
+	WaitRoom func(done <-chan struct{})
+	Logger   *slog.Logger
 	// Now is the clock stamped on deliveries; nil means time.Now.
 	Now func() time.Time
 }
@@ -89,7 +94,13 @@ func Connect(o Options) (*Client, error) {
 	po.SetKeepAlive(30 * time.Second)
 	po.SetResumeSubs(false)
 	if bufferable(o.Brokers) {
-		po.SetCustomOpenConnectionFn(openBuffered)
+		po.SetCustomOpenConnectionFn(func(u *url.URL, po paho.ClientOptions) (net.Conn, error) {
+			c, err := openBuffered(u, po)
+			if err == nil {
+				c.waitRoom = o.WaitRoom
+			}
+			return c, err
+		})
 	}
 	handler := func(_ paho.Client, m paho.Message) {
 		o.Handle(m.Topic(), m.Payload(), o.Now(), m.Ack)
@@ -204,7 +215,7 @@ func bufferable(brokers []string) bool {
 // type and length a byte at a time, and writes each packet (a PUBACK is 4
 // bytes) with a system call of its own. (Unlike paho it does not dial
 // through an all_proxy SOCKS proxy.)
-func openBuffered(u *url.URL, o paho.ClientOptions) (net.Conn, error) {
+func openBuffered(u *url.URL, o paho.ClientOptions) (*bufferedConn, error) {
 	d := o.Dialer
 	if d == nil {
 		d = &net.Dialer{Timeout: 30 * time.Second}
@@ -228,7 +239,8 @@ func openBuffered(u *url.URL, o paho.ClientOptions) (net.Conn, error) {
 // up instead of growing the buffer.
 const maxPending = 256 << 10
 
-// bufferedConn reads through a buffer and gathers writes. Write appends the
+// bufferedConn reads through a buffer, once waitRoom lets it, and gathers
+// writes. Write appends the
 // packet to what is pending and returns; one goroutine sends everything
 // that gathered while its previous send was in the kernel, so under load
 // hundreds of acknowledgements leave in one system call, and at a trickle
@@ -246,16 +258,24 @@ type bufferedConn struct {
 	err     error // the failed send's error; every later Write returns it
 	closed  bool
 	done    chan struct{} // closed when the sender has returned
+
+	waitRoom func(done <-chan struct{}) // nil: read at once
+	closing  chan struct{}              // closed by Close
 }
 
 func newBufferedConn(c net.Conn) *bufferedConn {
-	b := &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, 64<<10), done: make(chan struct{})}
+	b := &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, 64<<10), done: make(chan struct{}), closing: make(chan struct{})}
 	b.cond = sync.NewCond(&b.mu)
 	go b.send()
 	return b
 }
 
-func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+func (c *bufferedConn) Read(p []byte) (int, error) {
+	if c.waitRoom != nil && c.r.Buffered() == 0 {
+		c.waitRoom(c.closing)
+	}
+	return c.r.Read(p)
+}
 
 func (c *bufferedConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
@@ -307,6 +327,9 @@ func (c *bufferedConn) send() {
 // Close sends what is pending, for up to a second, and closes.
 func (c *bufferedConn) Close() error {
 	c.mu.Lock()
+	if !c.closed {
+		close(c.closing)
+	}
 	c.closed = true
 	c.cond.Broadcast()
 	c.mu.Unlock()

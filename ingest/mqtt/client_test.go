@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rivermon/rivermon/internal/testenv"
 )
 
 func TestBufferable(t *testing.T) {
@@ -152,4 +155,81 @@ func TestBufferedConnBoundsPending(t *testing.T) {
 		t.Fatal("writes stayed blocked after the broker read again")
 	}
 	c.Close()
+}
+
+// TestWaitRoomHoldsTheBroker: while WaitRoom blocks, the connection reads
+// nothing more, so a flood waits in Mosquitto (whose in-flight window does
+// not hold it back) instead of in rivermon's memory; once there is room,
+// every message arrives.
+func TestWaitRoomHoldsTheBroker(t *testing.T) {
+	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{Extra: []string{"max_inflight_messages 100"}})
+	var mu sync.Mutex
+	var acks []func()
+	got := 0
+	room := make(chan struct{})
+	var full atomic.Bool
+	c, err := Connect(Options{
+		Brokers:  []string{mq.URL},
+		ClientID: "room-test",
+		Filters:  []string{"flood/#"},
+		Handle: func(_ string, _ []byte, _ time.Time, ack func()) {
+			mu.Lock()
+			got++
+			acks = append(acks, ack)
+			mu.Unlock()
+		},
+		WaitRoom: func(done <-chan struct{}) {
+			if !full.Load() {
+				return
+			}
+			select {
+			case <-room:
+			case <-done:
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(0)
+	testenv.Eventually(t, 10*time.Second, c.Connected, "not connected")
+	// Acknowledge as rivermon does, in batches, so that Mosquitto keeps
+	// sending.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			mu.Lock()
+			as := acks
+			acks = nil
+			mu.Unlock()
+			for _, a := range as {
+				a()
+			}
+		}
+	}()
+	full.Store(true)
+	pub := testenv.NewClient(t, mq.URL, "flooder")
+	payload := make([]byte, 10<<10)
+	const n = 2000
+	for range n {
+		pub.Client.Publish("flood/x", 1, false, payload)
+	}
+	time.Sleep(time.Second)
+	mu.Lock()
+	held := got
+	mu.Unlock()
+	// What was in the read buffer (64 KiB) and in paho's hands when the
+	// room ran out: a handful of 10 KiB messages, not the flood.
+	if held > 20 {
+		t.Fatalf("%d of %d messages read while there was no room", held, n)
+	}
+	full.Store(false)
+	close(room)
+	testenv.Eventually(t, 30*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return got >= n }, "not every message arrived once there was room")
 }

@@ -177,9 +177,10 @@ func Run(ctx context.Context, o Options) error {
 		Brokers: cfg.MQTT.Brokers(), ClientID: cfg.MQTT.ClientID,
 		Username: cfg.MQTT.Username, Password: cfg.MQTT.Password,
 		CAFile: cfg.MQTT.TLS.CAFile, CertFile: cfg.MQTT.TLS.CertFile, KeyFile: cfg.MQTT.TLS.KeyFile,
-		Filters: []string{prefix + "/stations/+/readings", prefix + "/stations/+/status", prefix + "/stations/+/hj212"},
-		Handle:  pipe.Handle,
-		Logger:  log.With("component", "mqtt"),
+		Filters:  []string{prefix + "/stations/+/readings", prefix + "/stations/+/status", prefix + "/stations/+/hj212"},
+		Handle:   pipe.Handle,
+		WaitRoom: pipe.WaitRoom,
+		Logger:   log.With("component", "mqtt"),
 	})
 	if err != nil {
 		ln.Close()
