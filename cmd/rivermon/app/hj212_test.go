@@ -172,15 +172,19 @@ func TestHJ212OverTCPAndMQTT(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, func() bool {
 		return in.Count(t, "reading", "ph", fmt.Sprintf("station = '%s'", st)) == 6+conns
 	}, "the MQTT packet was not stored")
-	testenv.Eventually(t, 10*time.Second, func() bool {
-		for _, m := range watch.Received(prefix + "/deadletter/#") {
-			var dl map[string]any
-			if json.Unmarshal(m.Payload, &dl) == nil && dl["reason"] == "hj212_mn_mismatch" && m.Topic == prefix+"/deadletter/"+st {
-				return true
+	// deadLettered reports whether a dead letter of st gives reason.
+	deadLettered := func(reason string) func() bool {
+		return func() bool {
+			for _, m := range watch.Received(prefix + "/deadletter/#") {
+				var dl map[string]any
+				if json.Unmarshal(m.Payload, &dl) == nil && dl["reason"] == reason && m.Topic == prefix+"/deadletter/"+st {
+					return true
+				}
 			}
+			return false
 		}
-		return false
-	}, "a packet with another station's MN was not dead-lettered")
+	}
+	testenv.Eventually(t, 10*time.Second, deadLettered("hj212_mn_mismatch"), "a packet with another station's MN was not dead-lettered")
 	if n := in.Count(t, "reading", "ph", "station = 'nianchu-mouth'"); n != 0 {
 		t.Errorf("the foreign MN was stored under nianchu-mouth: %d", n)
 	}
@@ -188,15 +192,7 @@ func TestHJ212OverTCPAndMQTT(t *testing.T) {
 	// An analyser whose clock was never set (DataTime in year 1): its
 	// nanoseconds would wrap to 1754. Dead-lettered, not stored.
 	pub.Publish(prefix+"/stations/"+st+"/hj212", hjPacket(mn, time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), values))
-	testenv.Eventually(t, 10*time.Second, func() bool {
-		for _, m := range watch.Received(prefix + "/deadletter/#") {
-			var dl map[string]any
-			if json.Unmarshal(m.Payload, &dl) == nil && dl["reason"] == "bad_time" && m.Topic == prefix+"/deadletter/"+st {
-				return true
-			}
-		}
-		return false
-	}, "a DataTime of year 1 was not dead-lettered as bad_time")
+	testenv.Eventually(t, 10*time.Second, deadLettered("bad_time"), "a DataTime of year 1 was not dead-lettered as bad_time")
 
 	if n := in.Count(t, "reading", "ph", fmt.Sprintf("station = '%s'", st)); n != 6+conns {
 		t.Errorf("%d ph values stored, want %d: the year-1 packet was stored", n, 6+conns)
