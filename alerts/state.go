@@ -3,10 +3,8 @@ package alerts
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 )
 
@@ -28,8 +26,7 @@ type savedState struct {
 func (e *Evaluator) Save(path string) error {
 	e.mu.Lock()
 	st := savedState{Newest: map[string]time.Time{}}
-	for _, k := range slices.Sorted(maps.Keys(e.instances)) {
-		in := e.instances[k]
+	for _, in := range e.ordered {
 		if in.State == StateInactive {
 			continue
 		}
