@@ -38,15 +38,15 @@ func BenchmarkEndToEnd(b *testing.B) {
 		rate             int // messages/s in total; 0 = as fast as the broker takes them
 		load             int // virtual stations of a generated registry; 0 = the 23 sections
 	}{
-		{"23stations/1perMsg", 1, 60000, 0, 0},
-		{"23stations/100perMsg", 100, 1000, 0, 0},
+		{"23stations/1perMsg", 1, 150000, 0, 0},
+		{"23stations/100perMsg", 100, 5000, 0, 0},
 		{"23stations/1perMsg/paced2000", 1, 10000, 2000, 0},
 		// Half the maximum rate (about 53,000 msgs/s on the benchmark
 		// machine), samples stamped as they are published: the ingest delay
 		// (sample time → stored in InfluxDB) is end to end.
 		{"23stations/1perMsg/paced26500", 1, 132500, 26500, 0},
 		// Every station different: 10,000 series, QC windows, flow days.
-		{"10000stations/1perMsg", 1, 60000, 0, 10000},
+		{"10000stations/1perMsg", 1, 150000, 0, 10000},
 		{"10000stations/100perMsg", 100, 10000, 0, 10000},
 	} {
 		b.Run(c.name, func(b *testing.B) {

@@ -21,7 +21,7 @@ import (
 // write (one per sample, batches of 5,000). rivermon's
 // throughput is compared with the lower of the two in docs/BENCHMARKS.md.
 func BenchmarkCeilings(b *testing.B) {
-	const messages = 60000
+	const messages = 150000
 	b.Run("mosquitto-qos1", func(b *testing.B) {
 		mq := testenv.StartMosquitto(b, testenv.MosquittoOptions{Extra: []string{"max_inflight_messages 100"}})
 		var got atomic.Int64
@@ -68,7 +68,7 @@ func BenchmarkCeilings(b *testing.B) {
 		b.ReportMetric(100*(testenv.ProcessCPU(os.Getpid())-self0).Seconds()/el.Seconds(), "publishers+subscriber-cpu-%")
 		b.ReportMetric(0, "ns/op")
 	})
-	// InfluxDB taking 200,000 points in batches of 5,000: rivermon's points
+	// InfluxDB taking 500,000 points in batches of 5,000: rivermon's points
 	// (a value, its QC flag and the rated flow for each of three
 	// parameters: 8 fields) and Telegraf's for the same samples (the 3
 	// values and a topic tag), from one writer and from two.
@@ -81,7 +81,7 @@ func BenchmarkCeilings(b *testing.B) {
 	} {
 		for _, writers := range []int{1, 2} {
 			b.Run(fmt.Sprintf("influxdb-%s/%dwriters", shape.name, writers), func(b *testing.B) {
-				const points = 200000
+				const points = 500000
 				in := testenv.StartInflux(b)
 				base := time.Now().Add(-40 * 24 * time.Hour).Truncate(time.Hour)
 				var batches []string

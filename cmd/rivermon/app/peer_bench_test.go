@@ -49,7 +49,7 @@ func BenchmarkPeerTelegraf(b *testing.B) {
 	for _, c := range []struct {
 		name             string
 		perMsg, messages int
-	}{{"1perMsg", 1, 60000}, {"100perMsg", 100, 1000}} {
+	}{{"1perMsg", 1, 150000}, {"100perMsg", 100, 5000}} {
 		b.Run(c.name, func(b *testing.B) {
 			stations := stationIDs(b)
 			payloads := make([][]byte, c.messages)
