@@ -236,20 +236,35 @@ func (p *Pipeline) Handle(topic string, payload []byte, received time.Time, ack 
 }
 
 // WaitRoom blocks while the intake is over its bounds, until the assembler
-// takes the queue or done is closed. The broker connection calls it before
-// reading, so that a flood waits in the broker (and in TCP) rather than in
-// memory.
-func (p *Pipeline) WaitRoom(done <-chan struct{}) {
+// takes the queue, done is closed, or limit has passed. The broker
+// connection calls it before reading, so that a flood waits in the broker
+// (and in TCP) rather than in memory. It does not block while
+// acknowledging has stopped (spool full or not writable): the broker then
+// sends no more by itself, and the connection must go on reading the
+// broker's answers (the PUBACK of a dead letter that delivery waits for
+// before it can trim the spool, PINGRESP).
+func (p *Pipeline) WaitRoom(done <-chan struct{}, limit time.Duration) {
+	var timeout <-chan time.Time
 	p.mu.Lock()
 	for !p.closed && (len(p.queue) >= p.o.MaxQueueMessages || p.queueBytes >= p.o.MaxQueueBytes) {
+		if p.Problem() != "" {
+			break
+		}
 		if p.room == nil {
 			p.room = make(chan struct{})
 		}
 		room := p.room
 		p.mu.Unlock()
+		if timeout == nil {
+			t := time.NewTimer(limit)
+			defer t.Stop()
+			timeout = t.C
+		}
 		select {
 		case <-room:
 		case <-done:
+			return
+		case <-timeout:
 			return
 		}
 		p.mu.Lock()
@@ -365,7 +380,9 @@ func (p *Pipeline) assemble(ctx context.Context, out chan<- *batch) {
 		items, closed := p.take()
 		for _, d := range items {
 			buf = p.process(d, cur, buf[:0])
-			if len(cur.lines) >= p.o.MaxBatchPoints {
+			// Dead letters count too: a flood of bad messages while the
+			// spool is full must not pile up here either.
+			if len(cur.lines)+len(cur.deadLetters) >= p.o.MaxBatchPoints {
 				out <- cur
 				cur = &batch{}
 			}

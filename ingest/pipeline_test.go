@@ -420,7 +420,7 @@ func TestIntakeIsBounded(t *testing.T) {
 	p := newPipeline(t, t.TempDir(), w, &fakePublisher{}, Options{SpoolMaxBytes: 2000, MaxQueueMessages: 5})
 	waited := func(done <-chan struct{}) chan struct{} {
 		out := make(chan struct{})
-		go func() { p.WaitRoom(done); close(out) }()
+		go func() { p.WaitRoom(done, time.Minute); close(out) }()
 		return out
 	}
 	acks := &ackLog{}
@@ -461,7 +461,7 @@ func TestIntakeBoundCountsBytes(t *testing.T) {
 	p := newPipeline(t, t.TempDir(), &fakeWriter{}, &fakePublisher{}, Options{MaxQueueBytes: 1000})
 	p.Handle("rivermon/v1/stations/boqu-nyalam/readings", make([]byte, 1000), time.Now(), func() {})
 	done := make(chan struct{})
-	go func() { p.WaitRoom(nil); close(done) }()
+	go func() { p.WaitRoom(nil, time.Minute); close(done) }()
 	select {
 	case <-done:
 		t.Fatal("WaitRoom returned with 1000 bytes queued and a bound of 1000")
@@ -472,5 +472,29 @@ func TestIntakeBoundCountsBytes(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("WaitRoom still blocks after the queue was taken")
+	}
+}
+
+// TestIntakeWaitIsShort: a wait for room ends after its limit, and does not
+// start while acknowledging has stopped (spool full): the connection must
+// go on reading the broker's answers then, and the broker sends nothing
+// new while nothing is acknowledged.
+func TestIntakeWaitIsShort(t *testing.T) {
+	p := newPipeline(t, t.TempDir(), &fakeWriter{}, &fakePublisher{}, Options{MaxQueueMessages: 3})
+	for i := range 3 {
+		p.Handle("rivermon/v1/stations/boqu-nyalam/readings", readingPayload("boqu-nyalam", i+1), time.Now(), func() {})
+	}
+	start := time.Now()
+	p.WaitRoom(nil, 100*time.Millisecond)
+	if el := time.Since(start); el < 100*time.Millisecond || el > 5*time.Second {
+		t.Errorf("a wait with a limit of 100 ms took %v", el)
+	}
+	// Acknowledging stopped (the spool full or not writable): the queue is
+	// past its bound, and still the connection is let read.
+	p.setProblem("spool full")
+	start = time.Now()
+	p.WaitRoom(nil, time.Minute)
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("WaitRoom held the connection for %v with the spool full", el)
 	}
 }

@@ -39,10 +39,11 @@ type Options struct {
 	// again after a reconnect (MQTT-4.4.0-1). Handle must not block.
 	Handle func(topic string, payload []byte, received time.Time, ack func())
 	// WaitRoom, when set, is called before the connection reads from the
-	// broker, and blocks while the consumer has no room; it must return
-	// once done is closed (the connection is closing). The broker and TCP
-	// hold what is not read. Only tcp:// and ssl:// connections ask it.
-	WaitRoom func(done <-chan struct{})
+	// broker once the session is subscribed, and blocks while the consumer
+	// has no room: at most limit, and not past done (the connection is
+	// closing). The broker and TCP hold what is not read meanwhile. Only
+	// tcp:// and ssl:// connections ask it.
+	WaitRoom func(done <-chan struct{}, limit time.Duration)
 	Logger   *slog.Logger
 	// Now is the clock stamped on deliveries; nil means time.Now.
 	Now func() time.Time
@@ -96,8 +97,15 @@ func Connect(o Options) (*Client, error) {
 	if bufferable(o.Brokers) {
 		po.SetCustomOpenConnectionFn(func(u *url.URL, po paho.ClientOptions) (net.Conn, error) {
 			c, err := openBuffered(u, po)
-			if err == nil {
-				c.waitRoom = o.WaitRoom
+			if err == nil && o.WaitRoom != nil {
+				// Not before the subscription is answered (CONNACK and
+				// SUBACK must get through), and never for long: the
+				// broker's PINGRESP is behind the same gate.
+				c.waitRoom = func(done <-chan struct{}) {
+					if cl.connected.Load() {
+						o.WaitRoom(done, maxRoomWait)
+					}
+				}
 			}
 			return c, err
 		})
@@ -234,6 +242,10 @@ func openBuffered(u *url.URL, o paho.ClientOptions) (*bufferedConn, error) {
 	return newBufferedConn(c), nil
 }
 
+// maxRoomWait bounds one wait for room: a broker connection that is not
+// read for longer than paho's ping timeout (10 s) is dropped.
+const maxRoomWait = time.Second
+
 // maxPending bounds the bytes gathered for the next write; a Write beyond
 // it waits for the connection, so a broker that stops reading holds paho
 // up instead of growing the buffer.
@@ -260,7 +272,8 @@ type bufferedConn struct {
 	done    chan struct{} // closed when the sender has returned
 
 	waitRoom func(done <-chan struct{}) // nil: read at once
-	closing  chan struct{}              // closed by Close
+	closing  chan struct{}              // closed by Close, or when a send fails
+	shut     bool                       // closing is closed
 }
 
 func newBufferedConn(c net.Conn) *bufferedConn {
@@ -317,6 +330,7 @@ func (c *bufferedConn) send() {
 			c.err = err
 			c.pending = nil
 			c.cond.Broadcast()
+			c.shutLocked() // a Read waiting for room returns, and fails
 			c.mu.Unlock()
 			_ = c.Conn.Close()
 			return
@@ -324,12 +338,17 @@ func (c *bufferedConn) send() {
 	}
 }
 
+func (c *bufferedConn) shutLocked() {
+	if !c.shut {
+		close(c.closing)
+		c.shut = true
+	}
+}
+
 // Close sends what is pending, for up to a second, and closes.
 func (c *bufferedConn) Close() error {
 	c.mu.Lock()
-	if !c.closed {
-		close(c.closing)
-	}
+	c.shutLocked()
 	c.closed = true
 	c.cond.Broadcast()
 	c.mu.Unlock()

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"sync"
@@ -101,9 +102,21 @@ func TestBufferedConnFailedSendClosesAndReports(t *testing.T) {
 	far.Close() // the broker is gone
 	// The first Write is only gathered; the send fails and closes the
 	// connection, so paho's reader sees the link lost ...
+	// A Read waiting for room returns too.
+	c.waitRoom = func(done <-chan struct{}) { <-done }
 	c.Write([]byte{0x40, 0x02, 0, 1})
-	if _, err := c.Read(make([]byte, 1)); err == nil {
-		t.Fatal("Read succeeded on a connection whose send failed")
+	read := make(chan error)
+	go func() {
+		_, err := c.Read(make([]byte, 1))
+		read <- err
+	}()
+	select {
+	case err := <-read:
+		if err == nil {
+			t.Fatal("Read succeeded on a connection whose send failed")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a Read waiting for room was not released when the send failed")
 	}
 	// ... and every later Write reports it.
 	deadline := time.Now().Add(5 * time.Second)
@@ -178,7 +191,7 @@ func TestWaitRoomHoldsTheBroker(t *testing.T) {
 			acks = append(acks, ack)
 			mu.Unlock()
 		},
-		WaitRoom: func(done <-chan struct{}) {
+		WaitRoom: func(done <-chan struct{}, _ time.Duration) {
 			if !full.Load() {
 				return
 			}
@@ -232,4 +245,44 @@ func TestWaitRoomHoldsTheBroker(t *testing.T) {
 	full.Store(false)
 	close(room)
 	testenv.Eventually(t, 30*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return got >= n }, "not every message arrived once there was room")
+}
+
+// TestWaitRoomLetsTheSessionWork: with a consumer that never has room, the
+// session still connects and subscribes (CONNACK, SUBACK are read before
+// the gate applies) and its own publishes are answered (each wait is short).
+func TestWaitRoomLetsTheSessionWork(t *testing.T) {
+	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+	var subscribed atomic.Bool
+	c, err := Connect(Options{
+		Brokers:  []string{mq.URL},
+		ClientID: "no-room",
+		Filters:  []string{"nothing/#"},
+		Handle:   func(string, []byte, time.Time, func()) {},
+		WaitRoom: func(done <-chan struct{}, limit time.Duration) {
+			if !subscribed.Load() {
+				<-done // asked before the subscription: it would never end
+				return
+			}
+			select {
+			case <-done:
+			case <-time.After(limit):
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(0)
+	testenv.Eventually(t, 10*time.Second, c.Connected, "never connected with a consumer that has no room")
+	subscribed.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range 3 {
+		if err := c.Publish(ctx, "dead/letter", false, []byte{byte(i)}); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	if !c.Connected() {
+		t.Error("the session dropped")
+	}
 }
