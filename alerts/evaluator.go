@@ -164,7 +164,7 @@ func (e *Evaluator) SetRules(rules *Rules) {
 	// The set of instances changes only here: sort it once, not on every
 	// tick and save (100,000 keys with 10,000 stations).
 	e.instances = keep
-	e.ordered, e.silent = e.ordered[:0], e.silent[:0]
+	e.ordered, e.silent = make([]*instance, 0, len(keep)), nil
 	e.byStation = map[string][]*instance{}
 	for _, k := range slices.Sorted(maps.Keys(keep)) {
 		in := keep[k]

@@ -270,7 +270,12 @@ func (s *Series) flat(i int, fl *registry.FlatLine) Flag {
 }
 
 // joined reports whether values a < b are consecutive without a gap.
-func (s *Series) joined(a, b int) bool { return time.Duration(s.pts[b].ns-s.pts[a].ns) <= s.gap }
+// Values more than 292 years apart overflow the difference, which is then
+// negative: not joined either.
+func (s *Series) joined(a, b int) bool {
+	d := s.pts[b].ns - s.pts[a].ns
+	return d >= 0 && time.Duration(d) <= s.gap
+}
 
 // prune drops the values older than keep before the newest, once a
 // quarter of the series is stale: moving the window costs its length. The
@@ -284,8 +289,9 @@ func (s *Series) prune() {
 	if q > last {
 		return
 	}
-	cut := s.pts[len(s.pts)-1].ns - int64(s.keep)
-	if s.pts[q-1].ns >= cut {
+	newest := s.pts[len(s.pts)-1].ns
+	cut := newest - int64(s.keep)
+	if cut > newest || s.pts[q-1].ns >= cut { // (cut > newest: 1677, underflow)
 		return
 	}
 	n := sort.Search(last, func(i int) bool { return s.pts[i].ns >= cut })

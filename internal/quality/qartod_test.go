@@ -341,3 +341,26 @@ func BenchmarkAdd(b *testing.B) {
 		s.Add(t0.Add(time.Duration(i)*10*time.Second), 2+float64(i%7)/100)
 	}
 }
+
+// TestCenturiesApartAreNotJoined: a value of a clock set to 1700 and the
+// values of today are not neighbours (their nanoseconds differ by more than
+// an int64 holds).
+func TestCenturiesApartAreNotJoined(t *testing.T) {
+	s := NewSeries(registry.QC{Spike: &registry.Spike{Suspect: 0.5, Fail: 1}, RateOfChange: &registry.RateOfChange{SuspectPerHour: 1}}, 15*time.Minute)
+	s.Add(time.Date(1700, 1, 1, 0, 0, 0, 0, time.UTC), 100)
+	today := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
+	f, _ := s.Add(today, 1)
+	if f.ROC != NotEvaluated {
+		t.Errorf("rate of change against a value of 1700: %v", f.ROC)
+	}
+	for i := 1; i < 4; i++ {
+		if _, rev := s.Add(today.Add(time.Duration(i)*15*time.Minute), 1); rev != nil {
+			t.Errorf("value %d revised an earlier one to %v (a spike against the value of 1700)", i, rev.Flag)
+		}
+	}
+	for _, p := range s.pts {
+		if p.ns == today.UnixNano() && p.flags.Spike != NotEvaluated {
+			t.Errorf("spike of today's first value: %v, want not evaluated (no earlier neighbour)", p.flags.Spike)
+		}
+	}
+}
