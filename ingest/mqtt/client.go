@@ -98,14 +98,7 @@ func Connect(o Options) (*Client, error) {
 		po.SetCustomOpenConnectionFn(func(u *url.URL, po paho.ClientOptions) (net.Conn, error) {
 			c, err := openBuffered(u, po)
 			if err == nil && o.WaitRoom != nil {
-				// Not before the subscription is answered (CONNACK and
-				// SUBACK must get through), and never for long: the
-				// broker's PINGRESP is behind the same gate.
-				c.waitRoom = func(done <-chan struct{}) {
-					if cl.connected.Load() {
-						o.WaitRoom(done, maxRoomWait)
-					}
-				}
+				c.waitRoom = gate(&cl.connected, o.WaitRoom)
 			}
 			return c, err
 		})
@@ -240,6 +233,17 @@ func openBuffered(u *url.URL, o paho.ClientOptions) (*bufferedConn, error) {
 		return nil, err
 	}
 	return newBufferedConn(c), nil
+}
+
+// gate asks wait for room only once the session is subscribed (CONNACK
+// and SUBACK must get through), and never for long: the broker's PINGRESP
+// and the PUBACKs of our own publishes are behind the same gate.
+func gate(subscribed *atomic.Bool, wait func(done <-chan struct{}, limit time.Duration)) func(done <-chan struct{}) {
+	return func(done <-chan struct{}) {
+		if subscribed.Load() {
+			wait(done, maxRoomWait)
+		}
+	}
 }
 
 // maxRoomWait bounds one wait for room: a broker connection that is not

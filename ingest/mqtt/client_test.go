@@ -247,22 +247,34 @@ func TestWaitRoomHoldsTheBroker(t *testing.T) {
 	testenv.Eventually(t, 30*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return got >= n }, "not every message arrived once there was room")
 }
 
+// TestGateOnlyOnceSubscribed: the consumer is asked for room only once the
+// session is subscribed, and for a short wait.
+func TestGateOnlyOnceSubscribed(t *testing.T) {
+	var subscribed atomic.Bool
+	var asked []time.Duration
+	g := gate(&subscribed, func(_ <-chan struct{}, limit time.Duration) { asked = append(asked, limit) })
+	g(nil)
+	if len(asked) != 0 {
+		t.Fatal("asked for room before the subscription was answered")
+	}
+	subscribed.Store(true)
+	g(nil)
+	if len(asked) != 1 || asked[0] > 2*time.Second {
+		t.Fatalf("asked %v; want one wait of at most 2 s (paho drops the link after a 10 s ping timeout)", asked)
+	}
+}
+
 // TestWaitRoomLetsTheSessionWork: with a consumer that never has room, the
-// session still connects and subscribes (CONNACK, SUBACK are read before
-// the gate applies) and its own publishes are answered (each wait is short).
+// session still connects and subscribes, and its own publishes are answered
+// (each wait is short).
 func TestWaitRoomLetsTheSessionWork(t *testing.T) {
 	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
-	var subscribed atomic.Bool
 	c, err := Connect(Options{
 		Brokers:  []string{mq.URL},
 		ClientID: "no-room",
 		Filters:  []string{"nothing/#"},
 		Handle:   func(string, []byte, time.Time, func()) {},
 		WaitRoom: func(done <-chan struct{}, limit time.Duration) {
-			if !subscribed.Load() {
-				<-done // asked before the subscription: it would never end
-				return
-			}
 			select {
 			case <-done:
 			case <-time.After(limit):
@@ -274,8 +286,7 @@ func TestWaitRoomLetsTheSessionWork(t *testing.T) {
 	}
 	defer c.Close(0)
 	testenv.Eventually(t, 10*time.Second, c.Connected, "never connected with a consumer that has no room")
-	subscribed.Store(true)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for i := range 3 {
 		if err := c.Publish(ctx, "dead/letter", false, []byte{byte(i)}); err != nil {
