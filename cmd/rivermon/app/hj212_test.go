@@ -122,10 +122,21 @@ func TestHJ212OverTCPAndMQTT(t *testing.T) {
 		t.Errorf("wq_class = %s, want 1", got)
 	}
 
-	// InfluxDB down: the answer still comes once the packet is spooled.
+	// InfluxDB down: the answer still comes once the packet is spooled. A
+	// new connection, as an analyser would open: the first one may have
+	// been closed as idle (idle_timeout 2 s here) while InfluxDB stopped.
 	in.Stop()
-	c.Write(hjPacket(mn, at(5), values))
-	testenv.Eventually(t, 10*time.Second, func() bool { return count() == 5 }, "no answer while InfluxDB is down")
+	c2, err := net.Dial("tcp", svc.hj212)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	replies2, count2 := readReplies(c2)
+	c2.Write(hjPacket(mn, at(5), values))
+	testenv.Eventually(t, 10*time.Second, func() bool { return count2() == 1 }, "no answer while InfluxDB is down")
+	if p := <-replies2; p.CN != "9014" {
+		t.Errorf("answer during the outage: %+v", p)
+	}
 	in.Start()
 	testenv.Eventually(t, 30*time.Second, func() bool {
 		return in.Count(t, "reading", "ph", fmt.Sprintf("station = '%s'", st)) == 5
