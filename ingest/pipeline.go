@@ -118,8 +118,9 @@ type Options struct {
 	AlertLevel func(station string) int
 	// MaxQueueMessages and MaxQueueBytes bound the intake: beyond either,
 	// WaitRoom blocks (the broker connection is then not read) until the
-	// assembler takes the queue (defaults 10,000 messages and 8 MiB of
-	// payload, a fraction of a second of work).
+	// assembler takes the queue, for at most its limit (defaults 10,000
+	// messages and 8 MiB of payload, a fraction of a second of work). The
+	// HJ 212 TCP listener does not ask: an analyser waits for each answer.
 	MaxQueueMessages int
 	MaxQueueBytes    int
 }

@@ -256,11 +256,10 @@ const maxRoomWait = time.Second
 const maxPending = 256 << 10
 
 // bufferedConn reads through a buffer, once waitRoom lets it, and gathers
-// writes. Write appends the
-// packet to what is pending and returns; one goroutine sends everything
-// that gathered while its previous send was in the kernel, so under load
-// hundreds of acknowledgements leave in one system call, and at a trickle
-// each leaves at once. Nothing written is dropped while the connection
+// writes. Write appends the packet to what is pending and returns; one
+// goroutine sends everything that gathered while its previous send was in
+// the kernel, so under load hundreds of acknowledgements leave in one
+// system call, and at a trickle each leaves at once. Nothing written is dropped while the connection
 // lives: a failed send closes the connection (paho's reader then reports it
 // lost, and the broker sends again whatever was not acknowledged), and
 // Close sends what is pending first (a DISCONNECT, the last acks).
