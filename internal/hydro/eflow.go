@@ -54,6 +54,12 @@ type FlowDays struct {
 	keep      int
 	days      map[time.Time]*flowDay
 	newestDay time.Time // start of the newest day held
+	// oldestOpen is the start of the oldest day not closed (zero when every
+	// day held is closed): Close runs for every flow value, and nearly
+	// always has nothing to close.
+	oldestOpen time.Time
+
+	walkClose bool // tests: Close always walks the days
 }
 
 // NewFlowDays accounts days in loc for a station reporting every interval
@@ -80,6 +86,9 @@ func (f *FlowDays) Add(t time.Time, q float64) (day time.Time, reopened, ok bool
 	if d == nil {
 		d = &flowDay{}
 		f.days[day] = d
+		if f.oldestOpen.IsZero() || day.Before(f.oldestOpen) {
+			f.oldestOpen = day
+		}
 	}
 	pt := flowPoint{off: t.Sub(day), q: q}
 	if n := len(d.pts); n == 0 || d.pts[n-1].off < pt.off {
@@ -114,11 +123,24 @@ func (f *FlowDays) forget() {
 			delete(f.days, d)
 		}
 	}
+	f.findOldestOpen()
+}
+
+func (f *FlowDays) findOldestOpen() {
+	f.oldestOpen = time.Time{}
+	for start, d := range f.days {
+		if !d.closed && (f.oldestOpen.IsZero() || start.Before(f.oldestOpen)) {
+			f.oldestOpen = start
+		}
+	}
 }
 
 // Close marks every open day that starts before `before` closed and
 // returns their accounts, oldest first.
 func (f *FlowDays) Close(before time.Time) []Day {
+	if !f.walkClose && (f.oldestOpen.IsZero() || !f.oldestOpen.Before(before)) {
+		return nil // no open day starts before it
+	}
 	var out []Day
 	for start, d := range f.days {
 		if !d.closed && start.Before(before) {
@@ -126,6 +148,7 @@ func (f *FlowDays) Close(before time.Time) []Day {
 			out = append(out, f.account(start, d))
 		}
 	}
+	f.findOldestOpen()
 	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
 	return out
 }

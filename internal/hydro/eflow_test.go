@@ -174,3 +174,29 @@ func TestThreeIntervalsApartAreJoined(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseSkipsAsTheWalk: Close's shortcut (nothing open before the day
+// asked) gives what walking every day gives, over values in any order,
+// late days, forgotten days and closes at any day.
+func TestCloseSkipsAsTheWalk(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	start := time.Date(2026, 7, 1, 0, 0, 0, 0, shanghai)
+	for trial := range 300 {
+		fast := NewFlowDays(shanghai, 10*time.Minute, 5, 3)
+		walk := NewFlowDays(shanghai, 10*time.Minute, 5, 3)
+		walk.walkClose = true
+		for op := range 400 {
+			at := start.Add(time.Duration(rng.IntN(10*24*60)) * time.Minute)
+			if rng.IntN(4) == 0 {
+				a, b := fast.Close(fast.DayStart(at)), walk.Close(walk.DayStart(at))
+				if !slices.Equal(a, b) {
+					t.Fatalf("trial %d op %d: Close(%v) gave %d days, the walk %d", trial, op, at, len(a), len(b))
+				}
+				continue
+			}
+			q := rng.Float64() * 10
+			fast.Add(at, q)
+			walk.Add(at, q)
+		}
+	}
+}
