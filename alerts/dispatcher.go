@@ -40,10 +40,17 @@ type DispatcherOptions struct {
 	StatePath      string
 	ResendInterval time.Duration
 	// TickEvery is how often wall-clock rules are checked (default 10 s).
-	TickEvery  time.Duration
-	Now        func() time.Time
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
+	TickEvery time.Duration
+	// GatherEvery is the least time between two deliveries (default
+	// 100 ms): the first transition after a quiet spell goes out at once,
+	// and those that follow within the interval go out together, so that a
+	// storm of them (a flood crossing thresholds at many stations, a
+	// backlog replayed) saves the state and writes history a few times a
+	// second rather than once per sample. Negative: deliver every wake.
+	GatherEvery time.Duration
+	Now         func() time.Time
+	Logger      *slog.Logger
+	Registerer  prometheus.Registerer
 }
 
 // Dispatcher evaluates stored samples and delivers what changes: history
@@ -72,6 +79,9 @@ func NewDispatcher(o DispatcherOptions) *Dispatcher {
 	}
 	if o.ResendInterval <= 0 {
 		o.ResendInterval = time.Minute
+	}
+	if o.GatherEvery == 0 {
+		o.GatherEvery = 100 * time.Millisecond
 	}
 	d := &Dispatcher{o: o, wake: make(chan struct{}, 1),
 		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -122,19 +132,38 @@ func (d *Dispatcher) Observe(s Sample) {
 	}
 }
 
-// Run delivers until ctx ends.
+// Run delivers until ctx ends, then delivers what is queued (history and
+// state; receivers get what they take before shutdown's short deadline).
+// Cancel ctx once nothing more is observed, so that no transition is left
+// behind.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	resend := time.NewTicker(d.o.ResendInterval)
 	defer resend.Stop()
 	tick := time.NewTicker(d.o.TickEvery)
 	defer tick.Stop()
-	d.sendActive(ctx) // firing alerts restored from disk go out again, with their startsAt
+	// hold runs while a delivery waits out GatherEvery; nil otherwise.
+	hold := time.NewTimer(0)
+	if !hold.Stop() {
+		<-hold.C
+	}
+	holding := false
+	var last time.Time // when the last delivery began
+	d.sendActive(ctx)  // firing alerts restored from disk go out again, with their startsAt
 	for {
 		select {
 		case <-ctx.Done():
+			hold.Stop()
+			// Receivers get a moment; history and state need none.
+			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			if ts := d.take(); len(ts) > 0 {
+				d.deliver(final, ts)
+			}
+			cancel()
 			d.save()
 			return nil
 		case <-d.wake:
+		case <-hold.C:
+			holding = false
 		case <-tick.C:
 			d.mu.Lock()
 			d.queue = append(d.queue, d.o.Evaluator.Tick(d.o.Now())...)
@@ -143,15 +172,31 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			d.sendActive(ctx)
 			continue
 		}
-		d.mu.Lock()
-		ts := d.queue
-		d.queue = nil
-		d.mu.Unlock()
+		if holding {
+			continue // the hold's end delivers what gathered
+		}
+		now := d.o.Now()
+		if wait := d.o.GatherEvery - now.Sub(last); wait > 0 && !last.IsZero() {
+			holding = true
+			hold.Reset(wait)
+			continue
+		}
+		ts := d.take()
 		if len(ts) == 0 {
 			continue
 		}
+		last = now
 		d.deliver(ctx, ts)
 	}
+}
+
+// take empties the queue of transitions.
+func (d *Dispatcher) take() []Transition {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ts := d.queue
+	d.queue = nil
+	return ts
 }
 
 func (d *Dispatcher) deliver(ctx context.Context, ts []Transition) {

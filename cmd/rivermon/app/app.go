@@ -227,16 +227,22 @@ func Run(ctx context.Context, o Options) error {
 	} else {
 		close(hj212Done)
 	}
+	// The dispatcher outlives ctx until the pipeline has committed its
+	// last batch: samples acknowledged during the drain are evaluated and
+	// their transitions stored too.
+	alertsCtx, stopAlerts := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAlerts()
 	alertsDone := make(chan struct{})
 	go func() {
 		defer close(alertsDone)
-		_ = dispatcher.Run(ctx)
+		_ = dispatcher.Run(alertsCtx)
 	}()
 	if o.Reload != nil {
 		go reloadRules(ctx, o.Reload, cfg.Rules, evaluator, log)
 	}
 
 	err = pipe.Run(ctx)
+	stopAlerts()
 	<-alertsDone
 	<-hj212Done
 	// Acks of the last batch are queued in paho: give them a moment to leave.
