@@ -814,10 +814,10 @@ func (p *Pipeline) storeSamples(st *registry.Station, samples []reading.Sample, 
 			}
 		}
 		a := p.assessForced(s, &samples[i], f, false)
-		buf = readingLine(buf[:0], st.ID, st.River, &a)
+		buf = readingLine(buf[:0], s.reading, &a)
 		b.lines = append(b.lines, string(buf))
 		for _, r := range a.revisions {
-			buf = revisionLine(buf[:0], st.ID, st.River, r)
+			buf = revisionLine(buf[:0], s.reading, r)
 			b.lines = append(b.lines, string(buf))
 		}
 		for _, d := range a.eflow {

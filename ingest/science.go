@@ -30,6 +30,7 @@ const eflowKeepDays = 7
 // ecological-flow days, and when it was last heard from.
 type station struct {
 	reg      *registry.Station
+	reading  string // "reading,river=…,station=… ", the start of its points
 	series   map[string]*quality.Series
 	days     *hydro.FlowDays // nil without an eflow_m3s limit
 	heard    time.Time       // wall clock of the newest message
@@ -37,7 +38,8 @@ type station struct {
 }
 
 func newStation(st *registry.Station, loc *time.Location) *station {
-	s := &station{reg: st, series: map[string]*quality.Series{}}
+	s := &station{reg: st, series: map[string]*quality.Series{},
+		reading: string(appendSeries(nil, "reading", st.ID, st.River))}
 	for code, cfg := range st.QC {
 		s.series[code] = quality.NewSeries(cfg, time.Duration(st.Interval))
 	}
@@ -182,16 +184,16 @@ func (a *assessed) stored(station string) StoredSample {
 }
 
 // readingLine renders an assessed sample as a point of measurement
-// `reading` (CONTRACT §6).
-func readingLine(b []byte, station, river string, a *assessed) []byte {
-	b = appendSeries(b, "reading", station, river)
+// `reading` (CONTRACT §6); series is the station's "reading,river=…,station=… ".
+func readingLine(b []byte, series string, a *assessed) []byte {
+	b = append(b, series...)
 	for i, v := range a.sample.Values {
 		b = appendFloatField(b, i == 0, v.Code, v.Value)
-		b = appendIntField(b, v.Code+"_qc", int64(a.flags[i]))
+		b = appendFlagField(b, v.Code, a.flags[i])
 	}
 	if a.hasRated {
 		b = appendFloatField(b, false, FieldFlowRated, a.rated)
-		b = appendIntField(b, FieldFlowRated+"_qc", int64(a.ratedFlag))
+		b = appendFlagField(b, FieldFlowRated, a.ratedFlag)
 	}
 	if a.wqClass > 0 {
 		b = appendIntField(b, FieldWQClass, int64(a.wqClass))
@@ -200,8 +202,8 @@ func readingLine(b []byte, station, river string, a *assessed) []byte {
 }
 
 // revisionLine rewrites the QC flags of an earlier point.
-func revisionLine(b []byte, station, river string, r revision) []byte {
-	b = appendSeries(b, "reading", station, river)
+func revisionLine(b []byte, series string, r revision) []byte {
+	b = append(b, series...)
 	for i, c := range r.codes {
 		if i == 0 {
 			b = append(b, c...)
@@ -210,7 +212,7 @@ func revisionLine(b []byte, station, river string, r revision) []byte {
 			b = append(b, 'i')
 			continue
 		}
-		b = appendIntField(b, c+"_qc", int64(r.flag))
+		b = appendFlagField(b, c, r.flag)
 	}
 	return appendTime(b, r.t)
 }

@@ -1,0 +1,69 @@
+package ingest
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rivermon/rivermon/internal/registry"
+)
+
+// BenchmarkProcess measures the pipeline's own work on a reading message
+// of the benchmarks' shape (level, water temperature and flow) at the 23
+// shipped stations: decode, validate, QC, rated flow, ecological-flow days,
+// line protocol, spool record; not the broker, the spool's disk or
+// InfluxDB. Reported per sample.
+func BenchmarkProcess(b *testing.B) {
+	reg, err := registry.LoadFile(filepath.Join("..", "configs", "stations.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, perMsg := range []int{1, 100} {
+		b.Run(fmt.Sprintf("%dsamples", perMsg), func(b *testing.B) {
+			p := New(Options{Registry: reg, TopicPrefix: "rivermon/v1"})
+			const messages = 2300
+			ds := make([]Delivery, messages)
+			// Received now, samples a year back: never in the future.
+			received := time.Now()
+			base := received.AddDate(-1, 0, 0).Truncate(time.Hour)
+			// Each round goes on in time from the one before.
+			gen := func(round int) {
+				for m := range ds {
+					st := reg.Stations[m%len(reg.Stations)].ID
+					var sb strings.Builder
+					fmt.Fprintf(&sb, `{"station":%q,"seq":%d,"samples":[`, st, m)
+					for k := range perMsg {
+						i := (round*messages+m)*perMsg + k
+						if k > 0 {
+							sb.WriteByte(',')
+						}
+						fmt.Fprintf(&sb, `{"time":%d,"values":{"level_m":%g,"water_temp_c":4.5,"flow_m3s":12.25}}`,
+							base.Add(time.Duration(i)*time.Second).UnixMilli(), float64(i%5000)/1000)
+					}
+					sb.WriteString("]}")
+					ds[m] = Delivery{Topic: "rivermon/v1/stations/" + st + "/readings", Payload: []byte(sb.String()), Received: received}
+				}
+			}
+			gen(0)
+			b.ReportAllocs()
+			b.ResetTimer()
+			var buf []byte
+			cur := &batch{}
+			for n := 0; n < b.N; n++ {
+				for _, d := range ds {
+					buf = p.process(d, cur, buf[:0])
+					if len(cur.lines) >= 5000 {
+						_ = encodeRecord(cur.lines, cur.deadLetters)
+						cur = &batch{}
+					}
+				}
+				b.StopTimer()
+				gen(n + 1)
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*messages*perMsg), "ns/sample")
+		})
+	}
+}
