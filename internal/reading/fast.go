@@ -97,16 +97,16 @@ func (s *scanner) samples(m *Message, now time.Time) bool {
 				}
 				haveVals = true
 				return s.members(func(code []byte) bool {
-					idx, known := paramIndex[string(code)]
-					if !known || present&(1<<idx) != 0 {
+					idx := paramOf(code)
+					if idx < 0 || present&(1<<idx) != 0 {
 						return false
 					}
 					num, _, ok := s.num()
 					if !ok {
 						return false
 					}
-					v, err := strconv.ParseFloat(string(num), 64)
-					if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
+					v, ok := parseFloat(num)
+					if !ok {
 						return false
 					}
 					got[idx], present = v, present|1<<idx
@@ -355,4 +355,114 @@ func validStationID[T string | []byte](id T) bool {
 		}
 	}
 	return true
+}
+
+// paramOf is the index of code in params, or -1: a switch, which is
+// cheaper than hashing the key (TestParamOf holds it to params).
+func paramOf(code []byte) int {
+	switch string(code) {
+	case "level_m":
+		return 0
+	case "flow_m3s":
+		return 1
+	case "velocity_ms":
+		return 2
+	case "volume_m3":
+		return 3
+	case "water_temp_c":
+		return 4
+	case "ph":
+		return 5
+	case "do_mgl":
+		return 6
+	case "cond_uscm":
+		return 7
+	case "turb_ntu":
+		return 8
+	case "codmn_mgl":
+		return 9
+	case "nh3n_mgl":
+		return 10
+	case "tp_mgl":
+		return 11
+	case "tn_mgl":
+		return 12
+	}
+	return -1
+}
+
+// exact10 holds the powers of ten that are exact in a float64.
+var exact10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// parseFloat reads a JSON number (as num returned it) as a finite
+// float64, the value strconv.ParseFloat gives. Readings are short decimals:
+// when the digits make an integer m ≤ 2^53 and the decimal exponent e is
+// within ±22, m·10^e is one correctly rounded multiplication or division
+// of two exact floats, which is the correctly rounded value of the decimal
+// (Clinger's fast path); anything else goes to strconv.
+func parseFloat(text []byte) (float64, bool) {
+	i, neg := 0, false
+	if i < len(text) && text[i] == '-' {
+		neg, i = true, i+1
+	}
+	var m uint64
+	digits, exp := 0, 0 // significant digits in m; decimal exponent
+	frac := false
+	for ; i < len(text); i++ {
+		c := text[i]
+		switch {
+		case c >= '0' && c <= '9':
+			if m == 0 && c == '0' {
+				// A leading zero adds no digit.
+			} else if digits++; digits > 19 {
+				return slowNumber(text)
+			}
+			m = m*10 + uint64(c-'0')
+			if frac {
+				exp--
+			}
+			continue
+		case c == '.':
+			frac = true
+			continue
+		}
+		break
+	}
+	if i < len(text) { // an exponent: e or E, a sign, digits
+		i++
+		sign := 1
+		if i < len(text) && (text[i] == '+' || text[i] == '-') {
+			if text[i] == '-' {
+				sign = -1
+			}
+			i++
+		}
+		e := 0
+		for ; i < len(text); i++ {
+			if e > 1000 {
+				return slowNumber(text)
+			}
+			e = e*10 + int(text[i]-'0')
+		}
+		exp += sign * e
+	}
+	if m > 1<<53 || exp < -22 || exp > 22 {
+		return slowNumber(text)
+	}
+	f := float64(m)
+	if exp < 0 {
+		f /= exact10[-exp]
+	} else {
+		f *= exact10[exp]
+	}
+	if neg {
+		f = -f
+	}
+	return f, true
+}
+
+func slowNumber(text []byte) (float64, bool) {
+	v, err := strconv.ParseFloat(string(text), 64)
+	return v, err == nil && !math.IsInf(v, 0) && !math.IsNaN(v)
 }

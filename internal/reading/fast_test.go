@@ -2,10 +2,12 @@ package reading
 
 import (
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +82,70 @@ func TestNumParams(t *testing.T) {
 	if numParams != len(params) {
 		t.Fatalf("numParams is %d, there are %d parameters", numParams, len(params))
 	}
+}
+
+func TestParamOf(t *testing.T) {
+	for i, p := range params {
+		if got := paramOf([]byte(p.Code)); got != i {
+			t.Errorf("paramOf(%q) = %d, want %d", p.Code, got, i)
+		}
+	}
+	for _, c := range []string{"", "level", "level_m ", "LEVEL_M", "flow_rated_m3s", "wq_class"} {
+		if got := paramOf([]byte(c)); got != -1 {
+			t.Errorf("paramOf(%q) = %d, want -1", c, got)
+		}
+	}
+}
+
+// checkNumber fails unless parseFloat agrees with strconv.ParseFloat on a
+// JSON number, to the bit, and refuses what is not finite.
+func checkNumber(t *testing.T, text string) {
+	t.Helper()
+	want, err := strconv.ParseFloat(text, 64)
+	wantOK := err == nil && !math.IsInf(want, 0)
+	got, ok := parseFloat([]byte(text))
+	if ok != wantOK || (ok && math.Float64bits(got) != math.Float64bits(want)) {
+		t.Fatalf("parseFloat(%q) = %v, %v; strconv: %v, %v", text, got, ok, want, err)
+	}
+}
+
+func TestParseFloat(t *testing.T) {
+	for _, s := range []string{"0", "-0", "3.42", "-18.5", "0.000105", "12.25", "1e3", "1E-7", "-2.5e+2",
+		"9007199254740993", "9007199254740992", "123456789012345678901234", "0.1e-22", "1e22", "1e23",
+		"4.9e-324", "1e-400", "1.7976931348623157e308", "1e309", "0.30000000000000004", "1e0000000000001"} {
+		checkNumber(t, s)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 200000 {
+		var b []byte
+		if r.IntN(4) == 0 {
+			b = append(b, '-')
+		}
+		b = strconv.AppendUint(b, r.Uint64()>>r.IntN(64), 10)
+		if r.IntN(2) == 0 {
+			b = append(b, '.')
+			b = strconv.AppendUint(b, r.Uint64()>>r.IntN(64), 10)
+		}
+		if r.IntN(3) == 0 {
+			b = append(b, 'e')
+			b = strconv.AppendInt(b, int64(r.IntN(60)-30), 10)
+		}
+		checkNumber(t, string(b))
+	}
+}
+
+// FuzzParseFloat holds parseFloat to strconv.ParseFloat on every JSON
+// number.
+func FuzzParseFloat(f *testing.F) {
+	f.Add("3.42")
+	f.Add("-0.000105e-3")
+	f.Fuzz(func(t *testing.T, text string) {
+		s := scanner{b: []byte(text)}
+		if num, _, ok := s.num(); !ok || len(num) != len(text) {
+			return // not a JSON number
+		}
+		checkNumber(t, text)
+	})
 }
 
 var stationIDRE = regexp.MustCompile(`^[a-z0-9]+(?:-[a-z0-9]+)*$`)
