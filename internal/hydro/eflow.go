@@ -54,12 +54,21 @@ type FlowDays struct {
 	keep      int
 	days      map[time.Time]*flowDay
 	newestDay time.Time // start of the newest day held
+	cutoff    time.Time // days before it are not kept: newestDay less keep days
+	// Values come in runs of one day: the day DayStart found last, as Unix
+	// nanoseconds [dayFrom, dayTo) and its start, and the day Add found
+	// last, so that a run costs neither the calendar nor the map.
+	dayFrom, dayTo int64
+	dayStart       time.Time
+	lastStart      time.Time
+	last           *flowDay
 	// oldestOpen is the start of the oldest day not closed (zero when every
 	// day held is closed): Close runs for every flow value, and nearly
 	// always has nothing to close.
 	oldestOpen time.Time
 
 	walkClose bool // tests: Close always walks the days
+	noCache   bool // tests: DayStart and Add look every day up
 }
 
 // NewFlowDays accounts days in loc for a station reporting every interval
@@ -70,8 +79,13 @@ func NewFlowDays(loc *time.Location, interval time.Duration, target float64, kee
 
 // DayStart is the local midnight starting the day of t.
 func (f *FlowDays) DayStart(t time.Time) time.Time {
+	if n := t.UnixNano(); n >= f.dayFrom && n < f.dayTo && !f.noCache {
+		return f.dayStart
+	}
 	l := t.In(f.loc)
-	return time.Date(l.Year(), l.Month(), l.Day(), 0, 0, 0, 0, f.loc)
+	start := time.Date(l.Year(), l.Month(), l.Day(), 0, 0, 0, 0, f.loc)
+	f.dayStart, f.dayFrom, f.dayTo = start, start.UnixNano(), start.AddDate(0, 0, 1).UnixNano()
+	return start
 }
 
 // Add records flow q at t. It returns the start of t's day and whether
@@ -79,16 +93,20 @@ func (f *FlowDays) DayStart(t time.Time) time.Time {
 // ok = false when the day is older than the days remembered.
 func (f *FlowDays) Add(t time.Time, q float64) (day time.Time, reopened, ok bool) {
 	day = f.DayStart(t)
-	if !f.newestDay.IsZero() && day.Before(f.newestDay.AddDate(0, 0, -f.keep)) {
+	if !f.newestDay.IsZero() && day.Before(f.cutoff) {
 		return day, false, false
 	}
-	d := f.days[day]
-	if d == nil {
-		d = &flowDay{}
-		f.days[day] = d
-		if f.oldestOpen.IsZero() || day.Before(f.oldestOpen) {
-			f.oldestOpen = day
+	d := f.last
+	if d == nil || day != f.lastStart || f.noCache {
+		d = f.days[day]
+		if d == nil {
+			d = &flowDay{}
+			f.days[day] = d
+			if f.oldestOpen.IsZero() || day.Before(f.oldestOpen) {
+				f.oldestOpen = day
+			}
 		}
+		f.lastStart, f.last = day, d
 	}
 	pt := flowPoint{off: t.Sub(day), q: q}
 	if n := len(d.pts); n == 0 || d.pts[n-1].off < pt.off {
@@ -117,11 +135,14 @@ func (f *FlowDays) Add(t time.Time, q float64) (day time.Time, reopened, ok bool
 }
 
 func (f *FlowDays) forget() {
-	cut := f.newestDay.AddDate(0, 0, -f.keep)
+	f.cutoff = f.newestDay.AddDate(0, 0, -f.keep)
 	for d := range f.days {
-		if d.Before(cut) {
+		if d.Before(f.cutoff) {
 			delete(f.days, d)
 		}
+	}
+	if f.lastStart.Before(f.cutoff) {
+		f.last = nil // lets its values go (Add refuses its day before looking)
 	}
 	f.findOldestOpen()
 }

@@ -178,13 +178,15 @@ func TestThreeIntervalsApartAreJoined(t *testing.T) {
 // TestCloseSkipsAsTheWalk: Close's shortcut (nothing open before the day
 // asked) gives what walking every day gives, over values in any order,
 // late days, forgotten days and closes at any day.
+// The walk, the reference, also looks every day up afresh: the days
+// DayStart and Add remember are only shortcuts.
 func TestCloseSkipsAsTheWalk(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 3))
 	start := time.Date(2026, 7, 1, 0, 0, 0, 0, shanghai)
 	for trial := range 300 {
 		fast := NewFlowDays(shanghai, 10*time.Minute, 5, 3)
 		walk := NewFlowDays(shanghai, 10*time.Minute, 5, 3)
-		walk.walkClose = true
+		walk.walkClose, walk.noCache = true, true
 		for op := range 400 {
 			at := start.Add(time.Duration(rng.IntN(10*24*60)) * time.Minute)
 			if rng.IntN(4) == 0 {
@@ -195,8 +197,37 @@ func TestCloseSkipsAsTheWalk(t *testing.T) {
 				continue
 			}
 			q := rng.Float64() * 10
-			fast.Add(at, q)
-			walk.Add(at, q)
+			d1, r1, ok1 := fast.Add(at, q)
+			d2, r2, ok2 := walk.Add(at, q)
+			if d1 != d2 || r1 != r2 || ok1 != ok2 {
+				t.Fatalf("trial %d op %d: Add(%v) = %v %v %v, the walk %v %v %v", trial, op, at, d1, r1, ok1, d2, r2, ok2)
+			}
+			a1, _ := fast.Account(d1)
+			a2, _ := walk.Account(d2)
+			if a1 != a2 {
+				t.Fatalf("trial %d op %d: account %+v, the walk %+v", trial, op, a1, a2)
+			}
+		}
+	}
+}
+
+// DayStart remembers the last day it found; across a change of daylight
+// saving time it still gives the local midnight.
+func TestDayStartAcrossDST(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 5))
+	for _, from := range []time.Time{time.Date(2026, 3, 6, 0, 0, 0, 0, ny), time.Date(2026, 10, 30, 0, 0, 0, 0, ny)} {
+		f := NewFlowDays(ny, 10*time.Minute, 5, 3)
+		for range 20000 {
+			at := from.Add(time.Duration(rng.Int64N(5 * 24 * int64(time.Hour))))
+			l := at.In(ny)
+			want := time.Date(l.Year(), l.Month(), l.Day(), 0, 0, 0, 0, ny)
+			if got := f.DayStart(at); got != want {
+				t.Fatalf("DayStart(%v) = %v, want %v", at, got, want)
+			}
 		}
 	}
 }
