@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,9 +10,11 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,7 +36,8 @@ func BenchmarkCeilings(b *testing.B) {
 	const messages = 150000
 	// "": acknowledge only (Mosquitto's ceiling). Otherwise the subscriber
 	// also writes a point of that shape per message, rendered in advance,
-	// in batches of up to 5,000 from two writers as rivermon delivers, and
+	// in batches of up to 5,000 from two writers, gathering for 50 ms when
+	// fewer wait, as rivermon delivers, and
 	// does nothing else: no decoding, spool, QC or alerts. That is what the
 	// two cores allow any MQTT-to-InfluxDB pipeline storing such a point
 	// per message, with the broker, the database and the load generator on
@@ -51,7 +55,8 @@ func BenchmarkCeilings(b *testing.B) {
 				in = testenv.StartInflux(b)
 				influxURL = in.URL
 			}
-			sub := startNullPipeline(b, nullPipeline{MQTT: mq.URL, Influx: influxURL, Shape: shape, Messages: messages})
+			sub := startNullPipeline(b, nullPipeline{MQTT: mq.URL, Influx: influxURL, Shape: shape, Messages: messages,
+				PerMessage: 1, Base: time.Now().Add(-40 * 24 * time.Hour).Truncate(time.Hour).UnixNano()})
 			mq0, self0 := mq.CPU(), testenv.ProcessCPU(os.Getpid())
 			var in0 time.Duration
 			if in != nil {
@@ -177,6 +182,14 @@ type nullPipeline struct {
 	MQTT, Influx string
 	Shape        string // "", rivermon-points or telegraf-points
 	Messages     int
+	PerMessage   int   // points per message (samples per message)
+	Base         int64 // time of the first point, Unix ns; the next are a second apart
+	// BySeq: a message's points are those of its "seq" (the benchmarks'
+	// messages number their samples so), and a message without one is a
+	// warm-up, one point an hour before Base; the process stays until it is
+	// stopped. Otherwise the n-th message received gets the n-th points and
+	// the process ends once all are written.
+	BySeq bool
 }
 
 // TestMain runs the ceilings' subscriber when the benchmark starts this
@@ -201,12 +214,11 @@ func TestMain(m *testing.M) {
 // received (and, with a shape, written) every message.
 func (np nullPipeline) run() error {
 	var lines []string
+	line := map[string]string{"rivermon-points": rivermonPoint, "telegraf-points": telegrafPoint}[np.Shape]
 	if np.Shape != "" {
-		line := map[string]string{"rivermon-points": rivermonPoint, "telegraf-points": telegrafPoint}[np.Shape]
-		base := time.Now().Add(-40 * 24 * time.Hour).Truncate(time.Hour)
-		lines = make([]string, np.Messages)
+		lines = make([]string, np.Messages*np.PerMessage)
 		for i := range lines {
-			lines[i] = fmt.Sprintf(line, i%23, float64(i%5000)/1000, base.Add(time.Duration(i)*time.Second).UnixNano())
+			lines[i] = fmt.Sprintf(line, i%23, float64(i%5000)/1000, np.Base+int64(i)*int64(time.Second))
 		}
 	}
 	var mu sync.Mutex
@@ -218,14 +230,21 @@ func (np nullPipeline) run() error {
 		Brokers: []string{np.MQTT}, ClientID: "ceiling-sub",
 		Filters: []string{prefix + "/stations/+/readings"},
 		Logger:  slog.New(slog.DiscardHandler),
-		Handle: func(_ string, _ []byte, _ time.Time, ack func()) {
+		Handle: func(_ string, payload []byte, _ time.Time, ack func()) {
 			ack()
 			mu.Lock()
-			if lines != nil {
-				pending = append(pending, lines[got])
+			k, warm := got, false
+			if np.BySeq {
+				k, warm = seqOf(payload)
 			}
-			got++
-			if got == np.Messages {
+			switch {
+			case lines == nil:
+			case warm:
+				pending = append(pending, fmt.Sprintf(line, 0, 1.0, np.Base-int64(time.Hour)))
+			case k >= 0 && k < np.Messages:
+				pending = append(pending, lines[k*np.PerMessage:(k+1)*np.PerMessage]...)
+			}
+			if got++; got == np.Messages {
 				close(received)
 			}
 			mu.Unlock()
@@ -261,6 +280,13 @@ func (np nullPipeline) run() error {
 			for {
 				<-ready
 				mu.Lock()
+				if len(pending) < 5000 {
+					// Few are waiting: gather for 50 ms, as rivermon's
+					// delivery does, so that InfluxDB gets large writes.
+					mu.Unlock()
+					time.Sleep(50 * time.Millisecond)
+					mu.Lock()
+				}
 				n := min(len(pending), 5000)
 				body := strings.Join(pending[:n], "")
 				pending = pending[n:]
@@ -278,18 +304,50 @@ func (np nullPipeline) run() error {
 					errs <- err
 					return
 				}
-				if written.Add(int64(n)) == int64(np.Messages) {
+				if written.Add(int64(n)) == int64(len(lines)) {
 					errs <- nil
 				}
 			}
 		}()
 	}
+	if np.BySeq {
+		// Written as messages come, until the benchmark stops it.
+		stop := make(chan os.Signal, 1)
+		signal.Notify(stop, syscall.SIGTERM, os.Interrupt)
+		select {
+		case err := <-errs:
+			if err != nil {
+				return err
+			}
+			<-stop
+			return nil
+		case <-stop:
+			return nil
+		}
+	}
 	select {
 	case err := <-errs:
 		return err
 	case <-timeout:
-		return fmt.Errorf("wrote %d of %d", written.Load(), np.Messages)
+		return fmt.Errorf("wrote %d of %d", written.Load(), len(lines))
 	}
+}
+
+// seqOf reads the "seq" of a benchmark message; warm is true when it has
+// none.
+func seqOf(payload []byte) (seq int, warm bool) {
+	_, rest, ok := bytes.Cut(payload, []byte(`"seq":`))
+	if !ok {
+		return 0, true
+	}
+	n := 0
+	for _, c := range rest {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, false
 }
 
 // nullProcess is a running ceilings' subscriber.
@@ -297,12 +355,19 @@ type nullProcess struct {
 	cmd *exec.Cmd
 }
 
-// startNullPipeline starts the subscriber and returns once it is subscribed.
-func startNullPipeline(b *testing.B, np nullPipeline) *nullProcess {
+// nullPipelineCmd is the command that runs np in a process of its own
+// (this test binary, which TestMain turns into the subscriber).
+func nullPipelineCmd(np nullPipeline) *exec.Cmd {
 	spec, _ := json.Marshal(np)
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "RIVERMON_NULL_PIPELINE="+string(spec))
 	cmd.Stderr = os.Stderr
+	return cmd
+}
+
+// startNullPipeline starts the subscriber and returns once it is subscribed.
+func startNullPipeline(b *testing.B, np nullPipeline) *nullProcess {
+	cmd := nullPipelineCmd(np)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		b.Fatal(err)

@@ -26,10 +26,15 @@ import (
 // itself, and reports each one's samples/s to InfluxDB (checked by count)
 // and peak resident memory. `make bench-peer` builds Telegraf first.
 //
+// It also runs the bound: a subscriber that only acknowledges and writes
+// rivermon's points, to show how close rivermon comes to what this machine
+// allows for its schema.
+//
 // RIVERMON_BENCH_PEERS (a comma-separated subset of telegraf,
-// telegraf-tuned, rivermon) runs only those, for working on one of them.
+// telegraf-tuned, rivermon, bound) runs only those, for working on one of
+// them.
 func BenchmarkPeerTelegraf(b *testing.B) {
-	peers := map[string]bool{"telegraf": true, "telegraf-tuned": true, "rivermon": true}
+	peers := map[string]bool{"telegraf": true, "telegraf-tuned": true, "rivermon": true, "bound": true}
 	if s := os.Getenv("RIVERMON_BENCH_PEERS"); s != "" {
 		clear(peers)
 		for _, p := range strings.Split(s, ",") {
@@ -171,6 +176,15 @@ func BenchmarkPeerTelegraf(b *testing.B) {
 				return exec.Command(rivermon, args...)
 			}, "rivermon", "level_m")
 
+			// The bound: a subscriber that acknowledges each message and
+			// writes rivermon's points for it (rendered in advance), and
+			// does nothing else (BenchmarkCeilings' null pipeline). No
+			// implementation of rivermon's schema on paho can beat it here.
+			bdRate, _, _, bdCPU := measure("bound", func(mqURL, influxURL string) *exec.Cmd {
+				return nullPipelineCmd(nullPipeline{MQTT: mqURL, Influx: influxURL, Shape: "rivermon-points",
+					Messages: c.messages, PerMessage: c.perMsg, Base: base.UnixNano(), BySeq: true})
+			}, "rivermon", "level_m")
+
 			report := func(v float64, unit string) {
 				if v != 0 && !math.IsInf(v, 0) && !math.IsNaN(v) {
 					b.ReportMetric(v, unit)
@@ -189,6 +203,9 @@ func BenchmarkPeerTelegraf(b *testing.B) {
 			report(rmRate/ttRate, "tuned-throughput-ratio")
 			report(ttRSS, "tuned-telegraf-peak-MiB")
 			report(ttCPU, "tuned-telegraf-cpu-ms/1k")
+			report(bdRate, "bound-samples/s")
+			report(rmRate/bdRate, "share-of-bound")
+			report(bdCPU, "bound-cpu-ms/1k")
 			b.ReportMetric(0, "ns/op")
 		})
 	}
