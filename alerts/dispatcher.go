@@ -117,9 +117,9 @@ func (d *Dispatcher) SetWebhook(s Sender) { d.o.Webhook = s }
 // Count records a delivery result; the notify senders report through it.
 func (d *Dispatcher) Count(receiver, result string) { d.notes.WithLabelValues(receiver, result).Inc() }
 
-// Observe evaluates a stored sample. It never blocks on delivery.
-func (d *Dispatcher) Observe(s Sample) {
-	ts := d.o.Evaluator.Observe(s, d.o.Now())
+// Observe evaluates stored samples, in order. It never blocks on delivery.
+func (d *Dispatcher) Observe(ss []Sample) {
+	ts := d.o.Evaluator.ObserveAll(ss, d.o.Now())
 	if len(ts) == 0 {
 		return
 	}

@@ -57,14 +57,14 @@ func TestDispatcherGathersTransitions(t *testing.T) {
 			_ = d.Run(ctx)
 		}()
 
-		d.Observe(wqSample(0, 5))
+		d.Observe([]Sample{wqSample(0, 5)})
 		synctest.Wait()
 		if w, n := hist.counts(); w != 1 || n != 1 {
 			t.Fatalf("first transition: %d writes of %d lines, want it written at once", w, n)
 		}
 		// 99 more transitions (resolved, firing, …) with no time passing.
 		for m := 1; m < 100; m++ {
-			d.Observe(wqSample(m, []int{5, 1}[m%2]))
+			d.Observe([]Sample{wqSample(m, []int{5, 1}[m%2])})
 		}
 		synctest.Wait()
 		if w, _ := hist.counts(); w != 1 {
@@ -77,7 +77,7 @@ func TestDispatcherGathersTransitions(t *testing.T) {
 		}
 
 		// Queued during a hold, then shutdown: written and saved all the same.
-		d.Observe(wqSample(100, 5))
+		d.Observe([]Sample{wqSample(100, 5)})
 		synctest.Wait()
 		cancel()
 		<-done

@@ -41,6 +41,72 @@ type Sample struct {
 	Values  []Value // a dozen at most: looked through, not hashed
 }
 
+// numCodes is how many codes codeID numbers.
+const numCodes = 18
+
+// codeID numbers the codes a sample may carry (the contract's parameters,
+// the derived flow_rated_m3s and wq_class, the device-health values), so
+// that an instance finds its value in a sample by index rather than by
+// comparing its code with each of the sample's; -1 for any other code.
+func codeID(code string) int {
+	switch code {
+	case "level_m":
+		return 0
+	case "flow_m3s":
+		return 1
+	case "velocity_ms":
+		return 2
+	case "volume_m3":
+		return 3
+	case "water_temp_c":
+		return 4
+	case "ph":
+		return 5
+	case "do_mgl":
+		return 6
+	case "cond_uscm":
+		return 7
+	case "turb_ntu":
+		return 8
+	case "codmn_mgl":
+		return 9
+	case "nh3n_mgl":
+		return 10
+	case "tp_mgl":
+		return 11
+	case "tn_mgl":
+		return 12
+	case "flow_rated_m3s":
+		return 13
+	case "wq_class":
+		return 14
+	case "battery_v":
+		return 15
+	case "signal_dbm":
+		return 16
+	case "enclosure_temp_c":
+		return 17
+	}
+	return -1
+}
+
+// valueIndex is where a sample holds the value of each code: index + 1,
+// 0 when it has none.
+type valueIndex [numCodes]uint8
+
+func (x *valueIndex) build(s *Sample) bool {
+	*x = valueIndex{}
+	if len(s.Values) > 255 {
+		return false
+	}
+	for i, v := range s.Values {
+		if id := codeID(v.Code); id >= 0 && x[id] == 0 {
+			x[id] = uint8(i + 1)
+		}
+	}
+	return true
+}
+
 // value is the sample's value of code.
 func (s *Sample) value(code string) (Value, bool) {
 	for _, v := range s.Values {
@@ -79,6 +145,8 @@ type instance struct {
 	Evidence  time.Time `json:"evidence"`  // wall clock of the newest recent sample that kept it firing
 	Resolved  time.Time `json:"resolved"`  // wall clock it resolved
 	Announced bool      `json:"announced"` // receivers were told it fires
+	limit     float64   // the rule's threshold at the station (threshold rules)
+	code      int       // codeID(param)
 	window    []point   // rate rules: recent (t, v)
 	failSince time.Time // qc_fail_for: sample time the value began to fail
 }
@@ -156,7 +224,13 @@ func (e *Evaluator) SetRules(rules *Rules) {
 				if in == nil {
 					in = &instance{State: StateInactive}
 				}
-				in.rule, in.station, in.param = r, st, param
+				in.rule, in.station, in.param, in.code = r, st, param, codeID(param)
+				// Limits are fixed with the registry: looked up once.
+				for _, th := range []*Threshold{r.Above, r.Below, r.WQClassAbove, r.RateAbove, r.RateBelow} {
+					if th != nil {
+						in.limit = threshold(th, st)
+					}
+				}
 				keep[k] = in
 			}
 		}
@@ -236,23 +310,61 @@ func threshold(th *Threshold, st *registry.Station) float64 {
 // Observe evaluates every rule of the sample's station on it. wall is the
 // wall clock, for max_sample_age. It returns the transitions.
 func (e *Evaluator) Observe(s Sample, wall time.Time) []Transition {
+	return e.ObserveAll([]Sample{s}, wall)
+}
+
+// ObserveAll is Observe for samples in order, under one lock; a run of
+// samples of one station (a backlog) looks its instances up once.
+func (e *Evaluator) ObserveAll(ss []Sample, wall time.Time) []Transition {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var out []Transition
-	notify := e.o.MaxSampleAge <= 0 || wall.Sub(s.Time) <= e.o.MaxSampleAge
-	if s.Time.After(e.newest[s.Station]) {
-		e.newest[s.Station] = s.Time
+	var station string
+	var ins []*instance
+	var newest time.Time
+	for i := range ss {
+		s := &ss[i]
+		if i == 0 || s.Station != station {
+			if i > 0 {
+				e.newest[station] = newest
+			}
+			station, ins, newest = s.Station, e.byStation[s.Station], e.newest[s.Station]
+		}
+		if s.Time.After(newest) {
+			newest = s.Time
+		}
+		out = e.observe(out, s, ins, newest, wall)
 	}
-	for _, in := range e.byStation[s.Station] {
+	if len(ss) > 0 {
+		e.newest[station] = newest
+	}
+	return out
+}
+
+// observe moves the instances ins of the sample's station, whose newest
+// sample time is newest, and appends the transitions to out.
+func (e *Evaluator) observe(out []Transition, s *Sample, ins []*instance, newest, wall time.Time) []Transition {
+	notify := e.o.MaxSampleAge <= 0 || wall.Sub(s.Time) <= e.o.MaxSampleAge
+	var at valueIndex
+	indexed := at.build(s)
+	for _, in := range ins {
 		r := in.rule
 		if r.SilentFor > 0 {
 			// A sample is a sign of life.
-			if in.State == StateFiring && wall.Sub(e.newest[s.Station]) <= time.Duration(r.SilentFor) {
+			if in.State == StateFiring && wall.Sub(newest) <= time.Duration(r.SilentFor) {
 				out = append(out, *e.resolve(in, s.Time, wall, 0, notify))
 			}
 			continue
 		}
-		val, ok := s.value(in.param)
+		var val Value
+		var ok bool
+		if indexed && in.code >= 0 {
+			if k := at[in.code]; k > 0 {
+				val, ok = s.Values[k-1], true
+			}
+		} else {
+			val, ok = s.value(in.param)
+		}
 		if !ok {
 			continue
 		}
@@ -283,16 +395,13 @@ func (e *Evaluator) Observe(s Sample, wall time.Time) []Transition {
 func (e *Evaluator) step(in *instance, t time.Time, v float64, wall time.Time, notify bool) *Transition {
 	r := in.rule
 	var active, cleared bool
-	var th float64
+	th := in.limit
 	switch {
 	case r.Above != nil:
-		th = threshold(r.Above, in.station)
 		active, cleared = v > th, v < th-r.Clear
 	case r.Below != nil:
-		th = threshold(r.Below, in.station)
 		active, cleared = v < th, v > th+r.Clear
 	case r.WQClassAbove != nil:
-		th = threshold(r.WQClassAbove, in.station)
 		active, cleared = v > th, v <= th-r.Clear
 	case r.RateAbove != nil || r.RateBelow != nil:
 		rate, ok := in.rate(t, v, time.Duration(r.Window))
@@ -301,10 +410,8 @@ func (e *Evaluator) step(in *instance, t time.Time, v float64, wall time.Time, n
 		}
 		v = rate
 		if r.RateAbove != nil {
-			th = threshold(r.RateAbove, in.station)
 			active, cleared = rate > th, rate < th-r.Clear
 		} else {
-			th = threshold(r.RateBelow, in.station)
 			active, cleared = rate < th, rate > th+r.Clear
 		}
 	}

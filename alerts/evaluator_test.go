@@ -1,10 +1,13 @@
 package alerts
 
 import (
+	"math/rand/v2"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
+	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/registry"
 )
 
@@ -321,5 +324,93 @@ func BenchmarkObserve(b *testing.B) {
 		ts := t0.Add(time.Duration(i) * time.Minute)
 		e.Observe(Sample{Station: "nianchu-mouth", Time: ts, Values: values}, ts)
 		i++
+	}
+}
+
+// BenchmarkObserveAll is BenchmarkObserve for a backlog: 100 samples of
+// the station at once; reported per sample.
+func BenchmarkObserveAll(b *testing.B) {
+	reg, err := registry.LoadFile(filepath.Join("..", "configs", "stations.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rules, err := LoadRulesFile(filepath.Join("..", "configs", "rules.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := NewEvaluator(rules, Options{Registry: reg, MaxSampleAge: time.Hour}, t0)
+	var values []Value
+	for _, c := range reg.Station("nianchu-mouth").Params {
+		values = append(values, Value{Code: c, V: 1, Flag: 1})
+	}
+	values = append(values, Value{Code: "wq_class", V: 2, Flag: 1})
+	batch := make([]Sample, 100)
+	i := 0
+	for b.Loop() {
+		for k := range batch {
+			batch[k] = Sample{Station: "nianchu-mouth", Time: t0.Add(time.Duration(i) * time.Minute), Values: values}
+			i++
+		}
+		e.ObserveAll(batch, batch[len(batch)-1].Time)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(i), "ns/sample")
+}
+
+// ObserveAll on batches gives the transitions and state of Observe on each
+// sample, also when the stations of a batch alternate.
+func TestObserveAllAsOneByOne(t *testing.T) {
+	one, all := newEval(t, 30*time.Minute), newEval(t, 30*time.Minute)
+	rng := rand.New(rand.NewPCG(7, 7))
+	var want, got []Transition
+	var batch []Sample
+	wall := t0.Add(24 * time.Hour)
+	for m := range 3000 {
+		st := []string{"gauge", "levelonly"}[rng.IntN(2)]
+		s := Sample{Station: st, Time: t0.Add(time.Duration(m-rng.IntN(3)) * time.Minute), Values: []Value{
+			{Code: "level_m", V: 2 + 2*rng.Float64(), Flag: 1 + 3*rng.IntN(2)},
+			{Code: "flow_m3s", V: 4 + 5*rng.Float64(), Flag: 1},
+			{Code: "wq_class", V: float64(1 + rng.IntN(6)), Flag: 1},
+		}}
+		// Wall time close to the samples now and then: some notify.
+		if m%500 == 0 {
+			got = append(got, all.ObserveAll(batch, wall)...)
+			batch = batch[:0]
+			wall = s.Time.Add(time.Duration(rng.IntN(60)) * time.Minute)
+		}
+		want = append(want, one.Observe(s, wall)...)
+		batch = append(batch, s)
+		if rng.IntN(20) == 0 || m == 2999 {
+			got = append(got, all.ObserveAll(batch, wall)...)
+			batch = batch[:0]
+		}
+	}
+	if len(want) == 0 || !reflect.DeepEqual(got, want) {
+		t.Fatalf("ObserveAll gave %d transitions, Observe one by one %d (or they differ)", len(got), len(want))
+	}
+	if !reflect.DeepEqual(all.newest, one.newest) {
+		t.Fatalf("newest sample times differ: %v, %v", all.newest, one.newest)
+	}
+}
+
+// codeID numbers every code a sample can carry, each its own.
+func TestCodeID(t *testing.T) {
+	seen := map[int]string{}
+	var all []string
+	for _, p := range reading.Params() {
+		all = append(all, p.Code)
+	}
+	all = append(all, "flow_rated_m3s", "wq_class")
+	for c := range statusParams {
+		all = append(all, c)
+	}
+	for _, c := range all {
+		id := codeID(c)
+		if id < 0 || id >= numCodes || seen[id] != "" {
+			t.Fatalf("codeID(%q) = %d (seen for %q)", c, id, seen[id])
+		}
+		seen[id] = c
+	}
+	if len(seen) != numCodes || codeID("no_such_code") != -1 {
+		t.Fatalf("%d codes numbered, numCodes is %d; codeID of an unknown code is %d", len(seen), numCodes, codeID("no_such_code"))
 	}
 }

@@ -68,9 +68,10 @@ type StoredValue struct {
 }
 
 // Observer is told of every sample once it is durable (the alert
-// evaluator), in arrival order. It must not block.
+// evaluator), in arrival order, a committed batch at a time. It must not
+// block, and must not keep the slice.
 type Observer interface {
-	Observe(StoredSample)
+	Observe([]StoredSample)
 }
 
 // Options configure a Pipeline.
@@ -446,10 +447,8 @@ func (p *Pipeline) commit(ctx context.Context, b *batch) error {
 	for i := range b.updates {
 		p.stations.stored(&b.updates[i])
 	}
-	if p.o.Observer != nil {
-		for _, s := range b.observed {
-			p.o.Observer.Observe(s)
-		}
+	if p.o.Observer != nil && len(b.observed) > 0 {
+		p.o.Observer.Observe(b.observed)
 	}
 	return nil
 }

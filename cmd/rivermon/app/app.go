@@ -166,7 +166,7 @@ func Run(ctx context.Context, o Options) error {
 		dispatcher.SetWebhook(&notify.Webhook{URLs: cfg.Alerting.Webhooks, Client: httpClient,
 			Log: log.With("component", "webhook"), Count: dispatcher.Count})
 	}
-	observer.f = func(s ingest.StoredSample) { dispatcher.Observe(toAlertSample(s)) }
+	observer.f = func(ss []ingest.StoredSample) { dispatcher.Observe(toAlertSamples(ss)) }
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
@@ -317,18 +317,28 @@ func reloadRules(ctx context.Context, reload <-chan struct{}, path string, ev *a
 }
 
 // observerFunc lets the pipeline be built before the dispatcher it feeds.
-type observerFunc struct{ f func(ingest.StoredSample) }
+type observerFunc struct{ f func([]ingest.StoredSample) }
 
-func (o *observerFunc) Observe(s ingest.StoredSample) {
+func (o *observerFunc) Observe(ss []ingest.StoredSample) {
 	if o.f != nil {
-		o.f(s)
+		o.f(ss)
 	}
 }
 
-func toAlertSample(s ingest.StoredSample) alerts.Sample {
-	out := alerts.Sample{Station: s.Station, Time: s.Time, Values: make([]alerts.Value, len(s.Values))}
-	for i, v := range s.Values {
-		out.Values[i] = alerts.Value{Code: v.Code, V: v.Value, Flag: v.Flag}
+// toAlertSamples converts a batch, its values in one array.
+func toAlertSamples(ss []ingest.StoredSample) []alerts.Sample {
+	n := 0
+	for _, s := range ss {
+		n += len(s.Values)
+	}
+	vals := make([]alerts.Value, 0, n)
+	out := make([]alerts.Sample, len(ss))
+	for i, s := range ss {
+		from := len(vals)
+		for _, v := range s.Values {
+			vals = append(vals, alerts.Value{Code: v.Code, V: v.Value, Flag: v.Flag})
+		}
+		out[i] = alerts.Sample{Station: s.Station, Time: s.Time, Values: vals[from:len(vals):len(vals)]}
 	}
 	return out
 }
