@@ -43,11 +43,11 @@ run: deps build
 
 ## bench: micro-benchmarks, then end to end through real Mosquitto, rivermon and InfluxDB (3 runs each)
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/reading ./internal/quality ./ingest/spool ./alerts
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/reading ./internal/quality ./ingest ./ingest/spool ./alerts
 	$(GO) test -run '^$$' -bench 'EndToEnd|Backlog|AlertLatency|Ceilings' -benchtime 1x -count 3 ./cmd/rivermon/app
 	@echo "rivermon beside Telegraf: make bench-peer"
 
-## bench-peer: rivermon and Telegraf 1.37 side by side (builds Telegraf into .tools/bin once: about 12 minutes)
+## bench-peer: rivermon, Telegraf 1.37 and the bound side by side (builds Telegraf into .tools/bin once: about 12 minutes)
 bench-peer: deps
 	@go version -m $(TOOLS)/telegraf 2>/dev/null | grep -q 'github.com/influxdata/telegraf[[:space:]]*v1.37.2' || \
 		{ echo "building telegraf 1.37.2 into .tools/bin (long)"; GOBIN=$(TOOLS) GOFLAGS=-mod=mod $(GO) install github.com/influxdata/telegraf/cmd/telegraf@v1.37.2; }

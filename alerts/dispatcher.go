@@ -41,12 +41,12 @@ type DispatcherOptions struct {
 	ResendInterval time.Duration
 	// TickEvery is how often wall-clock rules are checked (default 10 s).
 	TickEvery time.Duration
-	// GatherEvery is the least time between two deliveries (default
-	// 100 ms): the first transition after a quiet spell goes out at once,
-	// and those that follow within the interval go out together, so that a
-	// storm of them (a flood crossing thresholds at many stations, a
-	// backlog replayed) saves the state and writes history a few times a
-	// second rather than once per sample. Negative: deliver every wake.
+	// GatherEvery is the least time between two deliveries of changes that
+	// notify nobody (default 100 ms): those of samples older than
+	// max_sample_age, a backlog replayed, which may come by the thousand
+	// and are saved and written to history together a few times a second
+	// rather than once per sample. A change that notifies goes out at once,
+	// with what has gathered. Negative: deliver at every wake.
 	GatherEvery time.Duration
 	Now         func() time.Time
 	Logger      *slog.Logger
@@ -60,6 +60,7 @@ type Dispatcher struct {
 	o       DispatcherOptions
 	mu      sync.Mutex
 	queue   []Transition
+	urgent  bool // the queue holds a change that notifies
 	wake    chan struct{}
 	active  *prometheus.GaugeVec
 	changes *prometheus.CounterVec
@@ -123,12 +124,19 @@ func (d *Dispatcher) Observe(ss []Sample) {
 	if len(ts) == 0 {
 		return
 	}
-	d.mu.Lock()
-	d.queue = append(d.queue, ts...)
-	d.mu.Unlock()
+	d.enqueue(ts)
 	select {
 	case d.wake <- struct{}{}:
 	default:
+	}
+}
+
+func (d *Dispatcher) enqueue(ts []Transition) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.queue = append(d.queue, ts...)
+	for i := range ts {
+		d.urgent = d.urgent || ts[i].Notify
 	}
 }
 
@@ -141,11 +149,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	defer resend.Stop()
 	tick := time.NewTicker(d.o.TickEvery)
 	defer tick.Stop()
-	// hold runs while a delivery waits out GatherEvery; nil otherwise.
-	hold := time.NewTimer(0)
-	if !hold.Stop() {
-		<-hold.C
-	}
+	// hold ends a wait for GatherEvery to pass; holding: it runs.
+	hold := time.NewTimer(time.Hour)
+	hold.Stop()
 	holding := false
 	var last time.Time // when the last delivery began
 	d.sendActive(ctx)  // firing alerts restored from disk go out again, with their startsAt
@@ -154,32 +160,37 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			hold.Stop()
 			// Receivers get a moment; history and state need none.
-			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 			if ts := d.take(); len(ts) > 0 {
-				d.deliver(final, ts)
+				final, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+				d.deliver(final, ts) // saves the state too
+				cancel()
+			} else {
+				d.save()
 			}
-			cancel()
-			d.save()
 			return nil
 		case <-d.wake:
 		case <-hold.C:
 			holding = false
 		case <-tick.C:
-			d.mu.Lock()
-			d.queue = append(d.queue, d.o.Evaluator.Tick(d.o.Now())...)
-			d.mu.Unlock()
+			d.enqueue(d.o.Evaluator.Tick(d.o.Now()))
 		case <-resend.C:
 			d.sendActive(ctx)
 			continue
 		}
-		if holding {
-			continue // the hold's end delivers what gathered
-		}
 		now := d.o.Now()
-		if wait := d.o.GatherEvery - now.Sub(last); wait > 0 && !last.IsZero() {
-			holding = true
-			hold.Reset(wait)
-			continue
+		if !d.isUrgent() {
+			if holding {
+				continue // the hold's end delivers what gathered
+			}
+			if wait := d.o.GatherEvery - now.Sub(last); wait > 0 && !last.IsZero() {
+				holding = true
+				hold.Reset(wait)
+				continue
+			}
+		}
+		if holding {
+			hold.Stop()
+			holding = false
 		}
 		ts := d.take()
 		if len(ts) == 0 {
@@ -195,8 +206,14 @@ func (d *Dispatcher) take() []Transition {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	ts := d.queue
-	d.queue = nil
+	d.queue, d.urgent = nil, false
 	return ts
+}
+
+func (d *Dispatcher) isUrgent() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.urgent
 }
 
 func (d *Dispatcher) deliver(ctx context.Context, ts []Transition) {

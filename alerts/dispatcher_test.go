@@ -34,20 +34,21 @@ func (h *historyLog) counts() (writes, lines int) {
 	return len(h.writes), lines
 }
 
-// wqSample is a sample of the water-quality class at minute m: class 5
-// fires WQ (target class 3, for 0), class 1 resolves it.
-func wqSample(m, class int) Sample {
-	return Sample{Station: "gauge", Time: t0.Add(time.Duration(m) * time.Minute),
+// wqSample is a sample of the water-quality class at minute m after at:
+// class 5 fires WQ (target class 3, for 0), class 1 resolves it.
+func wqSample(at time.Time, m, class int) Sample {
+	return Sample{Station: "gauge", Time: at.Add(time.Duration(m) * time.Minute),
 		Values: []Value{{Code: "wq_class", V: float64(class), Flag: 1}}}
 }
 
-// A storm of transitions is delivered in a few gathered rounds, the first
-// at once; what is queued at shutdown is still stored.
+// A storm of changes that notify nobody (old samples) is delivered in
+// gathered rounds, the first at once; a change that notifies goes out at
+// once with what has gathered; what is queued at shutdown is still stored.
 func TestDispatcherGathersTransitions(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		hist := &historyLog{}
 		state := filepath.Join(t.TempDir(), "alerts-state.json")
-		d := NewDispatcher(DispatcherOptions{Evaluator: newEval(t, 0), History: hist, StatePath: state,
+		d := NewDispatcher(DispatcherOptions{Evaluator: newEval(t, time.Hour), History: hist, StatePath: state,
 			Logger: slog.New(slog.DiscardHandler)})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
@@ -56,34 +57,41 @@ func TestDispatcherGathersTransitions(t *testing.T) {
 			defer close(done)
 			_ = d.Run(ctx)
 		}()
+		old := time.Now().Add(-48 * time.Hour) // beyond max_sample_age: notifies nobody
+		expect := func(writes, lines int, when string) {
+			t.Helper()
+			synctest.Wait()
+			if w, n := hist.counts(); w != writes || n != lines {
+				t.Fatalf("%s: %d writes of %d lines, want %d of %d", when, w, n, writes, lines)
+			}
+		}
 
-		d.Observe([]Sample{wqSample(0, 5)})
-		synctest.Wait()
-		if w, n := hist.counts(); w != 1 || n != 1 {
-			t.Fatalf("first transition: %d writes of %d lines, want it written at once", w, n)
-		}
-		// 99 more transitions (resolved, firing, …) with no time passing.
+		d.Observe([]Sample{wqSample(old, 0, 5)})
+		expect(1, 1, "first change")
+		// 99 more (resolved, firing, …) with no time passing.
 		for m := 1; m < 100; m++ {
-			d.Observe([]Sample{wqSample(m, []int{5, 1}[m%2])})
+			d.Observe([]Sample{wqSample(old, m, []int{5, 1}[m%2])})
 		}
-		synctest.Wait()
-		if w, _ := hist.counts(); w != 1 {
-			t.Fatalf("%d writes within the gather interval, want 1", w)
-		}
+		expect(1, 1, "within the gather interval")
 		time.Sleep(100 * time.Millisecond)
-		synctest.Wait()
-		if w, n := hist.counts(); w != 2 || n != 100 {
-			t.Fatalf("after the interval: %d writes of %d lines, want 2 writes of 100", w, n)
-		}
+		expect(2, 100, "after the interval")
+
+		d.Observe([]Sample{wqSample(old, 100, 5), wqSample(old, 101, 1)})
+		expect(2, 100, "old changes within the interval")
+		d.Observe([]Sample{wqSample(time.Now(), 0, 5)}) // fresh: fires, notifies
+		expect(3, 103, "a change that notifies")
+		d.Observe([]Sample{wqSample(time.Now(), 1, 1)}) // resolves what was announced
+		expect(4, 104, "another that notifies")
 
 		// Queued during a hold, then shutdown: written and saved all the same.
-		d.Observe([]Sample{wqSample(100, 5)})
-		synctest.Wait()
+		level := func(m int, v float64) Sample {
+			return Sample{Station: "gauge", Time: old.Add(time.Duration(m) * time.Minute), Values: []Value{{Code: "level_m", V: v, Flag: 1}}}
+		}
+		d.Observe([]Sample{level(200, 4), level(211, 4)}) // LevelCritical fires, from old samples
+		expect(4, 104, "an old change just after a delivery")
 		cancel()
 		<-done
-		if w, n := hist.counts(); w != 3 || n != 101 {
-			t.Fatalf("after shutdown: %d writes of %d lines, want 3 of 101", w, n)
-		}
+		expect(5, 105, "after shutdown")
 		b, err := os.ReadFile(state)
 		if err != nil {
 			t.Fatal(err)

@@ -37,11 +37,11 @@ func BenchmarkCeilings(b *testing.B) {
 	// "": acknowledge only (Mosquitto's ceiling). Otherwise the subscriber
 	// also writes a point of that shape per message, rendered in advance,
 	// in batches of up to 5,000 from two writers, gathering for 50 ms when
-	// fewer wait, as rivermon delivers, and
-	// does nothing else: no decoding, spool, QC or alerts. That is what the
-	// two cores allow any MQTT-to-InfluxDB pipeline storing such a point
-	// per message, with the broker, the database and the load generator on
-	// the same machine.
+	// fewer wait, as rivermon delivers; and it does nothing else: no
+	// decoding, spool, QC or alerts. That is what the two cores allow any
+	// MQTT-to-InfluxDB pipeline on paho storing such a point per message,
+	// with the broker, the database and the load generator on the same
+	// machine.
 	for _, shape := range []string{"", "rivermon-points", "telegraf-points"} {
 		name := "mosquitto-qos1"
 		if shape != "" {
