@@ -127,11 +127,11 @@ func (p *Pipeline) processHJ212(d Delivery, st *registry.Station, b *batch, buf 
 	}
 	switch {
 	case rejected == 0:
-		p.m.messages.WithLabelValues("accepted").Inc()
+		p.m.msgAccepted.Inc()
 	case accepted == 0:
-		p.m.messages.WithLabelValues("rejected").Inc()
+		p.m.msgRejected.Inc()
 	default:
-		p.m.messages.WithLabelValues("partial").Inc()
+		p.m.msgPartial.Inc()
 	}
 	return buf
 }

@@ -24,6 +24,9 @@ type Metrics struct {
 	qcFlags    *prometheus.CounterVec
 	qcFlag     [5]prometheus.Counter // by flag value 1–4, resolved once (hot path)
 	skipped    *prometheus.CounterVec
+	// The results counted for every message, resolved once (hot path).
+	msgAccepted, msgPartial, msgRejected prometheus.Counter
+	samplesStored, samplesRejected       prometheus.Counter
 }
 
 // NewMetrics builds the metrics and registers them with r (nil: not
@@ -85,18 +88,15 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 			Help: "1 while the spool is at spool.max_bytes and rivermon does not acknowledge messages.",
 		}),
 	}
-	for _, r := range []string{"accepted", "partial", "rejected"} {
-		m.messages.WithLabelValues(r)
-	}
+	m.msgAccepted, m.msgPartial, m.msgRejected = m.messages.WithLabelValues("accepted"),
+		m.messages.WithLabelValues("partial"), m.messages.WithLabelValues("rejected")
 	for f := 1; f <= 4; f++ {
 		m.qcFlag[f] = m.qcFlags.WithLabelValues(strconv.Itoa(f))
 	}
 	for _, r := range []string{"outside_rating", "no_rating", "eflow_too_late"} {
 		m.skipped.WithLabelValues(r)
 	}
-	for _, r := range []string{"stored", "rejected"} {
-		m.samples.WithLabelValues(r)
-	}
+	m.samplesStored, m.samplesRejected = m.samples.WithLabelValues("stored"), m.samples.WithLabelValues("rejected")
 	for _, r := range append(append(reading.Reasons(), ReasonInfluxRejected), hj212Reasons()...) {
 		m.rejected.WithLabelValues(r)
 	}

@@ -731,14 +731,14 @@ func (p *Pipeline) process(d Delivery, b *batch, buf []byte) []byte {
 }
 
 func (p *Pipeline) rejectMessage(b *batch, d *Delivery, station, reason, detail string) {
-	p.m.messages.WithLabelValues("rejected").Inc()
+	p.m.msgRejected.Inc()
 	p.reject(b, d, station, &reading.Rejection{Level: reading.LevelMessage, Reason: reason, Detail: detail})
 }
 
 func (p *Pipeline) processReadings(d Delivery, st *registry.Station, b *batch, buf []byte) []byte {
 	m, rejs := reading.DecodeMessage(d.Payload, d.Received)
 	if m == nil {
-		p.m.messages.WithLabelValues("rejected").Inc()
+		p.m.msgRejected.Inc()
 		p.reject(b, &d, st.ID, &rejs[0])
 		return buf
 	}
@@ -750,7 +750,7 @@ func (p *Pipeline) processReadings(d Delivery, st *registry.Station, b *batch, b
 	for i := range rejs {
 		p.reject(b, &d, st.ID, &rejs[i])
 		if rejs[i].Level == reading.LevelSample {
-			p.m.samples.WithLabelValues("rejected").Inc()
+			p.m.samplesRejected.Inc()
 		}
 	}
 	if m.HasSeq {
@@ -763,9 +763,9 @@ func (p *Pipeline) processReadings(d Delivery, st *registry.Station, b *batch, b
 		}
 	}
 	if len(rejs) == 0 {
-		p.m.messages.WithLabelValues("accepted").Inc()
+		p.m.msgAccepted.Inc()
 	} else {
-		p.m.messages.WithLabelValues("partial").Inc()
+		p.m.msgPartial.Inc()
 	}
 	if len(m.Samples) == 0 {
 		return buf
@@ -837,7 +837,7 @@ func (p *Pipeline) storeSamples(st *registry.Station, samples []reading.Sample, 
 		buf = eflowLine(buf[:0], st.ID, st.River, d)
 		b.lines = append(b.lines, string(buf))
 	}
-	p.m.samples.WithLabelValues("stored").Add(float64(len(samples)))
+	p.m.samplesStored.Add(float64(len(samples)))
 	u := update{station: st.ID, received: d.Received, sample: newest.sample, flags: newest.flags, wqClass: newest.wqClass}
 	if newest.hasRated {
 		u.rated, u.ratedFlag, u.hasRated = newest.rated, newest.ratedFlag, true
@@ -913,7 +913,7 @@ func (p *Pipeline) sweep(b *batch, buf []byte) []byte {
 func (p *Pipeline) processStatus(d Delivery, st *registry.Station, b *batch, buf []byte) []byte {
 	s, rej := reading.DecodeStatus(d.Payload, d.Received)
 	if rej != nil {
-		p.m.messages.WithLabelValues("rejected").Inc()
+		p.m.msgRejected.Inc()
 		p.reject(b, &d, st.ID, rej)
 		return buf
 	}
@@ -929,7 +929,7 @@ func (p *Pipeline) processStatus(d Delivery, st *registry.Station, b *batch, buf
 	}
 	buf = statusLine(buf[:0], st.ID, st.River, s, t)
 	b.lines = append(b.lines, string(buf))
-	p.m.messages.WithLabelValues("accepted").Inc()
+	p.m.msgAccepted.Inc()
 	if p.o.Observer != nil {
 		obs := StoredSample{Station: st.ID, Time: t}
 		for _, f := range []struct {

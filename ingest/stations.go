@@ -67,10 +67,14 @@ type Stations struct {
 	byID     map[string]*StationView
 	seqSeen  map[string]bool
 	lastSeen *prometheus.GaugeVec
+	// The last-seen gauge of each station that has one (a station never
+	// heard from has none), resolved once.
+	lastSeenOf map[string]prometheus.Gauge
 }
 
 func newStations(reg *registry.Registry, lastSeen *prometheus.GaugeVec) *Stations {
-	s := &Stations{byID: map[string]*StationView{}, seqSeen: map[string]bool{}, lastSeen: lastSeen}
+	s := &Stations{byID: map[string]*StationView{}, seqSeen: map[string]bool{}, lastSeen: lastSeen,
+		lastSeenOf: map[string]prometheus.Gauge{}}
 	for _, st := range reg.Stations {
 		s.order = append(s.order, st.ID)
 		s.byID[st.ID] = &StationView{ID: st.ID, Name: st.Name, NameEN: st.NameEN, River: st.River,
@@ -143,7 +147,12 @@ func (s *Stations) stored(u *update) {
 		t := u.sample.Time
 		if v.LastSeen == nil || !t.Before(*v.LastSeen) {
 			v.LastSeen = &t
-			s.lastSeen.WithLabelValues(u.station).Set(float64(t.UnixNano()) / 1e9)
+			g := s.lastSeenOf[u.station]
+			if g == nil {
+				g = s.lastSeen.WithLabelValues(u.station)
+				s.lastSeenOf[u.station] = g
+			}
+			g.Set(float64(t.UnixNano()) / 1e9)
 		}
 		for i, x := range u.sample.Values {
 			if old, ok := v.Values[x.Code]; !ok || !t.Before(old.Time) {
