@@ -770,8 +770,7 @@ func (p *Pipeline) processReadings(d Delivery, st *registry.Station, b *batch, b
 	if len(m.Samples) == 0 {
 		return buf
 	}
-	p.storeSamples(st, m.Samples, nil, d, b, buf)
-	return buf
+	return p.storeSamples(st, m.Samples, nil, d, b, buf)
 }
 
 // storeSamples assesses samples of one message and adds their points to

@@ -25,9 +25,10 @@ func BenchmarkProcess(b *testing.B) {
 			p := New(Options{Registry: reg, TopicPrefix: "rivermon/v1"})
 			const messages = 2300
 			ds := make([]Delivery, messages)
-			// Received now, samples a year back: never in the future.
+			// Received now, the samples of every round before it: none in
+			// the future.
 			received := time.Now()
-			base := received.AddDate(-1, 0, 0).Truncate(time.Hour)
+			base := received.Add(-time.Duration((b.N+1)*messages*perMsg) * time.Second).Truncate(time.Hour)
 			// Each round goes on in time from the one before.
 			gen := func(round int) {
 				for m := range ds {
