@@ -2,6 +2,7 @@ package reading
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -70,8 +71,10 @@ func decodeFast(p []byte, now time.Time) (m *Message, ok bool) {
 func (s *scanner) samples(m *Message, now time.Time) bool {
 	type span struct{ from, to int }
 	var (
-		vals  []Value
-		spans []span
+		spanBuf [16]span // most messages carry one sample, or a few
+		spans   = spanBuf[:0]
+		vals    = make([]Value, 0, numParams)
+		first   = s.i // where the samples begin, to estimate their number
 	)
 	ok := s.elements(func() bool {
 		var (
@@ -126,6 +129,14 @@ func (s *scanner) samples(m *Message, now time.Time) bool {
 		}
 		spans = append(spans, span{from, len(vals)})
 		m.Samples = append(m.Samples, Sample{Time: t})
+		if len(m.Samples) == 1 && s.i < len(s.b)/2 {
+			// A backlog: size the arrays once, from the first sample's share
+			// of the payload, rather than doubling them as they fill.
+			n := min((len(s.b)-first)/max(s.i-first, 1)+1, MaxSamples)
+			m.Samples = slices.Grow(m.Samples, n)
+			vals = slices.Grow(vals, n*len(vals))
+			spans = slices.Grow(spans, n)
+		}
 		return len(m.Samples) <= MaxSamples
 	})
 	if !ok || len(m.Samples) == 0 {
