@@ -147,6 +147,7 @@ type Pipeline struct {
 	room       chan struct{} // closed when the queue is taken; nil when nobody waits
 	closed     bool
 	notify     chan struct{}
+	free       chan *batch // committed batches, for the assembler to reuse
 
 	problemMu sync.Mutex
 	problem   string // why messages are not being acknowledged, "" when they are
@@ -200,7 +201,7 @@ func New(o Options) *Pipeline {
 		o.MaxQueueBytes = 8 << 20
 	}
 	p := &Pipeline{o: o, m: o.Metrics, stations: newStations(o.Registry, o.Metrics.lastSeen),
-		state: map[string]*station{}, notify: make(chan struct{}, 1)}
+		state: map[string]*station{}, notify: make(chan struct{}, 1), free: make(chan *batch, 2)}
 	start := o.Now()
 	for i := range o.Registry.Stations {
 		st := &o.Registry.Stations[i]
@@ -325,6 +326,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			}
 			break
 		}
+		b.reset()
+		select {
+		case p.free <- b:
+		default:
+		}
 	}
 	// Intake is closed and everything received is acked or left to the
 	// broker. Let delivery empty the spool while there is time.
@@ -362,6 +368,30 @@ type batch struct {
 
 func (b *batch) empty() bool { return len(b.acks) == 0 && len(b.lines) == 0 && len(b.deadLetters) == 0 }
 
+// reset empties b for reuse, keeping its arrays and letting go of what
+// they held.
+func (b *batch) reset() {
+	clear(b.lines)
+	clear(b.deadLetters)
+	clear(b.acks)
+	clear(b.updates)
+	clear(b.observed)
+	b.lines, b.deadLetters, b.acks, b.received = b.lines[:0], b.deadLetters[:0], b.acks[:0], b.received[:0]
+	b.updates, b.observed = b.updates[:0], b.observed[:0]
+}
+
+// newBatch returns an empty batch, one the committer is done with when
+// there is one, so that the arrays of a busy intake are not grown anew for
+// every batch.
+func (p *Pipeline) newBatch() *batch {
+	select {
+	case b := <-p.free:
+		return b
+	default:
+		return &batch{}
+	}
+}
+
 type deadLetter struct {
 	topic  string
 	reason string
@@ -374,7 +404,7 @@ type deadLetter struct {
 func (p *Pipeline) assemble(ctx context.Context, out chan<- *batch) {
 	defer close(out)
 	done := ctx.Done()
-	cur := &batch{}
+	cur := p.newBatch()
 	var buf []byte
 	tick := time.NewTicker(p.o.SweepEvery)
 	defer tick.Stop()
@@ -386,7 +416,7 @@ func (p *Pipeline) assemble(ctx context.Context, out chan<- *batch) {
 			// spool is full must not pile up here either.
 			if len(cur.lines)+len(cur.deadLetters) >= p.o.MaxBatchPoints {
 				out <- cur
-				cur = &batch{}
+				cur = p.newBatch()
 			}
 		}
 		if closed {
@@ -402,7 +432,7 @@ func (p *Pipeline) assemble(ctx context.Context, out chan<- *batch) {
 		}
 		select {
 		case send <- cur:
-			cur = &batch{}
+			cur = p.newBatch()
 		case <-p.notify:
 		case <-tick.C:
 			buf = p.sweep(cur, buf)
