@@ -93,41 +93,55 @@ func BenchmarkCeilings(b *testing.B) {
 	} {
 		for _, writers := range []int{1, 2} {
 			b.Run(fmt.Sprintf("influxdb-%s/%dwriters", shape.name, writers), func(b *testing.B) {
-				const points = 500000
-				in := testenv.StartInflux(b)
-				base := time.Now().Add(-40 * 24 * time.Hour).Truncate(time.Hour)
-				var batches []string
-				var sb strings.Builder
-				for i := range points {
-					fmt.Fprintf(&sb, shape.line, i%23, float64(i%5000)/1000, base.Add(time.Duration(i)*time.Second).UnixNano())
-					if (i+1)%5000 == 0 {
-						batches = append(batches, sb.String())
-						sb.Reset()
-					}
-				}
-				cpu0 := in.CPU()
-				start := time.Now()
-				var wg sync.WaitGroup
-				for w := range writers {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for k := w; k < len(batches); k += writers {
-							if err := postLines(in.URL, batches[k]); err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					}()
-				}
-				wg.Wait()
-				el := time.Since(start)
-				b.ReportMetric(points/el.Seconds(), "points/s")
-				b.ReportMetric(100*(in.CPU()-cpu0).Seconds()/el.Seconds(), "influxd-cpu-%")
+				rate, cpu := influxCeilingOn(b, testenv.StartInflux(b), shape.line, 500000, writers)
+				b.ReportMetric(rate, "points/s")
+				b.ReportMetric(100*cpu, "influxd-cpu-%")
 				b.ReportMetric(0, "ns/op")
 			})
 		}
 	}
+}
+
+// influxCeiling starts an InfluxDB and returns the points/s at which it
+// takes points of shape (rivermonPoint or telegrafPoint), in batches of
+// 5,000 from writers writers.
+func influxCeiling(b *testing.B, shape string, points, writers int) float64 {
+	in := testenv.StartInflux(b)
+	defer in.Stop()
+	rate, _ := influxCeilingOn(b, in, shape, points, writers)
+	return rate
+}
+
+// influxCeilingOn is influxCeiling on in; it also returns influxd's CPU
+// while it wrote, as a share of one core.
+func influxCeilingOn(b *testing.B, in *testenv.Influx, shape string, points, writers int) (rate, cpu float64) {
+	base := time.Now().Add(-40 * 24 * time.Hour).Truncate(time.Hour)
+	var batches []string
+	var sb strings.Builder
+	for i := range points {
+		fmt.Fprintf(&sb, shape, i%23, float64(i%5000)/1000, base.Add(time.Duration(i)*time.Second).UnixNano())
+		if (i+1)%5000 == 0 || i == points-1 {
+			batches = append(batches, sb.String())
+			sb.Reset()
+		}
+	}
+	cpu0, start := in.CPU(), time.Now()
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := w; k < len(batches); k += writers {
+				if err := postLines(in.URL, batches[k]); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start).Seconds()
+	return float64(points) / el, (in.CPU() - cpu0).Seconds() / el
 }
 
 // The points rivermon writes for a sample of the benchmarks (a value, its

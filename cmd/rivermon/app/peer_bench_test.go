@@ -30,11 +30,14 @@ import (
 // rivermon's points, to show how close rivermon comes to what this machine
 // allows for its schema.
 //
+// And it measures the lower ceiling of the workload in the same run
+// (BenchmarkCeilings).
+//
 // RIVERMON_BENCH_PEERS (a comma-separated subset of telegraf,
-// telegraf-tuned, rivermon, bound) runs only those, for working on one of
+// telegraf-tuned, rivermon, bound, ceiling) runs only those, for working on one of
 // them.
 func BenchmarkPeerTelegraf(b *testing.B) {
-	peers := map[string]bool{"telegraf": true, "telegraf-tuned": true, "rivermon": true, "bound": true}
+	peers := map[string]bool{"telegraf": true, "telegraf-tuned": true, "rivermon": true, "bound": true, "ceiling": true}
 	if s := os.Getenv("RIVERMON_BENCH_PEERS"); s != "" {
 		clear(peers)
 		for _, p := range strings.Split(s, ",") {
@@ -185,6 +188,25 @@ func BenchmarkPeerTelegraf(b *testing.B) {
 					Messages: c.messages, PerMessage: c.perMsg, Base: base.UnixNano(), BySeq: true})
 			}, "rivermon", "level_m")
 
+			// The lower ceiling, in the same run (this machine's speed
+			// drifts by a tenth and more within minutes): with single
+			// readings, Mosquitto delivering these messages to a subscriber
+			// that only acknowledges; with 100 samples a message, InfluxDB
+			// alone taking rivermon's points for them from two writers.
+			var clRate float64
+			if peers["ceiling"] && c.perMsg == 1 {
+				mq = testenv.StartMosquitto(b, testenv.MosquittoOptions{Extra: []string{"max_inflight_messages 100"}})
+				sub := startNullPipeline(b, nullPipeline{MQTT: mq.URL, Messages: c.messages, PerMessage: 1})
+				start := time.Now()
+				publish()
+				sub.wait(b, 2*time.Minute)
+				clRate = float64(c.messages) / time.Since(start).Seconds()
+				mq.Stop()
+			}
+			if peers["ceiling"] && c.perMsg > 1 {
+				clRate = influxCeiling(b, rivermonPoint, int(want), 2)
+			}
+
 			report := func(v float64, unit string) {
 				if v != 0 && !math.IsInf(v, 0) && !math.IsNaN(v) {
 					b.ReportMetric(v, unit)
@@ -206,6 +228,8 @@ func BenchmarkPeerTelegraf(b *testing.B) {
 			report(bdRate, "bound-samples/s")
 			report(rmRate/bdRate, "share-of-bound")
 			report(bdCPU, "bound-cpu-ms/1k")
+			report(clRate, "ceiling-samples/s")
+			report(rmRate/clRate, "share-of-ceiling")
 			b.ReportMetric(0, "ns/op")
 		})
 	}
