@@ -185,9 +185,17 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 		publishSeries(t, pub, "nianchu-mouth", code, start.Add(30*time.Hour+time.Duration(2+i)*time.Minute), time.Minute, 1, func(int) float64 { return -1 })
 	}
 	testenv.Eventually(t, 60*time.Second, func() bool {
+		if in.Count(t, "reading", "flow_m3s", `"station" = 'nianchu-mouth' AND "flow_m3s" < 0`) < 1 {
+			return false // the bad values, published last, are not all in yet
+		}
+		for _, code := range []string{"ph", "do_mgl", "turb_ntu"} {
+			if in.Count(t, "reading", code, fmt.Sprintf(`"station" = 'nianchu-mouth' AND %q < 0`, code)) < 1 {
+				return false
+			}
+		}
 		return in.Count(t, "reading", "level_m", "") >= int64(sum.Samples) && in.Count(t, "eflow_daily", "mean_flow_m3s", "") > 0 &&
 			in.Count(t, "station_state", "qc_worst", "") >= 23 && in.Count(t, "alert", "value", "") > 0
-	}, "the simulated days did not all arrive")
+	}, "the simulated days and the bad values did not all arrive")
 	// The map colours sections by their worst active alert: some fire.
 	ss, err := in.Query("rivermon", `SELECT max("alert_level") FROM "station_state"`)
 	if err != nil || len(ss) != 1 || fmt.Sprint(ss[0].Values[0][1]) == "0" {
