@@ -151,6 +151,19 @@ type instance struct {
 	failSince time.Time // qc_fail_for: sample time the value began to fail
 }
 
+// bind ties the instance to its rule, station and parameter, and works
+// out what Observe needs of them for every value: the code's number and the
+// station's threshold (limits are fixed with the registry, looked up once).
+func (in *instance) bind(r *Rule, st *registry.Station, param string) {
+	in.rule, in.station, in.param, in.code = r, st, param, codeID(param)
+	in.limit = 0
+	for _, th := range []*Threshold{r.Above, r.Below, r.WQClassAbove, r.RateAbove, r.RateBelow} {
+		if th != nil {
+			in.limit = threshold(th, st)
+		}
+	}
+}
+
 type point struct {
 	t time.Time
 	v float64
@@ -224,13 +237,7 @@ func (e *Evaluator) SetRules(rules *Rules) {
 				if in == nil {
 					in = &instance{State: StateInactive}
 				}
-				in.rule, in.station, in.param, in.code = r, st, param, codeID(param)
-				// Limits are fixed with the registry: looked up once.
-				for _, th := range []*Threshold{r.Above, r.Below, r.WQClassAbove, r.RateAbove, r.RateBelow} {
-					if th != nil {
-						in.limit = threshold(th, st)
-					}
-				}
+				in.bind(r, st, param)
 				keep[k] = in
 			}
 		}

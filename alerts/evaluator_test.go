@@ -286,6 +286,10 @@ func TestStateSurvivesRestart(t *testing.T) {
 	if tr := only(t, at(e2, "gauge", 15, "level_m", 3.5), "LevelCritical"); len(tr) != 0 {
 		t.Fatalf("announced again: %+v", tr)
 	}
+	// And the restored instance still knows its threshold: back below, it resolves.
+	if tr := only(t, at(e2, "gauge", 20, "level_m", 1.0), "LevelCritical"); len(tr) != 1 || tr[0].State != StateResolved || tr[0].Thresh != 3 {
+		t.Fatalf("a value below the threshold after restart: %+v", tr)
+	}
 }
 
 func TestStatusParamsApplyToEveryStation(t *testing.T) {

@@ -92,7 +92,7 @@ func (e *Evaluator) Load(path string) (restored int, err error) {
 		}
 		rule, station, param := in.rule, in.station, in.param
 		*in = si.instance
-		in.rule, in.station, in.param = rule, station, param
+		in.bind(rule, station, param)
 		restored++
 	}
 	return restored, nil
