@@ -84,7 +84,12 @@ func (f *FlowDays) DayStart(t time.Time) time.Time {
 	}
 	l := t.In(f.loc)
 	start := time.Date(l.Year(), l.Month(), l.Day(), 0, 0, 0, 0, f.loc)
-	f.dayStart, f.dayFrom, f.dayTo = start, start.UnixNano(), start.AddDate(0, 0, 1).UnixNano()
+	// The day ends where the next begins; where a change of daylight
+	// saving time skips midnight, the times near it are not remembered.
+	end := time.Date(l.Year(), l.Month(), l.Day()+1, 0, 0, 0, 0, f.loc)
+	if y, m, d := end.Add(-1).In(f.loc).Date(); y == l.Year() && m == l.Month() && d == l.Day() && !t.Before(start) {
+		f.dayStart, f.dayFrom, f.dayTo = start, start.UnixNano(), end.UnixNano()
+	}
 	return start
 }
 
