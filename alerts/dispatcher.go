@@ -156,10 +156,28 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	var last time.Time // when the last delivery began
 	d.sendActive(ctx)  // firing alerts restored from disk go out again, with their startsAt
 	for {
+		waited := false // the hold ended: what gathered goes now
 		select {
 		case <-ctx.Done():
+		case <-d.wake:
+		case <-hold.C:
+			holding, waited = false, true
+		case <-tick.C:
+			d.enqueue(d.o.Evaluator.Tick(d.o.Now()))
+		case <-resend.C:
+			// Held changes go first: the state is saved before anyone is
+			// told of it.
+			if ts := d.take(); len(ts) > 0 {
+				last = d.o.Now()
+				d.deliver(ctx, ts)
+			}
+			d.sendActive(ctx)
+			continue
+		}
+		if ctx.Err() != nil {
+			// Also when a wake won the race with the end: receivers get a
+			// moment of their own; history and state need none.
 			hold.Stop()
-			// Receivers get a moment; history and state need none.
 			if ts := d.take(); len(ts) > 0 {
 				final, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 				d.deliver(final, ts) // saves the state too
@@ -168,17 +186,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 				d.save()
 			}
 			return nil
-		case <-d.wake:
-		case <-hold.C:
-			holding = false
-		case <-tick.C:
-			d.enqueue(d.o.Evaluator.Tick(d.o.Now()))
-		case <-resend.C:
-			d.sendActive(ctx)
-			continue
 		}
 		now := d.o.Now()
-		if !d.isUrgent() {
+		if !waited && !d.isUrgent() {
 			if holding {
 				continue // the hold's end delivers what gathered
 			}

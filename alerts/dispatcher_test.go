@@ -101,3 +101,72 @@ func TestDispatcherGathersTransitions(t *testing.T) {
 		}
 	})
 }
+
+// sendLog is a Sender that notes whether the context was already over.
+type sendLog struct {
+	mu        sync.Mutex
+	sends     int
+	cancelled int
+}
+
+func (s *sendLog) Send(ctx context.Context, _ []Alert) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sends++
+	if ctx.Err() != nil {
+		s.cancelled++
+	}
+	return ctx.Err()
+}
+
+// A change that notifies, observed as the dispatcher is stopped, reaches
+// the receivers with a context of its own, whichever of the two the
+// dispatcher sees first.
+func TestDispatcherNotifiesAtShutdown(t *testing.T) {
+	for range 40 {
+		synctest.Test(t, func(t *testing.T) {
+			hook := &sendLog{}
+			d := NewDispatcher(DispatcherOptions{Evaluator: newEval(t, time.Hour), Webhook: hook,
+				Logger: slog.New(slog.DiscardHandler)})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				_ = d.Run(ctx)
+			}()
+			synctest.Wait()
+			d.Observe([]Sample{wqSample(time.Now(), 0, 5)}) // fires, notifies
+			cancel()
+			<-done
+			if hook.sends != 1 || hook.cancelled != 0 {
+				t.Fatalf("%d webhook sends, %d with the context already over; want 1 and 0", hook.sends, hook.cancelled)
+			}
+		})
+	}
+}
+
+// Gathering ends when the hold does, also with a clock that stands still.
+func TestDispatcherGathersWithAFrozenClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hist := &historyLog{}
+		frozen := time.Now()
+		d := NewDispatcher(DispatcherOptions{Evaluator: newEval(t, time.Hour), History: hist,
+			Now: func() time.Time { return frozen }, Logger: slog.New(slog.DiscardHandler)})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		defer func() { cancel(); <-done }()
+		go func() {
+			defer close(done)
+			_ = d.Run(ctx)
+		}()
+		old := frozen.Add(-48 * time.Hour)
+		d.Observe([]Sample{wqSample(old, 0, 5)})
+		synctest.Wait() // delivered at once
+		d.Observe([]Sample{wqSample(old, 1, 1)})
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if w, n := hist.counts(); w != 2 || n != 2 {
+			t.Fatalf("%d writes of %d lines, want 2 of 2", w, n)
+		}
+	})
+}
