@@ -34,6 +34,17 @@ func (h *historyLog) counts() (writes, lines int) {
 	return len(h.writes), lines
 }
 
+// run starts d and returns its stop: cancel, then wait for Run to return.
+func run(d *Dispatcher) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = d.Run(ctx)
+	}()
+	return func() { cancel(); <-done }
+}
+
 // wqSample is a sample of the water-quality class at minute m after at:
 // class 5 fires WQ (target class 3, for 0), class 1 resolves it.
 func wqSample(at time.Time, m, class int) Sample {
@@ -50,13 +61,8 @@ func TestDispatcherGathersTransitions(t *testing.T) {
 		state := filepath.Join(t.TempDir(), "alerts-state.json")
 		d := NewDispatcher(DispatcherOptions{Evaluator: newEval(t, time.Hour), History: hist, StatePath: state,
 			Logger: slog.New(slog.DiscardHandler)})
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		defer func() { cancel(); <-done }()
-		go func() {
-			defer close(done)
-			_ = d.Run(ctx)
-		}()
+		stop := run(d)
+		defer stop()
 		old := time.Now().Add(-48 * time.Hour) // beyond max_sample_age: notifies nobody
 		expect := func(writes, lines int, when string) {
 			t.Helper()
@@ -89,8 +95,7 @@ func TestDispatcherGathersTransitions(t *testing.T) {
 		}
 		d.Observe([]Sample{level(200, 4), level(211, 4)}) // LevelCritical fires, from old samples
 		expect(4, 104, "an old change just after a delivery")
-		cancel()
-		<-done
+		stop()
 		expect(5, 105, "after shutdown")
 		b, err := os.ReadFile(state)
 		if err != nil {
@@ -128,16 +133,10 @@ func TestDispatcherNotifiesAtShutdown(t *testing.T) {
 			hook := &sendLog{}
 			d := NewDispatcher(DispatcherOptions{Evaluator: newEval(t, time.Hour), Webhook: hook,
 				Logger: slog.New(slog.DiscardHandler)})
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				_ = d.Run(ctx)
-			}()
+			stop := run(d)
 			synctest.Wait()
 			d.Observe([]Sample{wqSample(time.Now(), 0, 5)}) // fires, notifies
-			cancel()
-			<-done
+			stop()
 			if hook.sends != 1 || hook.cancelled != 0 {
 				t.Fatalf("%d webhook sends, %d with the context already over; want 1 and 0", hook.sends, hook.cancelled)
 			}
@@ -152,13 +151,8 @@ func TestDispatcherGathersWithAFrozenClock(t *testing.T) {
 		frozen := time.Now()
 		d := NewDispatcher(DispatcherOptions{Evaluator: newEval(t, time.Hour), History: hist,
 			Now: func() time.Time { return frozen }, Logger: slog.New(slog.DiscardHandler)})
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		defer func() { cancel(); <-done }()
-		go func() {
-			defer close(done)
-			_ = d.Run(ctx)
-		}()
+		stop := run(d)
+		defer stop()
 		old := frozen.Add(-48 * time.Hour)
 		d.Observe([]Sample{wqSample(old, 0, 5)})
 		synctest.Wait() // delivered at once

@@ -12,6 +12,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/registry"
 )
 
@@ -42,50 +43,28 @@ type Sample struct {
 }
 
 // numCodes is how many codes codeID numbers.
-const numCodes = 18
+const numCodes = reading.NumParams + 5
 
-// codeID numbers the codes a sample may carry (the contract's parameters,
-// the derived flow_rated_m3s and wq_class, the device-health values), so
-// that an instance finds its value in a sample by index rather than by
-// comparing its code with each of the sample's; -1 for any other code.
+// codeID numbers the codes a sample may carry (the contract's parameters
+// in their order, then the derived flow_rated_m3s and wq_class and the
+// device-health values), so that an instance finds its value in a sample
+// by index rather than by comparing its code with each of the sample's;
+// -1 for any other code.
 func codeID(code string) int {
+	if i := reading.ParamIndex(code); i >= 0 {
+		return i
+	}
 	switch code {
-	case "level_m":
-		return 0
-	case "flow_m3s":
-		return 1
-	case "velocity_ms":
-		return 2
-	case "volume_m3":
-		return 3
-	case "water_temp_c":
-		return 4
-	case "ph":
-		return 5
-	case "do_mgl":
-		return 6
-	case "cond_uscm":
-		return 7
-	case "turb_ntu":
-		return 8
-	case "codmn_mgl":
-		return 9
-	case "nh3n_mgl":
-		return 10
-	case "tp_mgl":
-		return 11
-	case "tn_mgl":
-		return 12
 	case "flow_rated_m3s":
-		return 13
+		return reading.NumParams
 	case "wq_class":
-		return 14
+		return reading.NumParams + 1
 	case "battery_v":
-		return 15
+		return reading.NumParams + 2
 	case "signal_dbm":
-		return 16
+		return reading.NumParams + 3
 	case "enclosure_temp_c":
-		return 17
+		return reading.NumParams + 4
 	}
 	return -1
 }

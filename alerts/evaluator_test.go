@@ -308,7 +308,9 @@ func TestStatusParamsApplyToEveryStation(t *testing.T) {
 
 // BenchmarkObserve is the evaluation cost of one sample with every shipped
 // rule, at a water-quality station (the most rules apply there).
-func BenchmarkObserve(b *testing.B) {
+// benchEvaluator is an evaluator of the shipped rules and registry, and a
+// sample's values of a water-quality station that move no alert.
+func benchEvaluator(b *testing.B) (*Evaluator, []Value) {
 	reg, err := registry.LoadFile(filepath.Join("..", "configs", "stations.yaml"))
 	if err != nil {
 		b.Fatal(err)
@@ -317,12 +319,16 @@ func BenchmarkObserve(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e := NewEvaluator(rules, Options{Registry: reg, MaxSampleAge: time.Hour}, t0)
 	var values []Value
 	for _, c := range reg.Station("nianchu-mouth").Params {
 		values = append(values, Value{Code: c, V: 1, Flag: 1})
 	}
 	values = append(values, Value{Code: "wq_class", V: 2, Flag: 1})
+	return NewEvaluator(rules, Options{Registry: reg, MaxSampleAge: time.Hour}, t0), values
+}
+
+func BenchmarkObserve(b *testing.B) {
+	e, values := benchEvaluator(b)
 	i := 0
 	for b.Loop() {
 		ts := t0.Add(time.Duration(i) * time.Minute)
@@ -334,20 +340,7 @@ func BenchmarkObserve(b *testing.B) {
 // BenchmarkObserveAll is BenchmarkObserve for a backlog: 100 samples of
 // the station at once; reported per sample.
 func BenchmarkObserveAll(b *testing.B) {
-	reg, err := registry.LoadFile(filepath.Join("..", "configs", "stations.yaml"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	rules, err := LoadRulesFile(filepath.Join("..", "configs", "rules.yaml"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	e := NewEvaluator(rules, Options{Registry: reg, MaxSampleAge: time.Hour}, t0)
-	var values []Value
-	for _, c := range reg.Station("nianchu-mouth").Params {
-		values = append(values, Value{Code: c, V: 1, Flag: 1})
-	}
-	values = append(values, Value{Code: "wq_class", V: 2, Flag: 1})
+	e, values := benchEvaluator(b)
 	batch := make([]Sample, 100)
 	i := 0
 	for b.Loop() {

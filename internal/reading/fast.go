@@ -73,7 +73,7 @@ func (s *scanner) samples(m *Message, now time.Time) bool {
 	var (
 		spanBuf [16]span // most messages carry one sample, or a few
 		spans   = spanBuf[:0]
-		vals    = make([]Value, 0, numParams)
+		vals    = make([]Value, 0, NumParams)
 		first   = s.i // where the samples begin, to estimate their number
 	)
 	ok := s.elements(func() bool {
@@ -81,7 +81,7 @@ func (s *scanner) samples(m *Message, now time.Time) bool {
 			t        time.Time
 			haveTime bool
 			haveVals bool
-			got      [numParams]float64
+			got      [NumParams]float64
 			present  uint32
 		)
 		ok := s.members(func(key []byte) bool {
@@ -368,9 +368,12 @@ func validStationID[T string | []byte](id T) bool {
 	return true
 }
 
-// paramOf is the index of code in params, or -1: a switch, which is
-// cheaper than hashing the key (TestParamOf holds it to params).
-func paramOf(code []byte) int {
+// ParamIndex is the index of code among Params, or -1. It is a switch,
+// cheaper than hashing the code (TestParamOf holds it to params).
+func ParamIndex(code string) int { return paramOf(code) }
+
+// paramOf is ParamIndex on the decoder's bytes.
+func paramOf[T string | []byte](code T) int {
 	switch string(code) {
 	case "level_m":
 		return 0

@@ -79,8 +79,8 @@ func TestFastPathTakesCommonPayloads(t *testing.T) {
 }
 
 func TestNumParams(t *testing.T) {
-	if numParams != len(params) {
-		t.Fatalf("numParams is %d, there are %d parameters", numParams, len(params))
+	if NumParams != len(params) {
+		t.Fatalf("NumParams is %d, there are %d parameters", NumParams, len(params))
 	}
 }
 

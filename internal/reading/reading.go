@@ -47,8 +47,8 @@ var params = []Param{
 	{"tn_mgl", "total nitrogen", "mg/L"},
 }
 
-// numParams is len(params), as a constant.
-const numParams = 13
+// NumParams is len(Params()), as a constant.
+const NumParams = 13
 
 var paramIndex = func() map[string]int {
 	m := make(map[string]int, len(params))
