@@ -50,19 +50,11 @@ var params = []Param{
 // NumParams is len(Params()), as a constant.
 const NumParams = 13
 
-var paramIndex = func() map[string]int {
-	m := make(map[string]int, len(params))
-	for i, p := range params {
-		m[p.Code] = i
-	}
-	return m
-}()
-
 // Params returns the parameter codes in their canonical order.
 func Params() []Param { return append([]Param(nil), params...) }
 
 // IsParam reports whether code is a parameter code of the contract.
-func IsParam(code string) bool { _, ok := paramIndex[code]; return ok }
+func IsParam(code string) bool { return ParamIndex(code) >= 0 }
 
 // ValidStationID reports whether id has the form of a station id: lower-case
 // letters, digits and single inner hyphens, at most 64 characters.
@@ -260,7 +252,7 @@ func decodeSample(i int, raw json.RawMessage, now time.Time) (*Sample, []Rejecti
 		// nothing left to store.
 		return nil, rejs
 	}
-	sort.Slice(s.Values, func(a, b int) bool { return paramIndex[s.Values[a].Code] < paramIndex[s.Values[b].Code] })
+	sort.Slice(s.Values, func(a, b int) bool { return ParamIndex(s.Values[a].Code) < ParamIndex(s.Values[b].Code) })
 	// Map keys in JSON order are not kept; sort the rejections for stable output.
 	sort.SliceStable(rejs, func(a, b int) bool { return rejs[a].Detail < rejs[b].Detail })
 	return s, rejs
