@@ -77,7 +77,7 @@ qc_blocks:
     gross_range: {fail: [0, 15], suspect: [0.2, 6]}
     spike: {suspect: 0.10, fail: 0.30}
     rate_of_change: {suspect_per_hour: 0.5}
-    flat_line: {suspect: 6h, fail: 24h, tolerance: 0.002, skip_months: [12, 1, 2, 3]}
+    flat_line: {suspect: 6h, fail: 24h, tolerance: 0.002, winter: {months: [12, 1, 2, 3], suspect: 24h, fail: 72h}}
   water_temp: &qc_water_temp
     gross_range: {fail: [-1, 35], suspect: [-0.5, 22]}
     spike: {suspect: 1.0, fail: 3.0}

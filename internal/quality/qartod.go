@@ -115,8 +115,8 @@ func NewSeries(cfg registry.QC, interval time.Duration) *Series {
 		interval = 5 * time.Minute
 	}
 	keep := time.Hour
-	if fl := cfg.FlatLine; fl != nil && time.Duration(fl.Fail) > keep {
-		keep = time.Duration(fl.Fail)
+	if fl := cfg.FlatLine; fl != nil {
+		keep = max(keep, fl.Longest())
 	}
 	return &Series{cfg: cfg, interval: interval, gap: 3 * interval, keep: keep + 2*interval}
 }
@@ -185,8 +185,8 @@ func (s *Series) evaluate(i int, t time.Time) Flags {
 			}
 		}
 	}
-	if fl := s.cfg.FlatLine; fl != nil && !skipMonth(fl.SkipMonths, t) && !(fl.SkipBelow != nil && v < *fl.SkipBelow) {
-		f.Flat = s.flat(i, fl)
+	if fl := s.cfg.FlatLine; fl != nil && !(fl.SkipBelow != nil && v < *fl.SkipBelow) {
+		f.Flat = s.flat(i, fl, t)
 	}
 	return f
 }
@@ -217,11 +217,12 @@ func (s *Series) spike(i int) Flag {
 // last k values only grows with k, so the flat run ends where the range
 // reaches the tolerance. On varying data the walk stops after a value or
 // two; only a stuck sensor walks the whole window.
-func (s *Series) flat(i int, fl *registry.FlatLine) Flag {
+func (s *Series) flat(i int, fl *registry.FlatLine, t time.Time) Flag {
 	if fl.Tolerance <= 0 {
 		return Pass // max − min < 0 never holds
 	}
-	countS, countF := int(time.Duration(fl.Suspect)/s.interval), int(time.Duration(fl.Fail)/s.interval)
+	suspect, fail := fl.Windows(t.In(beijing).Month())
+	countS, countF := int(suspect/s.interval), int(fail/s.interval)
 	longest := max(countS, countF)
 	if longest < 1 {
 		return Pass

@@ -196,16 +196,32 @@ func TestLateValueUsesItsNeighbours(t *testing.T) {
 func TestIceSeasonSettings(t *testing.T) {
 	zero := 0.5
 	winter := time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC)
+	stage := func() *Series {
+		return NewSeries(registry.QC{FlatLine: &registry.FlatLine{Suspect: dur(6 * time.Hour), Fail: dur(24 * time.Hour), Tolerance: 0.002,
+			Winter: &registry.FlatLineWinter{Months: []int{12, 1, 2, 3}, Suspect: dur(24 * time.Hour), Fail: dur(72 * time.Hour)}}}, time.Hour)
+	}
 	temp := NewSeries(registry.QC{FlatLine: &registry.FlatLine{Suspect: dur(12 * time.Hour), Fail: dur(48 * time.Hour), Tolerance: 0.01, SkipBelow: &zero}}, time.Hour)
-	level := NewSeries(registry.QC{FlatLine: &registry.FlatLine{Suspect: dur(6 * time.Hour), Fail: dur(24 * time.Hour), Tolerance: 0.002, SkipMonths: []int{12, 1, 2, 3}}}, time.Hour)
-	for i := range 72 {
+	level := stage()
+	if level.Keep() < 72*time.Hour {
+		t.Errorf("the series keeps %v, less than the winter fail window", level.Keep())
+	}
+	// Under ice a stuck stage is suspect after 24 h and fails after 72 h;
+	// water at 0 °C is never judged flat.
+	for i := range 80 {
 		ft, _ := temp.Add(winter.Add(time.Duration(i)*time.Hour), 0.02)
 		fl, _ := level.Add(winter.Add(time.Duration(i)*time.Hour), 0.61)
-		if ft.Flat != None || fl.Flat != None || ft.Aggregate() != NotEvaluated {
-			t.Fatalf("hour %d under ice: water %+v, stage %+v", i, ft, fl)
+		want := Pass
+		switch {
+		case i >= 72:
+			want = Fail
+		case i >= 24:
+			want = Suspect
+		}
+		if ft.Flat != None || ft.Aggregate() != NotEvaluated || fl.Flat != want {
+			t.Fatalf("hour %d under ice: water %+v, stage %+v (want flat %v)", i, ft, fl, want)
 		}
 	}
-	summer := NewSeries(registry.QC{FlatLine: &registry.FlatLine{Suspect: dur(6 * time.Hour), Fail: dur(24 * time.Hour), Tolerance: 0.002, SkipMonths: []int{12, 1, 2, 3}}}, time.Hour)
+	summer := stage()
 	var f Flags
 	for i := range 25 {
 		f, _ = summer.Add(time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i)*time.Hour), 0.61)

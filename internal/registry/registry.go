@@ -90,14 +90,40 @@ type RateOfChange struct {
 
 // FlatLine: a value unchanged within Tolerance for Suspect (Fail) is suspect
 // (fails). SkipBelow turns the test off while the value is below it (ice:
-// water at 0 °C is really flat); SkipMonths turns it off in those months
-// (1–12, local time), e.g. a stage frozen under ice cover.
+// water at 0 °C is really flat). Winter gives longer windows for the ice
+// months, when a stage under ice cover moves little for days: the test is
+// never off for a season, so a stuck sensor is found in any month.
 type FlatLine struct {
-	Suspect    strictyaml.Duration `yaml:"suspect"`
-	Fail       strictyaml.Duration `yaml:"fail"`
-	Tolerance  float64             `yaml:"tolerance"`
-	SkipBelow  *float64            `yaml:"skip_below"`
-	SkipMonths []int               `yaml:"skip_months"`
+	Suspect   strictyaml.Duration `yaml:"suspect"`
+	Fail      strictyaml.Duration `yaml:"fail"`
+	Tolerance float64             `yaml:"tolerance"`
+	SkipBelow *float64            `yaml:"skip_below"`
+	Winter    *FlatLineWinter     `yaml:"winter"`
+}
+
+// FlatLineWinter holds the flat-line windows of the ice months (1–12, local
+// time).
+type FlatLineWinter struct {
+	Months  []int               `yaml:"months"`
+	Suspect strictyaml.Duration `yaml:"suspect"`
+	Fail    strictyaml.Duration `yaml:"fail"`
+}
+
+// Windows returns the suspect and fail windows in force in the local month.
+func (fl *FlatLine) Windows(month time.Month) (suspect, fail time.Duration) {
+	if w := fl.Winter; w != nil && slices.Contains(w.Months, int(month)) {
+		return time.Duration(w.Suspect), time.Duration(w.Fail)
+	}
+	return time.Duration(fl.Suspect), time.Duration(fl.Fail)
+}
+
+// Longest is the longest fail window of any month.
+func (fl *FlatLine) Longest() time.Duration {
+	d := time.Duration(fl.Fail)
+	if fl.Winter != nil {
+		d = max(d, time.Duration(fl.Winter.Fail))
+	}
+	return d
 }
 
 // Rating is one version of a station's stage–discharge relation, valid from
@@ -341,16 +367,22 @@ func validateQC(file string, line int, id, code string, q QC, ps *strictyaml.Pro
 	if fl := q.FlatLine; fl != nil && (fl.Suspect <= 0 || fl.Fail < fl.Suspect || fl.Tolerance < 0) {
 		ps.Add(file, line, "station %s: qc %s flat_line needs 0 < suspect <= fail and tolerance >= 0", id, code)
 	}
-	var months []int
+	if fl := q.FlatLine; fl != nil && fl.Winter != nil {
+		w := fl.Winter
+		if w.Suspect <= 0 || w.Fail < w.Suspect || len(w.Months) == 0 {
+			ps.Add(file, line, "station %s: qc %s flat_line.winter needs months and 0 < suspect <= fail", id, code)
+		}
+		for _, m := range w.Months {
+			if m < 1 || m > 12 {
+				ps.Add(file, line, "station %s: qc %s flat_line.winter.months: %d is not a month 1 to 12", id, code, m)
+			}
+		}
+	}
 	if q.Spike != nil {
-		months = append(months, q.Spike.SkipMonths...)
-	}
-	if q.FlatLine != nil {
-		months = append(months, q.FlatLine.SkipMonths...)
-	}
-	for _, m := range months {
-		if m < 1 || m > 12 {
-			ps.Add(file, line, "station %s: qc %s skip_months: %d is not a month 1 to 12", id, code, m)
+		for _, m := range q.Spike.SkipMonths {
+			if m < 1 || m > 12 {
+				ps.Add(file, line, "station %s: qc %s spike.skip_months: %d is not a month 1 to 12", id, code, m)
+			}
 		}
 	}
 }

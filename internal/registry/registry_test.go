@@ -88,13 +88,15 @@ func TestSemanticProblemsWithLines(t *testing.T) {
 		`broken.yaml:34: station Bad_ID: has a rating curve but does not report level_m`,
 		`broken.yaml:39: station Bad_ID: qc for unknown parameter code "turbidity"`,
 		`broken.yaml:40: station Bad_ID: qc ph spike needs 0 < suspect <= fail`,
+		`broken.yaml:41: station Bad_ID: qc level_m flat_line.winter needs months and 0 < suspect <= fail`,
+		`broken.yaml:41: station Bad_ID: qc level_m flat_line.winter.months: 13 is not a month 1 to 12`,
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in:\n%s", want, got)
 		}
 	}
 	var ps strictyaml.Problems
-	if ps = strictyaml.AsProblems("broken.yaml", err); len(ps) < 13 {
+	if ps = strictyaml.AsProblems("broken.yaml", err); len(ps) < 15 {
 		t.Errorf("%d problems, want every one of them", len(ps))
 	}
 }
