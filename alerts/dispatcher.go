@@ -154,7 +154,12 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	hold.Stop()
 	holding := false
 	var last time.Time // when the last delivery began
-	d.sendActive(ctx)  // firing alerts restored from disk go out again, with their startsAt
+	// Receivers are sent to under a context that outlives ctx by a second:
+	// a notification under way when shutdown begins, or queued then, still
+	// reaches them, and shutdown is not held up longer than that.
+	send, stopSend := afterGrace(ctx, shutdownGrace)
+	defer stopSend()
+	d.sendActive(send) // firing alerts restored from disk go out again, with their startsAt
 	for {
 		waited := false // the hold ended: what gathered goes now
 		select {
@@ -169,19 +174,15 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			// told of it.
 			if ts := d.take(); len(ts) > 0 {
 				last = d.o.Now()
-				d.deliver(ctx, ts)
+				d.deliver(send, ts)
 			}
-			d.sendActive(ctx)
+			d.sendActive(send)
 			continue
 		}
 		if ctx.Err() != nil {
-			// Also when a wake won the race with the end: receivers get a
-			// moment of their own; history and state need none.
 			hold.Stop()
 			if ts := d.take(); len(ts) > 0 {
-				final, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-				d.deliver(final, ts) // saves the state too
-				cancel()
+				d.deliver(send, ts) // saves the state too
 			} else {
 				d.save()
 			}
@@ -207,7 +208,35 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			continue
 		}
 		last = now
-		d.deliver(ctx, ts)
+		d.deliver(send, ts)
+	}
+}
+
+// shutdownGrace is how long receivers are still sent to once Run's context
+// has ended.
+const shutdownGrace = time.Second
+
+// afterGrace returns a context that ends grace after ctx does (or when stop
+// is called).
+func afterGrace(ctx context.Context, grace time.Duration) (_ context.Context, stop func()) {
+	out, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var mu sync.Mutex
+	var timer *time.Timer
+	stopAfter := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if out.Err() == nil {
+			timer = time.AfterFunc(grace, cancel)
+		}
+	})
+	return out, func() {
+		stopAfter()
+		cancel()
+		mu.Lock()
+		defer mu.Unlock()
+		if timer != nil {
+			timer.Stop()
+		}
 	}
 }
 
