@@ -35,11 +35,16 @@ type Value struct {
 	Flag int
 }
 
-// Sample is what the evaluator sees of one stored sample.
+// Sample is what the evaluator sees of one stored sample. A sample
+// without values is only a sign of life of its station.
 type Sample struct {
 	Station string
 	Time    time.Time
-	Values  []Value // a dozen at most: looked through, not hashed
+	// Received is the wall clock at which the message carrying the sample
+	// arrived: silence is measured from it, not from sample times, so that
+	// a station sending its backlog is talking, not silent.
+	Received time.Time
+	Values   []Value // a dozen at most: looked through, not hashed
 }
 
 // numCodes is how many codes codeID numbers.
@@ -173,18 +178,19 @@ type Evaluator struct {
 	ordered   []*instance            // every instance, in key order
 	silent    []*instance            // the instances of silent_for rules, in key order
 	byStation map[string][]*instance // the instances of each station, in key order
-	newest    map[string]time.Time   // station → newest sample time
+	heard     map[string]time.Time   // station → wall clock of its newest message
 	started   time.Time
 	templates map[string]*template.Template
 }
 
 // NewEvaluator returns an evaluator for rules; started is the wall clock at
-// start-up (silence of stations never heard is counted from it).
+// start-up: silence is counted from it for every station, so that no
+// station is silent before silent_for has passed since the start.
 func NewEvaluator(rules *Rules, o Options, started time.Time) *Evaluator {
 	if o.ResolvedRetention <= 0 {
 		o.ResolvedRetention = 15 * time.Minute
 	}
-	e := &Evaluator{o: o, instances: map[string]*instance{}, newest: map[string]time.Time{}, started: started}
+	e := &Evaluator{o: o, instances: map[string]*instance{}, heard: map[string]time.Time{}, started: started}
 	e.SetRules(rules)
 	return e
 }
@@ -307,39 +313,43 @@ func (e *Evaluator) ObserveAll(ss []Sample, wall time.Time) []Transition {
 	var out []Transition
 	var station string
 	var ins []*instance
-	var newest time.Time
+	var heard time.Time
 	for i := range ss {
 		s := &ss[i]
 		if i == 0 || s.Station != station {
 			if i > 0 {
-				e.newest[station] = newest
+				e.heard[station] = heard
 			}
-			station, ins, newest = s.Station, e.byStation[s.Station], e.newest[s.Station]
+			station, ins, heard = s.Station, e.byStation[s.Station], e.heard[s.Station]
 		}
-		if s.Time.After(newest) {
-			newest = s.Time
+		if s.Received.After(heard) {
+			heard = s.Received
 		}
-		out = e.observe(out, s, ins, newest, wall)
+		out = e.observe(out, s, ins, heard, wall)
 	}
 	if len(ss) > 0 {
-		e.newest[station] = newest
+		e.heard[station] = heard
 	}
 	return out
 }
 
-// observe moves the instances ins of the sample's station, whose newest
-// sample time is newest, and appends the transitions to out.
-func (e *Evaluator) observe(out []Transition, s *Sample, ins []*instance, newest, wall time.Time) []Transition {
+// observe moves the instances ins of the sample's station, last heard
+// from at heard, and appends the transitions to out.
+func (e *Evaluator) observe(out []Transition, s *Sample, ins []*instance, heard, wall time.Time) []Transition {
 	notify := e.o.MaxSampleAge <= 0 || wall.Sub(s.Time) <= e.o.MaxSampleAge
 	var at valueIndex
 	indexed := at.build(s)
 	for _, in := range ins {
 		r := in.rule
 		if r.SilentFor > 0 {
-			// A sample is a sign of life.
-			if in.State == StateFiring && wall.Sub(newest) <= time.Duration(r.SilentFor) {
-				out = append(out, *e.resolve(in, s.Time, wall, 0, notify))
+			// A message is a sign of life, however old its samples: the
+			// silence ends when it arrived (wall clock, as it began).
+			if in.State == StateFiring && wall.Sub(heard) <= time.Duration(r.SilentFor) {
+				out = append(out, *e.resolve(in, heard, wall, 0, in.Announced))
 			}
+			continue
+		}
+		if len(s.Values) == 0 {
 			continue
 		}
 		var val Value
@@ -481,8 +491,13 @@ func (e *Evaluator) fire(in *instance, t, wall time.Time, notify bool) *Transiti
 	return e.transition(in, StateFiring, t, notify)
 }
 
-// resolve moves a firing instance to resolved at sample time t.
+// resolve moves a firing instance to resolved at t: the sample time of the
+// change, never before the alert fired (Alertmanager refuses an endsAt
+// before startsAt).
 func (e *Evaluator) resolve(in *instance, t, wall time.Time, v float64, notify bool) *Transition {
+	if t.Before(in.StartsAt) {
+		t = in.StartsAt
+	}
 	in.State, in.EndsAt, in.Resolved, in.LastValue = StateResolved, t, wall, v
 	return e.transition(in, StateResolved, t, notify && in.Announced)
 }
@@ -497,8 +512,8 @@ func (e *Evaluator) Tick(now time.Time) []Transition {
 	defer e.mu.Unlock()
 	var out []Transition
 	for _, in := range e.silent {
-		last := e.newest[in.station.ID]
-		if last.IsZero() {
+		last := e.heard[in.station.ID]
+		if last.Before(e.started) {
 			last = e.started
 		}
 		silent := now.Sub(last)

@@ -69,7 +69,7 @@ func newEval(t *testing.T, maxAge time.Duration) *Evaluator {
 // at observes one value at minute m (wall clock = sample time).
 func at(e *Evaluator, station string, m int, code string, v float64) []Transition {
 	ts := t0.Add(time.Duration(m) * time.Minute)
-	return e.Observe(Sample{Station: station, Time: ts, Values: []Value{{Code: code, V: v, Flag: 1}}}, ts)
+	return e.Observe(Sample{Station: station, Time: ts, Received: ts, Values: []Value{{Code: code, V: v, Flag: 1}}}, ts)
 }
 
 func only(t *testing.T, ts []Transition, name string) []Transition {
@@ -223,6 +223,65 @@ func TestSilenceByWallClockDoesNotResolveLevelAlerts(t *testing.T) {
 	}
 }
 
+// Silence is time since a station's last message arrived: a backlog of old
+// samples is the station talking, and the silence it ends is resolved when
+// the backlog arrived, never before the alert fired.
+func TestSilenceByArrival(t *testing.T) {
+	e := newEval(t, time.Hour)
+	wall := t0.Add(2 * time.Hour)
+	old := func(m int, received time.Time) []Transition {
+		ts := t0.Add(time.Duration(m) * time.Minute) // sample time, long before arrival
+		return only(t, e.Observe(Sample{Station: "gauge", Time: ts, Received: received, Values: []Value{{Code: "level_m", V: 1, Flag: 1}}}, received), "Silent")
+	}
+	// A replay of two hours of samples, all arriving now: not silent.
+	for m := 0; m < 120; m += 5 {
+		old(m, wall.Add(time.Duration(m)*time.Second))
+	}
+	if tr := only(t, e.Tick(wall.Add(10*time.Minute)), "Silent"); len(tr) != 1 || tr[0].Alert.Labels["station"] != "levelonly" {
+		t.Fatalf("after a replay, only the station that sent nothing is silent: %+v", tr)
+	}
+	// gauge falls silent; its store-and-forward backlog, stamped before the
+	// alert fired, ends the silence when it arrives.
+	fired := wall.Add(40 * time.Minute)
+	tr := only(t, e.Tick(fired), "Silent")
+	if len(tr) != 1 || tr[0].Alert.Labels["station"] != "gauge" || !tr[0].Alert.StartsAt.Equal(fired) {
+		t.Fatalf("silence of gauge: %+v", tr)
+	}
+	e.Active(fired, time.Hour) // announced
+	arrived := fired.Add(7 * time.Minute)
+	tr = old(125, arrived)
+	if len(tr) != 1 || tr[0].State != StateResolved || !tr[0].Notify {
+		t.Fatalf("the backlog did not resolve the silence: %+v", tr)
+	}
+	if a := tr[0].Alert; !a.EndsAt.Equal(arrived) || a.EndsAt.Before(a.StartsAt) {
+		t.Fatalf("resolved silence: startsAt %v endsAt %v, want endsAt %v", a.StartsAt, a.EndsAt, arrived)
+	}
+	for _, a := range e.Active(arrived, time.Hour) {
+		if a.EndsAt.Before(a.StartsAt) {
+			t.Errorf("%s at %s: endsAt %v before startsAt %v", a.Labels["alertname"], a.Labels["station"], a.EndsAt, a.StartsAt)
+		}
+	}
+	// A message without values (a status saying it is online) is a sign of
+	// life too.
+	e.Tick(arrived.Add(31 * time.Minute))
+	tr = only(t, e.Observe(Sample{Station: "gauge", Received: arrived.Add(32 * time.Minute)}, arrived.Add(32*time.Minute)), "Silent")
+	if len(tr) != 1 || tr[0].State != StateResolved {
+		t.Fatalf("a sign of life did not resolve the silence: %+v", tr)
+	}
+}
+
+// A threshold alert resolved by a sample stamped before it fired (a late
+// sample cannot do it, but a clock that jumps back may) ends when it fired.
+func TestResolveNeverBeforeStart(t *testing.T) {
+	e := newEval(t, 0)
+	in := e.ordered[0]
+	in.State, in.StartsAt = StateFiring, t0.Add(time.Hour)
+	e.resolve(in, t0, t0.Add(2*time.Hour), 0, true)
+	if !in.EndsAt.Equal(in.StartsAt) {
+		t.Fatalf("endsAt %v, startsAt %v", in.EndsAt, in.StartsAt)
+	}
+}
+
 func TestSensorFault(t *testing.T) {
 	e := newEval(t, 0)
 	obs := func(m int, flag int) []Transition {
@@ -363,7 +422,7 @@ func TestObserveAllAsOneByOne(t *testing.T) {
 	wall := t0.Add(24 * time.Hour)
 	for m := range 3000 {
 		st := []string{"gauge", "levelonly"}[rng.IntN(2)]
-		s := Sample{Station: st, Time: t0.Add(time.Duration(m-rng.IntN(3)) * time.Minute), Values: []Value{
+		s := Sample{Station: st, Time: t0.Add(time.Duration(m-rng.IntN(3)) * time.Minute), Received: t0.Add(time.Duration(m) * time.Minute), Values: []Value{
 			{Code: "level_m", V: 2 + 2*rng.Float64(), Flag: 1 + 3*rng.IntN(2)},
 			{Code: "flow_m3s", V: 4 + 5*rng.Float64(), Flag: 1},
 			{Code: "wq_class", V: float64(1 + rng.IntN(6)), Flag: 1},
@@ -384,8 +443,8 @@ func TestObserveAllAsOneByOne(t *testing.T) {
 	if len(want) == 0 || !reflect.DeepEqual(got, want) {
 		t.Fatalf("ObserveAll gave %d transitions, Observe one by one %d (or they differ)", len(got), len(want))
 	}
-	if !reflect.DeepEqual(all.newest, one.newest) {
-		t.Fatalf("newest sample times differ: %v, %v", all.newest, one.newest)
+	if len(one.heard) == 0 || !reflect.DeepEqual(all.heard, one.heard) {
+		t.Fatalf("arrival times differ: %v, %v", all.heard, one.heard)
 	}
 }
 

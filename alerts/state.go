@@ -17,23 +17,23 @@ type savedInstance struct {
 
 type savedState struct {
 	Instances []savedInstance      `json:"instances"`
-	Newest    map[string]time.Time `json:"newest_sample"`
+	Heard     map[string]time.Time `json:"heard"`
 }
 
-// Save writes the state of every alert that is not inactive, and the
-// newest sample time of each station, to path atomically (write, fsync,
+// Save writes the state of every alert that is not inactive, and when each
+// station was last heard from, to path atomically (write, fsync,
 // rename), so that firing alerts survive a restart.
 func (e *Evaluator) Save(path string) error {
 	e.mu.Lock()
-	st := savedState{Newest: map[string]time.Time{}}
+	st := savedState{Heard: map[string]time.Time{}}
 	for _, in := range e.ordered {
 		if in.State == StateInactive {
 			continue
 		}
 		st.Instances = append(st.Instances, savedInstance{Rule: in.rule.Name, Station: in.station.ID, Param: in.param, instance: *in})
 	}
-	for k, v := range e.newest {
-		st.Newest[k] = v
+	for k, v := range e.heard {
+		st.Heard[k] = v
 	}
 	e.mu.Unlock()
 	b, err := json.MarshalIndent(st, "", " ")
@@ -82,8 +82,8 @@ func (e *Evaluator) Load(path string) (restored int, err error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for k, v := range st.Newest {
-		e.newest[k] = v
+	for k, v := range st.Heard {
+		e.heard[k] = v
 	}
 	for _, si := range st.Instances {
 		in := e.instances[key(si.Rule, si.Station, si.Param)]

@@ -53,11 +53,13 @@ type Publisher interface {
 }
 
 // StoredSample is a sample as stored: its values (codes and the derived
-// flow_rated_m3s and wq_class) with their QC flags.
+// flow_rated_m3s and wq_class) with their QC flags. One without values
+// only says that its station was heard from.
 type StoredSample struct {
-	Station string
-	Time    time.Time
-	Values  []StoredValue
+	Station  string
+	Time     time.Time
+	Received time.Time // wall clock at which its message arrived
+	Values   []StoredValue
 }
 
 // StoredValue is one value of a StoredSample.
@@ -855,7 +857,7 @@ func (p *Pipeline) storeSamples(st *registry.Station, samples []reading.Sample, 
 			reopened = append(reopened, a.reopened)
 		}
 		if p.o.Observer != nil {
-			b.observed = append(b.observed, a.stored(st.ID))
+			b.observed = s.observe(b.observed, &a, d.Received)
 		}
 		if newest == nil || !a.sample.Time.Before(newest.sample.Time) {
 			newest = &a
@@ -917,6 +919,9 @@ func (p *Pipeline) sweep(b *batch, buf []byte) []byte {
 				b.lines = append(b.lines, string(buf))
 			}
 		}
+		if p.o.Observer != nil {
+			b.observed = s.releaseStale(b.observed, now)
+		}
 	}
 	if len(silenced) > 0 {
 		// One line per sweep, not one per station: at 10,000 stations a
@@ -960,7 +965,7 @@ func (p *Pipeline) processStatus(d Delivery, st *registry.Station, b *batch, buf
 	b.lines = append(b.lines, string(buf))
 	p.m.msgAccepted.Inc()
 	if p.o.Observer != nil {
-		obs := StoredSample{Station: st.ID, Time: t}
+		obs := StoredSample{Station: st.ID, Time: t, Received: d.Received}
 		for _, f := range []struct {
 			code string
 			v    *float64
@@ -969,7 +974,8 @@ func (p *Pipeline) processStatus(d Delivery, st *registry.Station, b *batch, buf
 				obs.Values = append(obs.Values, StoredValue{f.code, *f.v, int(quality.NotEvaluated)})
 			}
 		}
-		if len(obs.Values) > 0 {
+		// Values, or a station saying it is online: a sign of life.
+		if len(obs.Values) > 0 || s.Online {
 			b.observed = append(b.observed, obs)
 		}
 	}

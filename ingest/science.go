@@ -35,6 +35,8 @@ type station struct {
 	days     *hydro.FlowDays // nil without an eflow_m3s limit
 	heard    time.Time       // wall clock of the newest message
 	silenced bool            // marked offline for silence, until heard again
+	held     []heldValue     // values whose QC flag waits for the next value (final.go)
+	graded   []gradedItem    // the latest valid value of each graded item
 }
 
 func newStation(st *registry.Station, loc *time.Location) *station {
@@ -133,15 +135,23 @@ func (p *Pipeline) assessForced(s *station, smp *reading.Sample, forced map[stri
 			p.m.skipped.WithLabelValues("no_rating").Inc()
 		}
 	}
-	// GB 3838-2002 class: the worst graded item that did not fail QC.
+	// GB 3838-2002 class of the section, on samples with a graded item.
 	cond := quality.Conditions{WaterTempC: temp, ElevationM: s.reg.ElevationM}
+	graded := false
 	for i, v := range smp.Values {
-		if a.flags[i] == int(quality.Fail) || !quality.Graded(v.Code) {
+		if !quality.Graded(v.Code) {
 			continue
 		}
-		if c, ok := quality.ItemClass(v.Code, v.Value, cond); ok && c > a.wqClass {
-			a.wqClass = c
+		graded = true
+		if a.flags[i] == int(quality.Fail) {
+			continue
 		}
+		if c, ok := quality.ItemClass(v.Code, v.Value, cond); ok {
+			s.grade(v.Code, smp.Time, c)
+		}
+	}
+	if graded {
+		a.wqClass = s.sectionClass(smp.Time)
 	}
 	// Ecological flow: measured flow, else rated flow, from values that
 	// passed QC or could not be judged (suspect and failed values excluded).
@@ -166,6 +176,55 @@ func (p *Pipeline) assessForced(s *station, smp *reading.Sample, forced map[stri
 		}
 	}
 	return a
+}
+
+// gradedItem is the latest value of one GB 3838-2002 item that did not fail
+// QC, with its class.
+type gradedItem struct {
+	code    string
+	t       time.Time
+	class   int
+	spacing time.Duration // between its last two values: the item's own interval
+}
+
+// minValidity is the least time a graded value stands for its item.
+const minValidity = 4 * time.Hour
+
+// valid is how long the item's latest value stands for it: three of its
+// own reporting intervals, at least minValidity. An hourly nutrient
+// analyser's value counts for the 5-minute samples of the hours after it.
+func (g *gradedItem) valid() time.Duration { return max(minValidity, 3*g.spacing) }
+
+// grade records the class of an item's value at t.
+func (s *station) grade(code string, t time.Time, class int) {
+	for i := range s.graded {
+		g := &s.graded[i]
+		if g.code != code {
+			continue
+		}
+		switch {
+		case t.After(g.t):
+			g.spacing, g.t, g.class = t.Sub(g.t), t, class
+		case t.Equal(g.t):
+			g.class = class // the same time again: the later value wins
+		}
+		return
+	}
+	s.graded = append(s.graded, gradedItem{code: code, t: t, class: class, spacing: time.Duration(s.reg.Interval)})
+}
+
+// sectionClass is the water-quality class of the section at t (GB 3838-2002
+// §5: the worst item decides): the worst class among the latest values of
+// its items that are still valid at t; 0 when none is.
+func (s *station) sectionClass(t time.Time) int {
+	class := 0
+	for i := range s.graded {
+		g := &s.graded[i]
+		if age := t.Sub(g.t); age >= 0 && age <= g.valid() {
+			class = max(class, g.class)
+		}
+	}
+	return class
 }
 
 // stored is the sample as observers see it.

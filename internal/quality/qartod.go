@@ -102,6 +102,12 @@ type flatRun struct {
 // values: what a restart has to read back.
 func (s *Series) Keep() time.Duration { return s.keep }
 
+// Spiked tells whether the spike test runs on a value at t: its flag is
+// then final only once the next value has come.
+func (s *Series) Spiked(t time.Time) bool {
+	return s.cfg.Spike != nil && !skipMonth(s.cfg.Spike.SkipMonths, t)
+}
+
 // Revision is a changed aggregate flag of an earlier value.
 type Revision struct {
 	Time time.Time

@@ -141,7 +141,9 @@ receivers:
 	}
 	rcv.mu.Unlock()
 
-	publishSeries(t, pub, st, "level_m", start.Add(20*time.Minute), 5*time.Minute, 1, func(int) float64 { return level(4) })
+	// Two values back below: the stage has a spike test, so a value is
+	// evaluated once the next one has come (or two intervals later).
+	publishSeries(t, pub, st, "level_m", start.Add(20*time.Minute), 5*time.Minute, 2, func(int) float64 { return level(4) })
 	testenv.Eventually(t, 30*time.Second, func() bool { return rcv.notifications("WaterLevelCritical", st)["resolved"] >= 1 },
 		"no resolved notification")
 	if n := rcv.notifications("WaterLevelCritical", st)["firing"]; n != 1 {

@@ -338,7 +338,7 @@ func toAlertSamples(ss []ingest.StoredSample) []alerts.Sample {
 		for _, v := range s.Values {
 			vals = append(vals, alerts.Value{Code: v.Code, V: v.Value, Flag: v.Flag})
 		}
-		out[i] = alerts.Sample{Station: s.Station, Time: s.Time, Values: vals[from:len(vals):len(vals)]}
+		out[i] = alerts.Sample{Station: s.Station, Time: s.Time, Received: s.Received, Values: vals[from:len(vals):len(vals)]}
 	}
 	return out
 }
