@@ -78,12 +78,13 @@ func (s *station) heldIndex(code string) int {
 }
 
 // releaseStale appends the held values that waited two reporting
-// intervals (wall clock) for a next value that did not come.
+// intervals (wall clock) for a next value that did not come; every held
+// value when now is zero (shutdown).
 func (s *station) releaseStale(out []StoredSample, now time.Time) []StoredSample {
 	wait := 2 * time.Duration(s.reg.Interval)
 	var released []heldValue
 	s.held = slices.DeleteFunc(s.held, func(h heldValue) bool {
-		if now.Sub(h.received) < wait {
+		if !now.IsZero() && now.Sub(h.received) < wait {
 			return false
 		}
 		released = append(released, h)

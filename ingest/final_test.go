@@ -48,7 +48,7 @@ func TestObserverSeesFinalFlags(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2026, 7, 2, 4, 0, 0, 0, time.UTC)}
 	rec := &recorder{}
 	p := newPipeline(t, t.TempDir(), &fakeWriter{}, &fakePublisher{}, Options{Now: clock.Now, Observer: rec, SweepEvery: 5 * time.Millisecond})
-	run(t, p)
+	stop := run(t, p)
 	acks := &ackLog{}
 	t0 := clock.Now().Add(-time.Hour)
 	levels := []float64{1.00, 1.00, 1.00, 1.60, 1.00, 1.00}
@@ -90,6 +90,14 @@ func TestObserverSeesFinalFlags(t *testing.T) {
 	rec.mu.Unlock()
 	if !last.Received.Before(clock.Now().Add(-10 * time.Minute)) {
 		t.Errorf("released with Received %v", last.Received)
+	}
+	// What waits at shutdown is shown then.
+	body := fmt.Sprintf(`{"station": "sagya-sagya", "samples": [{"time": %q, "values": {"level_m": 1.0}}]}`, t0.Add(30*time.Minute).Format(time.RFC3339))
+	p.Handle("rivermon/v1/stations/sagya-sagya/readings", []byte(body), clock.Now(), acks.ack(len(levels)))
+	eventually(t, func() bool { return len(acks.get()) == len(levels)+1 }, "not acked")
+	stop()
+	if times, _, _ := rec.values("level_m"); len(times) != len(levels)+1 {
+		t.Errorf("after shutdown the observer has %d stage values, want %d", len(times), len(levels)+1)
 	}
 }
 

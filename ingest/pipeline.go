@@ -368,7 +368,9 @@ type batch struct {
 	observed    []StoredSample
 }
 
-func (b *batch) empty() bool { return len(b.acks) == 0 && len(b.lines) == 0 && len(b.deadLetters) == 0 }
+func (b *batch) empty() bool {
+	return len(b.acks) == 0 && len(b.lines) == 0 && len(b.deadLetters) == 0 && len(b.observed) == 0
+}
 
 // reset empties b for reuse, keeping its arrays and letting go of what
 // they held.
@@ -422,6 +424,13 @@ func (p *Pipeline) assemble(ctx context.Context, out chan<- *batch) {
 			}
 		}
 		if closed {
+			if p.o.Observer != nil {
+				// Values still waiting for a next one are evaluated as they
+				// are: after a restart nothing would show them to alerts.
+				for i := range p.o.Registry.Stations {
+					cur.observed = p.state[p.o.Registry.Stations[i].ID].releaseStale(cur.observed, time.Time{})
+				}
+			}
 			if !cur.empty() {
 				out <- cur
 			}
