@@ -96,9 +96,9 @@ func loadDashboards(t *testing.T) map[string]dashboard {
 
 var varRE = regexp.MustCompile(`\$(\{)?([A-Za-z_]\w*)`)
 
-// TestDashboardsAreWellFormed: Grafana's required fields, the provisioned
+// TestGrafanaDashboardsAreWellFormed: Grafana's required fields, the provisioned
 // data source only, variables that exist, links to dashboards that exist.
-func TestDashboardsAreWellFormed(t *testing.T) {
+func TestGrafanaDashboardsAreWellFormed(t *testing.T) {
 	dashboards := loadDashboards(t)
 	builtin := map[string]bool{"timeFilter": true, "__interval": true, "interval": true, "__url_time_range": true,
 		"tag_station": true, "col": true}
@@ -156,12 +156,12 @@ func TestDashboardsAreWellFormed(t *testing.T) {
 
 var aliasRE = regexp.MustCompile(`AS "([^"]+)"`)
 
-// TestDashboardQueriesReturnData runs every panel, variable and annotation
+// TestGrafanaDashboardQueriesReturnData runs every panel, variable and annotation
 // query, with Grafana's macros and variables expanded as Grafana expands
 // them, against a real influxd holding two simulated days of all 23
 // stations (scenarios included), and checks each returns the columns its
 // panel needs.
-func TestDashboardQueriesReturnData(t *testing.T) {
+func TestGrafanaDashboardQueriesReturnData(t *testing.T) {
 	dashboards := loadDashboards(t)
 	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
 	in := testenv.StartInflux(t)
