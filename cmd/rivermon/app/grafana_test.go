@@ -19,13 +19,48 @@ import (
 const dataSourceUID = "rivermon-influxdb"
 
 type dashTarget struct {
-	RefID      string `json:"refId"`
-	Query      string `json:"query"`
-	RawQuery   bool   `json:"rawQuery"`
-	Datasource struct {
+	RefID        string `json:"refId"`
+	Query        string `json:"query"`
+	RawQuery     bool   `json:"rawQuery"`
+	ResultFormat string `json:"resultFormat"`
+	Alias        string `json:"alias"`
+	Datasource   struct {
 		Type string `json:"type"`
 		UID  string `json:"uid"`
 	} `json:"datasource"`
+}
+
+// dashPanel is what the tests read of a panel: its queries, and the field
+// config and transformations that decide what Grafana draws of them.
+type dashPanel struct {
+	ID         int                       `json:"id"`
+	Type       string                    `json:"type"`
+	Title      string                    `json:"title"`
+	GridPos    *struct{ X, Y, W, H int } `json:"gridPos"`
+	Datasource struct {
+		UID string `json:"uid"`
+	} `json:"datasource"`
+	Targets     []dashTarget `json:"targets"`
+	FieldConfig struct {
+		Defaults struct {
+			Unit   string         `json:"unit"`
+			Custom map[string]any `json:"custom"`
+		} `json:"defaults"`
+		Overrides []struct {
+			Matcher struct {
+				ID      string `json:"id"`
+				Options any    `json:"options"`
+			} `json:"matcher"`
+			Properties []struct {
+				ID    string `json:"id"`
+				Value any    `json:"value"`
+			} `json:"properties"`
+		} `json:"overrides"`
+	} `json:"fieldConfig"`
+	Transformations []struct {
+		ID      string          `json:"id"`
+		Options json.RawMessage `json:"options"`
+	} `json:"transformations"`
 }
 
 type dashboard struct {
@@ -57,16 +92,7 @@ type dashboard struct {
 	Links []struct {
 		URL string `json:"url"`
 	} `json:"links"`
-	Panels []struct {
-		ID         int                       `json:"id"`
-		Type       string                    `json:"type"`
-		Title      string                    `json:"title"`
-		GridPos    *struct{ X, Y, W, H int } `json:"gridPos"`
-		Datasource struct {
-			UID string `json:"uid"`
-		} `json:"datasource"`
-		Targets []dashTarget `json:"targets"`
-	} `json:"panels"`
+	Panels []dashPanel `json:"panels"`
 }
 
 func loadDashboards(t *testing.T) map[string]dashboard {
@@ -134,6 +160,9 @@ func TestGrafanaDashboardsAreWellFormed(t *testing.T) {
 					t.Errorf("%s: panel %q query %s: %+v", uid, p.Title, tg.RefID, tg)
 				}
 				check("panel "+p.Title, tg.Query)
+			}
+			if p.Type == "timeseries" {
+				checkUnits(t, uid, p)
 			}
 		}
 		for _, a := range d.Annotations.List {
@@ -286,4 +315,141 @@ func TestGrafanaDashboardQueriesReturnData(t *testing.T) {
 		}
 	}
 	t.Logf("%d queries of %d dashboards ran against %d simulated samples", queries, len(dashboards), sum.Samples)
+}
+
+// drawnSeries are the series a panel draws, as Grafana names them: per
+// query not used as configuration (configFromData), one per column of its
+// outer SELECT, named by the query's alias template ($col, $m) or by
+// Grafana's default "measurement.column". known is false when the name
+// depends on the data (tag values, unaliased columns).
+type drawnSeries struct {
+	refID, name string
+	known       bool
+}
+
+var (
+	fromRE    = regexp.MustCompile(`FROM "([^"]+)"`)
+	groupTags = regexp.MustCompile(`GROUP BY [^"]*"`)
+)
+
+func seriesOf(p dashPanel) []drawnSeries {
+	config := configSources(p)
+	var out []drawnSeries
+	for _, tg := range p.Targets {
+		if config[tg.RefID] {
+			continue
+		}
+		measurement := ""
+		if m := fromRE.FindStringSubmatch(tg.Query); m != nil {
+			measurement = m[1]
+		}
+		cols := []string{""}
+		if as := aliasRE.FindAllStringSubmatch(outerSelect(tg.Query), -1); as != nil {
+			cols = cols[:0]
+			for _, m := range as {
+				cols = append(cols, m[1])
+			}
+		}
+		for _, col := range cols {
+			tmpl, known := tg.Alias, col != ""
+			if tmpl == "" {
+				tmpl = "$m.$col"
+				known = known && !groupTags.MatchString(tg.Query)
+			}
+			name := strings.NewReplacer("$col", col, "$measurement", measurement, "$m", measurement).Replace(tmpl)
+			known = known && !strings.Contains(name, "$") && !strings.Contains(name, "[[")
+			out = append(out, drawnSeries{refID: tg.RefID, name: name, known: known})
+		}
+	}
+	return out
+}
+
+// outerSelect is the select list of a query's outermost SELECT.
+func outerSelect(q string) string {
+	if i := strings.Index(q, " FROM "); i >= 0 {
+		return q[:i]
+	}
+	return q
+}
+
+// configSources are the refIds whose results a configFromData
+// transformation turns into field config rather than series.
+func configSources(p dashPanel) map[string]bool {
+	out := map[string]bool{}
+	for _, tr := range p.Transformations {
+		if tr.ID != "configFromData" {
+			continue
+		}
+		var o struct {
+			ConfigRefID string `json:"configRefId"`
+		}
+		if json.Unmarshal(tr.Options, &o) == nil {
+			out[o.ConfigRefID] = true
+		}
+	}
+	return out
+}
+
+// checkUnits: every series a timeseries panel draws has a unit, from the
+// defaults or an override, and no axis side carries two units (a
+// temperature and a conductivity on one unit-less axis read as neither).
+// Overrides are applied as Grafana applies them, in order, by field name,
+// name regex or query.
+func checkUnits(t *testing.T, uid string, p dashPanel) {
+	t.Helper()
+	sides := map[string]map[string][]string{} // side → unit → series
+	for _, s := range seriesOf(p) {
+		unit, side := p.FieldConfig.Defaults.Unit, ""
+		if v, ok := p.FieldConfig.Defaults.Custom["axisPlacement"].(string); ok {
+			side = v
+		}
+		for _, o := range p.FieldConfig.Overrides {
+			opt, _ := o.Matcher.Options.(string)
+			var match bool
+			switch o.Matcher.ID {
+			case "byName":
+				match = s.known && s.name == opt
+			case "byRegexp":
+				re, err := regexp.Compile(opt)
+				if err != nil {
+					t.Errorf("%s: panel %q: override regex %q: %v", uid, p.Title, opt, err)
+				}
+				match = err == nil && s.known && re.MatchString(s.name)
+			case "byFrameRefID":
+				match = s.refID == opt
+			default:
+				t.Errorf("%s: panel %q: override matcher %q, which this test cannot follow", uid, p.Title, o.Matcher.ID)
+			}
+			if !match {
+				continue
+			}
+			for _, pr := range o.Properties {
+				v, _ := pr.Value.(string)
+				switch pr.ID {
+				case "unit":
+					unit = v
+				case "custom.axisPlacement":
+					side = v
+				}
+			}
+		}
+		if unit == "" {
+			t.Errorf("%s: panel %q: series %q (query %s) has no unit", uid, p.Title, s.name, s.refID)
+		}
+		if side == "hidden" {
+			continue
+		}
+		if side == "" {
+			side = "auto"
+		}
+		if sides[side] == nil {
+			sides[side] = map[string][]string{}
+		}
+		sides[side][unit] = append(sides[side][unit], s.name)
+	}
+	for side, units := range sides {
+		if len(units) > 1 {
+			t.Errorf("%s: panel %q: axis %s mixes units %v", uid, p.Title, side, units)
+		}
+	}
 }
