@@ -4,14 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/testenv"
 	"github.com/rivermon/rivermon/simulators"
 )
@@ -164,6 +167,7 @@ func TestGrafanaDashboardsAreWellFormed(t *testing.T) {
 			if p.Type == "timeseries" {
 				checkUnits(t, uid, p)
 			}
+			checkQCCodes(t, uid, p)
 		}
 		for _, a := range d.Annotations.List {
 			if a.Query != "" {
@@ -250,25 +254,31 @@ func TestGrafanaDashboardQueriesReturnData(t *testing.T) {
 		return "(" + strings.Join(vals, "|") + ")"
 	}
 	allRivers, allStations := tags("river"), tags("station")
-	expand := func(q string, single bool) string {
-		station := allStations
-		if single {
-			station = "nianchu-mouth"
-		}
+	// expand puts in Grafana's macros and variables: station is the
+	// selection as Grafana formats it, the time filter is [from, to].
+	expand := func(q, station string, from, to time.Time) string {
 		return strings.NewReplacer(
 			"$timeFilter", fmt.Sprintf("time >= %dms and time <= %dms", from.UnixMilli(), to.UnixMilli()),
 			"$__interval", "30m", "$river", allRivers, "$station", station,
 		).Replace(q)
 	}
-	run := func(where, q string) {
+	selection := func(d dashboard) string {
+		for _, v := range d.Templating.List {
+			if v.Name == "station" && !v.Multi {
+				return "nianchu-mouth"
+			}
+		}
+		return allStations
+	}
+	run := func(where, q string) []testenv.Series {
 		ss, err := in.Query("rivermon", q)
 		if err != nil {
 			t.Errorf("%s: %v\n%s", where, err, q)
-			return
+			return nil
 		}
 		if len(ss) == 0 {
 			t.Errorf("%s: no series\n%s", where, q)
-			return
+			return nil
 		}
 		cols := map[string]bool{}
 		nonNull := false
@@ -282,7 +292,7 @@ func TestGrafanaDashboardQueriesReturnData(t *testing.T) {
 				}
 			}
 		}
-		for _, m := range aliasRE.FindAllStringSubmatch(q, -1) {
+		for _, m := range aliasRE.FindAllStringSubmatch(outerSelect(q), -1) {
 			if !cols[m[1]] {
 				t.Errorf("%s: column %q missing (have %v)", where, m[1], cols)
 			}
@@ -290,31 +300,109 @@ func TestGrafanaDashboardQueriesReturnData(t *testing.T) {
 		if !nonNull {
 			t.Errorf("%s: only nulls\n%s", where, q)
 		}
+		return ss
 	}
 	queries := 0
 	for uid, d := range dashboards {
-		single := false
+		station := selection(d)
 		for _, v := range d.Templating.List {
-			if v.Name == "station" && !v.Multi {
-				single = true
-			}
-			run(uid+" variable "+v.Name, expand(v.Query, single))
+			run(uid+" variable "+v.Name, expand(v.Query, station, from, to))
 			queries++
 		}
 		for _, p := range d.Panels {
 			for _, tg := range p.Targets {
-				run(fmt.Sprintf("%s panel %q %s", uid, p.Title, tg.RefID), expand(tg.Query, single))
+				run(fmt.Sprintf("%s panel %q %s", uid, p.Title, tg.RefID), expand(tg.Query, station, from, to))
 				queries++
 			}
 		}
 		for _, a := range d.Annotations.List {
 			if a.Query != "" {
-				run(uid+" annotation "+a.Name, expand(a.Query, single))
+				run(uid+" annotation "+a.Name, expand(a.Query, station, from, to))
 				queries++
 			}
 		}
 	}
 	t.Logf("%d queries of %d dashboards ran against %d simulated samples", queries, len(dashboards), sum.Samples)
+
+	// The QC panels show every code a station reports: for each station
+	// alone, the queries on QC flags of a panel return, once Grafana has
+	// renamed their columns, a non-null column named by (or starting with)
+	// each code of the station's registry entry, and the rated flow where
+	// the station has one.
+	for uid, d := range dashboards {
+		for _, p := range d.Panels {
+			if !slices.ContainsFunc(p.Targets, func(tg dashTarget) bool { return strings.Contains(tg.Query, "_qc") }) {
+				continue
+			}
+			for _, st := range reg.Stations {
+				want := slices.Clone(st.Params)
+				if in.Count(t, "reading", "flow_rated_m3s", fmt.Sprintf("station = '%s'", st.ID)) > 0 {
+					want = append(want, "flow_rated_m3s")
+				}
+				where := fmt.Sprintf("%s panel %q, station %s", uid, p.Title, st.ID)
+				got := map[string]bool{}
+				for _, tg := range p.Targets {
+					for _, s := range run(where+" "+tg.RefID, expand(tg.Query, st.ID, from, to)) {
+						for i, c := range s.Columns[1:] {
+							for _, row := range s.Values {
+								if f := strings.Fields(renamed(p, c)); row[i+1] != nil && len(f) > 0 {
+									got[f[0]] = true
+								}
+							}
+						}
+					}
+				}
+				var missing []string
+				for _, code := range want {
+					if !got[code] {
+						missing = append(missing, code)
+					}
+				}
+				if len(missing) > 0 {
+					t.Errorf("%s: no values for %v (have %v)", where, missing, slices.Sorted(maps.Keys(got)))
+				}
+			}
+		}
+	}
+}
+
+// checkQCCodes: a panel on QC flags selects them all, by the regex /_qc$/
+// or by naming the flag of every parameter code and of the rated flow, so
+// that a code added to the contract is not silently left out.
+func checkQCCodes(t *testing.T, uid string, p dashPanel) {
+	t.Helper()
+	for _, tg := range p.Targets {
+		if !strings.Contains(tg.Query, "_qc") || strings.Contains(tg.Query, "(/_qc$/)") {
+			continue
+		}
+		codes := []string{"flow_rated_m3s"}
+		for _, prm := range reading.Params() {
+			codes = append(codes, prm.Code)
+		}
+		for _, c := range codes {
+			if !strings.Contains(tg.Query, `"`+c+`_qc"`) {
+				t.Errorf("%s: panel %q query %s leaves out the flags of %s", uid, p.Title, tg.RefID, c)
+			}
+		}
+	}
+}
+
+// renamed is the name Grafana shows for column c of panel p after the
+// panel's renameByRegex transformations.
+func renamed(p dashPanel, c string) string {
+	for _, tr := range p.Transformations {
+		if tr.ID != "renameByRegex" {
+			continue
+		}
+		var o struct {
+			Regex         string `json:"regex"`
+			RenamePattern string `json:"renamePattern"`
+		}
+		if json.Unmarshal(tr.Options, &o) == nil {
+			c = regexp.MustCompile(o.Regex).ReplaceAllString(c, o.RenamePattern)
+		}
+	}
+	return c
 }
 
 // drawnSeries are the series a panel draws, as Grafana names them: per
