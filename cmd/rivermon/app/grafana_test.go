@@ -10,10 +10,12 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rivermon/rivermon/internal/quality"
 	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/testenv"
 	"github.com/rivermon/rivermon/simulators"
@@ -129,6 +131,12 @@ var varRE = regexp.MustCompile(`\$(\{)?([A-Za-z_]\w*)`)
 // data source only, variables that exist, links to dashboards that exist.
 func TestGrafanaDashboardsAreWellFormed(t *testing.T) {
 	dashboards := loadDashboards(t)
+	limitNames := map[string]bool{}
+	for _, st := range loadRegistry(t).Stations {
+		for k := range st.Limits {
+			limitNames[k] = true
+		}
+	}
 	builtin := map[string]bool{"timeFilter": true, "__interval": true, "interval": true, "__url_time_range": true,
 		"tag_station": true, "col": true}
 	for uid, d := range dashboards {
@@ -168,6 +176,7 @@ func TestGrafanaDashboardsAreWellFormed(t *testing.T) {
 				checkUnits(t, uid, p)
 			}
 			checkQCCodes(t, uid, p)
+			checkLimits(t, uid, p, limitNames)
 		}
 		for _, a := range d.Annotations.List {
 			if a.Query != "" {
@@ -324,6 +333,53 @@ func TestGrafanaDashboardQueriesReturnData(t *testing.T) {
 	}
 	t.Logf("%d queries of %d dashboards ran against %d simulated samples", queries, len(dashboards), sum.Samples)
 
+	// Limit lines hold over a range before rivermon first wrote
+	// station_state (the simulated days are weeks before this test ran): the
+	// configuration query of each still gives the station's limits, as the
+	// registry has them.
+	before, beforeEnd := start, start.Add(48*time.Hour)
+	if n := in.Count(t, "station_state", "lat", fmt.Sprintf("time >= %dms AND time <= %dms", before.UnixMilli(), beforeEnd.UnixMilli())); n != 0 {
+		t.Fatalf("%d station_state points in the simulated days; the range must be before rivermon wrote any", n)
+	}
+	limitNames := map[string]bool{}
+	for _, st := range reg.Stations {
+		for k := range st.Limits {
+			limitNames[k] = true
+		}
+	}
+	limitChecks := 0
+	for uid, d := range dashboards {
+		station := selection(d)
+		st := reg.Station(station)
+		for _, p := range d.Panels {
+			for _, tg := range p.Targets {
+				if configMappings(p)[tg.RefID] == nil {
+					continue
+				}
+				where := fmt.Sprintf("%s panel %q %s, range before station_state", uid, p.Title, tg.RefID)
+				rows := map[string]any{}
+				for _, s := range run(where, expand(tg.Query, station, before, beforeEnd)) {
+					for _, r := range s.Rows() {
+						maps.Copy(rows, r)
+					}
+				}
+				for field, alias := range limitsOf(tg.Query, limitNames) {
+					want, ok := st.Limits[field]
+					if code, isWQ := strings.CutPrefix(field, "wq_limit_"); isWQ {
+						want, ok = quality.ClassLimit(code, int(st.Limits["wq_target_class"]))
+					}
+					if got := fmt.Sprint(rows[alias]); !ok || got != strconv.FormatFloat(want, 'g', -1, 64) {
+						t.Errorf("%s: %s = %s, want %v (registry of %s)", where, alias, got, want, station)
+					}
+					limitChecks++
+				}
+			}
+		}
+	}
+	if limitChecks == 0 {
+		t.Error("no limit line checked")
+	}
+
 	// The QC panels show every code a station reports: for each station
 	// alone, the queries on QC flags of a panel return, once Grafana has
 	// renamed their columns, a non-null column named by (or starting with)
@@ -383,6 +439,90 @@ func checkQCCodes(t *testing.T, uid string, p dashPanel) {
 			if !strings.Contains(tg.Query, `"`+c+`_qc"`) {
 				t.Errorf("%s: panel %q query %s leaves out the flags of %s", uid, p.Title, tg.RefID, c)
 			}
+		}
+	}
+}
+
+var selectedRE = regexp.MustCompile(`last\("([^"]+)"\) AS "([^"]+)"`)
+
+// limitsOf returns, for a query on station_state, the station limits it
+// selects (field → alias).
+func limitsOf(q string, limitNames map[string]bool) map[string]string {
+	out := map[string]string{}
+	if !strings.Contains(q, `FROM "station_state"`) {
+		return out
+	}
+	for _, m := range selectedRE.FindAllStringSubmatch(q, -1) {
+		if limitNames[m[1]] || strings.HasPrefix(m[1], "wq_limit_") {
+			out[m[1]] = m[2]
+		}
+	}
+	return out
+}
+
+// configMappings returns, per configFromData source refId, the handler
+// each field name is mapped to.
+func configMappings(p dashPanel) map[string]map[string]string {
+	out := map[string]map[string]string{}
+	for _, tr := range p.Transformations {
+		if tr.ID != "configFromData" {
+			continue
+		}
+		var o struct {
+			ConfigRefID string `json:"configRefId"`
+			Mappings    []struct {
+				FieldName  string `json:"fieldName"`
+				HandlerKey string `json:"handlerKey"`
+			} `json:"mappings"`
+		}
+		if json.Unmarshal(tr.Options, &o) != nil {
+			continue
+		}
+		out[o.ConfigRefID] = map[string]string{}
+		for _, m := range o.Mappings {
+			out[o.ConfigRefID][m.FieldName] = m.HandlerKey
+		}
+	}
+	return out
+}
+
+// checkLimits: a limit (warning level, ecological target, class limit…) a
+// panel reads from station_state is drawn as a threshold from a query
+// without $timeFilter, so that it does not vanish over a range in which
+// rivermon wrote no station_state: every limit the panel selects is in a
+// configFromData source, as a table, mapped to a threshold that the panel
+// draws.
+func checkLimits(t *testing.T, uid string, p dashPanel, limitNames map[string]bool) {
+	t.Helper()
+	mappings := configMappings(p)
+	asThreshold := map[string]bool{}
+	for _, tg := range p.Targets {
+		m, isConfig := mappings[tg.RefID]
+		if !isConfig {
+			continue
+		}
+		if strings.Contains(tg.Query, "$timeFilter") || tg.ResultFormat != "table" {
+			t.Errorf("%s: panel %q: configuration query %s depends on the time range or is not a table: %s", uid, p.Title, tg.RefID, tg.Query)
+		}
+		for field, alias := range limitsOf(tg.Query, limitNames) {
+			if m[alias] != "threshold1" {
+				t.Errorf("%s: panel %q: %s (%q) of query %s is mapped to %q, not to a threshold", uid, p.Title, field, alias, tg.RefID, m[alias])
+				continue
+			}
+			asThreshold[field] = true
+		}
+	}
+	for _, tg := range p.Targets {
+		for field := range limitsOf(tg.Query, limitNames) {
+			if !asThreshold[field] {
+				t.Errorf("%s: panel %q: limit %s (query %s) is not a threshold from a query without $timeFilter", uid, p.Title, field, tg.RefID)
+			}
+		}
+	}
+	if len(asThreshold) > 0 {
+		style, _ := p.FieldConfig.Defaults.Custom["thresholdsStyle"].(map[string]any)
+		if mode, _ := style["mode"].(string); mode == "" || mode == "off" {
+			t.Errorf("%s: panel %q: thresholds from limits, but not drawn (thresholdsStyle %v)", uid, p.Title, style)
 		}
 	}
 }
