@@ -125,7 +125,10 @@ func loadDashboards(t *testing.T) map[string]dashboard {
 	return out
 }
 
-var varRE = regexp.MustCompile(`\$(\{)?([A-Za-z_]\w*)`)
+var (
+	varRE           = regexp.MustCompile(`\$(\{)?([A-Za-z_]\w*)`)
+	stationFilterRE = regexp.MustCompile(`"station" =~ /\^\$station\$/`)
+)
 
 // TestGrafanaDashboardsAreWellFormed: Grafana's required fields, the provisioned
 // data source only, variables that exist, links to dashboards that exist.
@@ -148,6 +151,31 @@ func TestGrafanaDashboardsAreWellFormed(t *testing.T) {
 			defined[v.Name] = true
 			if v.Datasource.UID != dataSourceUID {
 				t.Errorf("%s: variable %s uses data source %q", uid, v.Name, v.Datasource.UID)
+			}
+			// Station detail is one station's page; elsewhere any
+			// selection of stations, all of them by default.
+			if v.Name == "station" && uid != "rivermon-station" && !(v.Multi && v.IncludeAll) {
+				t.Errorf("%s: variable station is not multi-value with All", uid)
+			}
+		}
+		if !defined["station"] {
+			t.Errorf("%s: no station variable", uid)
+		}
+		// Every query honours the station selection (variables aside: the
+		// station list itself is narrowed by river).
+		honours := func(where, q string) {
+			if !stationFilterRE.MatchString(q) {
+				t.Errorf("%s: %s ignores $station: %s", uid, where, q)
+			}
+		}
+		for _, p := range d.Panels {
+			for _, tg := range p.Targets {
+				honours(fmt.Sprintf("panel %q query %s", p.Title, tg.RefID), tg.Query)
+			}
+		}
+		for _, a := range d.Annotations.List {
+			if a.Query != "" {
+				honours("annotation "+a.Name, a.Query)
 			}
 		}
 		check := func(where, text string) {
@@ -332,6 +360,29 @@ func TestGrafanaDashboardQueriesReturnData(t *testing.T) {
 		}
 	}
 	t.Logf("%d queries of %d dashboards ran against %d simulated samples", queries, len(dashboards), sum.Samples)
+
+	// One station selected, the queries grouped by station answer for it
+	// alone.
+	const one = "pumqu-chentang"
+	for uid, d := range dashboards {
+		for _, p := range d.Panels {
+			for _, tg := range p.Targets {
+				if !strings.Contains(tg.Query, `GROUP BY "station"`) && !strings.Contains(tg.Query, `, "station"`) {
+					continue
+				}
+				q := expand(tg.Query, one, from, to)
+				ss, err := in.Query("rivermon", q)
+				if err != nil {
+					t.Errorf("%s panel %q %s: %v", uid, p.Title, tg.RefID, err)
+				}
+				for _, s := range ss {
+					if s.Tags["station"] != one {
+						t.Errorf("%s panel %q %s: station %s selected, series of %q\n%s", uid, p.Title, tg.RefID, one, s.Tags["station"], q)
+					}
+				}
+			}
+		}
+	}
 
 	// Limit lines hold over a range before rivermon first wrote
 	// station_state (the simulated days are weeks before this test ran): the
