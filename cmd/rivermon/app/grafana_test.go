@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rivermon/rivermon/internal/hydro"
 	"github.com/rivermon/rivermon/internal/quality"
 	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/testenv"
@@ -254,7 +255,17 @@ func TestGrafanaDashboardQueriesReturnData(t *testing.T) {
 	for i, code := range []string{"ph", "do_mgl", "turb_ntu"} {
 		publishSeries(t, pub, "nianchu-mouth", code, start.Add(30*time.Hour+time.Duration(2+i)*time.Minute), time.Minute, 1, func(int) float64 { return -1 })
 	}
+	// Two days below the ecological target (6.5 m³/s) after the simulated
+	// ones: one whole day, which failed, and half an hour of the next, too
+	// little data (coverage < 0.75) for the day to count either way.
+	failedDay, thinDay := start.AddDate(0, 0, 3), start.AddDate(0, 0, 4)
+	publishSeries(t, pub, "nianchu-mouth", "flow_m3s", failedDay, 5*time.Minute, 288, func(int) float64 { return 2 })
+	publishSeries(t, pub, "nianchu-mouth", "flow_m3s", thinDay, 5*time.Minute, 6, func(int) float64 { return 2 })
 	testenv.Eventually(t, 60*time.Second, func() bool {
+		if field(t, in, "eflow_daily", "compliant", "nianchu-mouth", failedDay) != "false" ||
+			field(t, in, "eflow_daily", "compliant", "nianchu-mouth", thinDay) != "false" {
+			return false
+		}
 		if in.Count(t, "reading", "flow_m3s", `"station" = 'nianchu-mouth' AND "flow_m3s" < 0`) < 1 {
 			return false // the bad values, published last, are not all in yet
 		}
@@ -382,6 +393,38 @@ func TestGrafanaDashboardQueriesReturnData(t *testing.T) {
 				}
 			}
 		}
+	}
+
+	// Failed days are valid days (coverage ≥ 0.75) below target: the whole
+	// day below target is one, the day with half an hour of data is not.
+	if c, _ := strconv.ParseFloat(field(t, in, "eflow_daily", "coverage", "nianchu-mouth", thinDay), 64); c >= hydro.ValidCoverage {
+		t.Fatalf("coverage of the thin day %v, want < %v", c, hydro.ValidCoverage)
+	}
+	failedChecks := 0
+	for uid, d := range dashboards {
+		for _, p := range d.Panels {
+			for _, tg := range p.Targets {
+				if !strings.Contains(tg.Query, `"compliant" = false`) {
+					continue
+				}
+				failedChecks++
+				where := fmt.Sprintf("%s panel %q %s", uid, p.Title, tg.RefID)
+				days := map[string]bool{}
+				for _, s := range run(where, expand(tg.Query, "nianchu-mouth", failedDay.Add(-time.Hour), thinDay.Add(25*time.Hour))) {
+					for _, r := range s.Rows() {
+						ns, _ := r["time"].(json.Number).Int64()
+						days[time.Unix(0, ns).In(shanghai).Format(time.DateOnly)] = true
+					}
+				}
+				failed, thin := failedDay.Format(time.DateOnly), thinDay.Format(time.DateOnly)
+				if !days[failed] || days[thin] || len(days) != 1 {
+					t.Errorf("%s: failed days %v, want only %s (not %s, which has too little data)", where, slices.Sorted(maps.Keys(days)), failed, thin)
+				}
+			}
+		}
+	}
+	if failedChecks == 0 {
+		t.Error("no query of failed days found")
 	}
 
 	// Limit lines hold over a range before rivermon first wrote
