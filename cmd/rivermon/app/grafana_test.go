@@ -261,7 +261,38 @@ func TestGrafanaDashboardQueriesReturnData(t *testing.T) {
 	failedDay, thinDay := start.AddDate(0, 0, 3), start.AddDate(0, 0, 4)
 	publishSeries(t, pub, "nianchu-mouth", "flow_m3s", failedDay, 5*time.Minute, 288, func(int) float64 { return 2 })
 	publishSeries(t, pub, "nianchu-mouth", "flow_m3s", thinDay, 5*time.Minute, 6, func(int) float64 { return 2 })
+	// Alerts of one station after the simulated days: the pH and DO sensors
+	// fail together for 40 minutes (SensorFault fires for each), then pH
+	// recovers (its alert resolves, DO's fires on); the water level stays
+	// above the critical level for 15 minutes, then falls back below it
+	// (WaterLevelCritical fires, then resolves).
+	const alerting = "nianchu-bainang"
+	critical := reg.Station(alerting).Limits["level_critical_m"]
+	faultAt, floodAt := start.AddDate(0, 0, 3).Add(10*time.Hour), start.AddDate(0, 0, 3).Add(12*time.Hour)
+	publishSamples := func(at time.Time, n int, values func(i int) map[string]float64) {
+		var samples []any
+		for i := range n {
+			samples = append(samples, map[string]any{"time": at.Add(time.Duration(i) * 5 * time.Minute).Format(time.RFC3339), "values": values(i)})
+		}
+		pub.Publish(readingsTopic(alerting), mustJSON(t, map[string]any{"station": alerting, "samples": samples}))
+	}
+	publishSamples(faultAt, 10, func(i int) map[string]float64 {
+		if i == 9 {
+			return map[string]float64{"ph": 7.6, "do_mgl": -1}
+		}
+		return map[string]float64{"ph": -1, "do_mgl": -1}
+	})
+	publishSamples(floodAt, 5, func(i int) map[string]float64 {
+		if i == 4 {
+			return map[string]float64{"level_m": critical - 0.1}
+		}
+		return map[string]float64{"level_m": critical + 0.2}
+	})
 	testenv.Eventually(t, 60*time.Second, func() bool {
+		if in.Count(t, "alert", "value", fmt.Sprintf(`"station" = '%s' AND "alertname" = 'WaterLevelCritical' AND "state" = 'resolved' AND time >= %d`, alerting, floodAt.UnixNano())) < 1 ||
+			in.Count(t, "alert", "value", fmt.Sprintf(`"station" = '%s' AND "alertname" = 'SensorFault' AND "state" = 'resolved' AND time >= %d`, alerting, faultAt.UnixNano())) < 1 {
+			return false
+		}
 		if field(t, in, "eflow_daily", "compliant", "nianchu-mouth", failedDay) != "false" ||
 			field(t, in, "eflow_daily", "compliant", "nianchu-mouth", thinDay) != "false" {
 			return false
@@ -393,6 +424,36 @@ func TestGrafanaDashboardQueriesReturnData(t *testing.T) {
 				}
 			}
 		}
+	}
+
+	// The alert table shows each alert once, in its latest state: resolved
+	// for the flood and the pH sensor, firing for the DO sensor.
+	alertChecks := 0
+	for uid, d := range dashboards {
+		for _, p := range d.Panels {
+			for _, tg := range p.Targets {
+				if p.Type != "table" || !strings.Contains(tg.Query, `FROM "alert"`) {
+					continue
+				}
+				alertChecks++
+				where := fmt.Sprintf("%s panel %q %s", uid, p.Title, tg.RefID)
+				got := map[string][]any{}
+				for _, s := range run(where, expand(tg.Query, alerting, faultAt, floodAt.Add(time.Hour))) {
+					for _, r := range s.Rows() {
+						key := fmt.Sprintf("%s %s", r["alertname"], r["param"])
+						got[key] = append(got[key], r["state"])
+					}
+				}
+				for key, want := range map[string]string{"WaterLevelCritical level_m": "resolved", "SensorFault ph": "resolved", "SensorFault do_mgl": "firing"} {
+					if len(got[key]) != 1 || got[key][0] != want {
+						t.Errorf("%s: alert %s shown as %v, want once %s (all: %v)", where, key, got[key], want, got)
+					}
+				}
+			}
+		}
+	}
+	if alertChecks == 0 {
+		t.Error("no alert table found")
 	}
 
 	// Failed days are valid days (coverage ≥ 0.75) below target: the whole
