@@ -534,6 +534,33 @@ func TestGrafanaDashboardQueriesReturnData(t *testing.T) {
 	if limitChecks == 0 {
 		t.Error("no limit line checked")
 	}
+	// So do the other queries without $timeFilter, and the map places every
+	// section.
+	for uid, d := range dashboards {
+		for _, p := range d.Panels {
+			placed := 0
+			for _, tg := range p.Targets {
+				where := fmt.Sprintf("%s panel %q %s, range before station_state", uid, p.Title, tg.RefID)
+				q := expand(tg.Query, selection(d), before, beforeEnd)
+				var ss []testenv.Series
+				if !strings.Contains(tg.Query, "$timeFilter") {
+					ss = run(where, q)
+				} else if p.Type == "geomap" {
+					ss, _ = in.Query("rivermon", q)
+				}
+				for _, s := range ss {
+					for _, r := range s.Rows() {
+						if r["lat"] != nil && r["lon"] != nil {
+							placed++
+						}
+					}
+				}
+			}
+			if p.Type == "geomap" && placed != len(reg.Stations) {
+				t.Errorf("%s panel %q, range before station_state: %d sections placed, want %d", uid, p.Title, placed, len(reg.Stations))
+			}
+		}
+	}
 
 	// The QC panels show every code a station reports: for each station
 	// alone, the queries on QC flags of a panel return, once Grafana has
