@@ -131,8 +131,12 @@ var (
 	stationFilterRE = regexp.MustCompile(`"station" =~ /\^\$station\$/`)
 )
 
-// TestGrafanaDashboardsAreWellFormed: Grafana's required fields, the provisioned
-// data source only, variables that exist, links to dashboards that exist.
+// TestGrafanaDashboardsAreWellFormed: Grafana's required fields, the
+// provisioned data source only, variables that exist, links to dashboards
+// that exist, panels that do not overlap; a station variable that every query
+// honours; a unit for every drawn series and one unit per axis side; QC
+// panels on every code; limits drawn as thresholds that do not depend on the
+// time range.
 func TestGrafanaDashboardsAreWellFormed(t *testing.T) {
 	dashboards := loadDashboards(t)
 	limitNames := map[string]bool{}
@@ -206,6 +210,23 @@ func TestGrafanaDashboardsAreWellFormed(t *testing.T) {
 			}
 			checkQCCodes(t, uid, p)
 			checkLimits(t, uid, p, limitNames)
+			refIDs := map[string]bool{}
+			for _, tg := range p.Targets {
+				refIDs[tg.RefID] = true
+			}
+			for ref := range configSources(p) {
+				if !refIDs[ref] {
+					t.Errorf("%s: panel %q: configFromData reads query %q, which the panel does not have", uid, p.Title, ref)
+				}
+			}
+		}
+		for i, a := range d.Panels {
+			for _, b := range d.Panels[i+1:] {
+				if a.GridPos != nil && b.GridPos != nil && a.GridPos.X < b.GridPos.X+b.GridPos.W && b.GridPos.X < a.GridPos.X+a.GridPos.W &&
+					a.GridPos.Y < b.GridPos.Y+b.GridPos.H && b.GridPos.Y < a.GridPos.Y+a.GridPos.H {
+					t.Errorf("%s: panels %q and %q overlap", uid, a.Title, b.Title)
+				}
+			}
 		}
 		for _, a := range d.Annotations.List {
 			if a.Query != "" {
@@ -227,11 +248,15 @@ func TestGrafanaDashboardsAreWellFormed(t *testing.T) {
 
 var aliasRE = regexp.MustCompile(`AS "([^"]+)"`)
 
-// TestGrafanaDashboardQueriesReturnData runs every panel, variable and annotation
-// query, with Grafana's macros and variables expanded as Grafana expands
-// them, against a real influxd holding two simulated days of all 23
-// stations (scenarios included), and checks each returns the columns its
-// panel needs.
+// TestGrafanaDashboardQueriesReturnData runs every panel, variable and
+// annotation query, with Grafana's macros and variables expanded as Grafana
+// expands them, against a real influxd holding two simulated days of all 23
+// stations (scenarios included) and a few days written for the purpose, and
+// checks each returns the columns its panel needs; then what the panels
+// show: one station's selection answers for it alone, each alert once in its
+// latest state, failed days only among valid days, the limits and the map
+// over a range before station_state, and the QC panels for every code a
+// station reports.
 func TestGrafanaDashboardQueriesReturnData(t *testing.T) {
 	dashboards := loadDashboards(t)
 	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
