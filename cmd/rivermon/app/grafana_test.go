@@ -273,8 +273,8 @@ func TestGrafanaDashboardQueriesReturnData(t *testing.T) {
 	if err != nil || sum.Errors != 0 || ctx.Err() != nil {
 		t.Fatalf("simulator: %v, %d errors, %v", err, sum.Errors, ctx.Err())
 	}
-	// Out-of-range readings so that every parameter of the data-quality
-	// table has failed values.
+	// Out-of-range readings, so that the data-quality tables have failed
+	// values.
 	pub := testenv.NewClient(t, mq.URL, "grafana-bad-values")
 	publishSeries(t, pub, "nianchu-mouth", "flow_m3s", start.Add(30*time.Hour+time.Minute), time.Minute, 1, func(int) float64 { return -5 })
 	for i, code := range []string{"ph", "do_mgl", "turb_ntu"} {
