@@ -324,18 +324,24 @@ var tagEscaper = strings.NewReplacer(",", `\,`, " ", `\ `, "=", `\=`)
 var stringEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
 
 // historyLine renders a transition as a point of `alert` (CONTRACT §6), at
-// the sample time of the change, for Grafana annotations.
+// the sample time of the change, for Grafana annotations and the alert
+// table. The series is the alert's identity, (alertname, station[, param])
+// (CONTRACT §10): param is a tag, so that the alerts of one rule on two
+// parameters of a station (SensorFault) are two series, whose latest states
+// can be told apart and whose changes at the same sample time do not
+// overwrite each other.
 func historyLine(t Transition) string {
 	l := t.Alert.Labels
 	var b strings.Builder
-	b.WriteString("alert,alertname=" + tagEscaper.Replace(l["alertname"]) + ",river=" + tagEscaper.Replace(l["river"]) +
+	b.WriteString("alert,alertname=" + tagEscaper.Replace(l["alertname"]))
+	if p := l["param"]; p != "" {
+		b.WriteString(",param=" + tagEscaper.Replace(p))
+	}
+	b.WriteString(",river=" + tagEscaper.Replace(l["river"]) +
 		",severity=" + tagEscaper.Replace(l["severity"]) + ",station=" + tagEscaper.Replace(l["station"]))
 	b.WriteString(` state="` + t.State + `",value=` + strconv.FormatFloat(t.Value, 'g', -1, 64) +
 		",threshold=" + strconv.FormatFloat(t.Thresh, 'g', -1, 64) +
 		`,summary="` + stringEscaper.Replace(t.Alert.Annotations["summary"]) + `"`)
-	if p := l["param"]; p != "" {
-		b.WriteString(`,param="` + stringEscaper.Replace(p) + `"`)
-	}
 	b.WriteString(",notified=" + strconv.FormatBool(t.Notify))
 	b.WriteString(" " + strconv.FormatInt(t.At.UnixNano(), 10))
 	return b.String()

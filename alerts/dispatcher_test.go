@@ -164,3 +164,33 @@ func TestDispatcherGathersWithAFrozenClock(t *testing.T) {
 		}
 	})
 }
+
+// The alert history keys each point by the alert's identity: two
+// parameters' SensorFault alerts at one station and sample time are two
+// series (with param a field they were one point, the second overwriting
+// the first); an alert without a parameter has no empty param tag.
+func TestHistoryLineSeriesIsTheAlertIdentity(t *testing.T) {
+	at := time.Date(2026, 10, 13, 2, 30, 0, 0, time.UTC)
+	line := func(param string) string {
+		labels := map[string]string{"alertname": "SensorFault", "station": "nianchu-bainang", "river": "nianchu", "severity": "warning"}
+		if param != "" {
+			labels["param"] = param
+		}
+		return historyLine(Transition{Alert: Alert{Labels: labels, Annotations: map[string]string{"summary": "a sensor has failed"}},
+			State: StateFiring, Value: -1, Thresh: 4, Notify: true, At: at})
+	}
+	series := func(l string) string { return l[:strings.Index(l, " ")] }
+	ph, do, none := line("ph"), line("do_mgl"), line("")
+	if want := "alert,alertname=SensorFault,param=ph,river=nianchu,severity=warning,station=nianchu-bainang"; series(ph) != want {
+		t.Errorf("series %q, want %q", series(ph), want)
+	}
+	if series(ph) == series(do) {
+		t.Errorf("two parameters' alerts in one series: %q", series(ph))
+	}
+	if strings.Contains(none, "param") {
+		t.Errorf("an alert without a parameter: %q", none)
+	}
+	if strings.Contains(ph[strings.Index(ph, " "):], "param") {
+		t.Errorf("param also written as a field: %q", ph)
+	}
+}
