@@ -3,6 +3,9 @@ SHELL := /bin/bash
 GO ?= go
 TOOLS := $(CURDIR)/.tools/bin
 PKGS := ./...
+# VERSION is what `rivermon version` prints; empty outside a git checkout,
+# and then rivermon says what the Go build info knows, or "dev".
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 
 .PHONY: all deps build test lint check run bench bench-peer fuzz clean
 
@@ -14,7 +17,7 @@ deps:
 
 ## build: build rivermon and stationsim into bin/
 build:
-	$(GO) build -o bin/rivermon ./cmd/rivermon
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/rivermon ./cmd/rivermon
 	$(GO) build -o bin/stationsim ./cmd/stationsim
 
 ## lint: gofmt, go vet, staticcheck

@@ -2,7 +2,9 @@
 # `make run`: start Mosquitto, InfluxDB 1.8 and Alertmanager on their own
 # ports (never the standard ones, so nothing already running on this machine
 # is touched), create the database, then run rivermon and the simulator for
-# the 23 stations. Data lives under var/run/. Ctrl-C stops everything.
+# the 23 stations. Data lives under var/run/; each run's logs go to
+# var/run/log/<UTC time>/ and var/run/log/latest points at the newest.
+# Ctrl-C stops everything, one component after the other, newest first.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,8 +12,8 @@ cd "$root"
 : "${MQTT_PORT:=18831}" "${INFLUX_PORT:=18087}" "${INFLUX_RPC_PORT:=18089}" "${AM_PORT:=19094}" "${HTTP_PORT:=19464}" "${HJ212_PORT:=19212}"
 : "${SIM_START:=-48h}" "${SIM_SPEED:=600}"
 : "${SIM_SCENARIOS:=flood:pumqu-chentang pollution:nianchu-mouth sensor-stuck:boqu-nyalam lowflow:sagya-sagya sensor-spike:yarlung-dazhuka drift:maquan-saga}"
+: "${STOP_TIMEOUT:=15}" # seconds a component gets to exit after SIGTERM before SIGKILL (rivermon needs at most 10)
 run="$root/var/run"
-mkdir -p "$run"/{mosquitto,influxdb,alertmanager,spool,log}
 
 bin() { # bin NAME: the server program, also from /usr/sbin
 	for c in "$root/.tools/bin/$1" "$(command -v "$1" 2>/dev/null || true)" "/usr/sbin/$1" "/usr/bin/$1"; do
@@ -20,6 +22,9 @@ bin() { # bin NAME: the server program, also from /usr/sbin
 	echo "make run: $1 not found; run make deps" >&2
 	exit 1
 }
+mosquitto=$(bin mosquitto)
+influxd=$(bin influxd)
+alertmanager=$(bin prometheus-alertmanager)
 port_busy() { (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for p in "$MQTT_PORT" "$INFLUX_PORT" "$INFLUX_RPC_PORT" "$AM_PORT" "$HTTP_PORT" "$HJ212_PORT"; do
 	if port_busy "$p"; then
@@ -28,26 +33,77 @@ for p in "$MQTT_PORT" "$INFLUX_PORT" "$INFLUX_RPC_PORT" "$AM_PORT" "$HTTP_PORT" 
 	fi
 done
 
+mkdir -p "$run"/{mosquitto,influxdb,alertmanager,spool}
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+logs="var/run/log/$stamp" # relative to $root, as printed
+mkdir -p "$logs"
+ln -sfn "$stamp" "$run/log/latest"
+
+# Each component runs in a session (and so a process group) of its own:
+# the SIGINT a terminal sends to its foreground process group on Ctrl-C
+# reaches this script, not them. The script then stops them one at a time,
+# newest first, so that the simulator and rivermon finish while the broker
+# and the database they talk to are still there. setsid does not fork here
+# (this script has no job control, so a background child leads no process
+# group), so $! is the component's own pid.
+names=()
 pids=()
-stopped=""
-cleanup() {
-	[ -n "$stopped" ] && return
-	stopped=1
-	echo
-	echo "stopping..."
-	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill -TERM "${pids[i]}" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	echo "stopped. Data is kept in var/run/ (make clean removes it)."
+start() { # start NAME COMMAND...: run COMMAND in the background, its output in $logs/NAME.log
+	local name=$1
+	shift
+	setsid "$@" </dev/null >"$logs/$name.log" 2>&1 &
+	names+=("$name")
+	pids+=($!)
 }
-trap 'cleanup; exit 0' INT TERM
-trap cleanup EXIT
+alive() { # alive PID: running, neither gone nor a zombie waiting to be reaped
+	local stat
+	read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+	stat=${stat##*) }
+	[ "${stat%% *}" != Z ]
+}
+stop() { # stop I: SIGTERM component I, wait for it to exit (SIGKILL after STOP_TIMEOUT s)
+	local name=${names[$1]} pid=${pids[$1]} status=0 t
+	if ! alive "$pid"; then
+		wait "$pid" 2>/dev/null || true
+		return 0
+	fi
+	printf 'stopping %s...' "$name"
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((t = 0; t < STOP_TIMEOUT * 10; t++)); do
+		alive "$pid" || break
+		sleep 0.1
+	done
+	if alive "$pid"; then
+		printf ' still running after %ss: SIGKILL...' "$STOP_TIMEOUT"
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	wait "$pid" 2>/dev/null || status=$?
+	if [ "$status" -eq 0 ]; then echo " stopped"; else echo " stopped (exit status $status; see $logs/$name.log)"; fi
+}
+stopping=""
+stop_all() {
+	[ -n "$stopping" ] && return 0
+	stopping=1
+	# An orderly stop takes a few seconds; a second Ctrl-C must not cut it
+	# short and leave the broker or the database running.
+	trap '' INT TERM HUP
+	[ "${#pids[@]}" -eq 0 ] && return 0
+	echo
+	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do stop "$i"; done
+	echo "Data is kept in var/run/ (make clean removes it); this run's logs are in $logs/."
+}
+trap 'stop_all; exit 0' INT TERM HUP
+trap stop_all EXIT
 
 wait_port() { # wait_port PORT NAME
+	local i pid=""
+	for i in "${!names[@]}"; do [ "${names[i]}" = "$2" ] && pid=${pids[i]}; done
 	for _ in $(seq 1 300); do
 		port_busy "$1" && return 0
+		alive "$pid" || break
 		sleep 0.2
 	done
-	echo "make run: $2 did not start; see var/run/log/$2.log" >&2
+	echo "make run: $2 did not start; see $logs/$2.log" >&2
 	exit 1
 }
 
@@ -61,8 +117,7 @@ max_queued_messages 1000000
 max_inflight_messages 100
 CONF
 [ "$(id -u)" -eq 0 ] && echo "user root" >>"$run/mosquitto/mosquitto.conf"
-"$(bin mosquitto)" -c "$run/mosquitto/mosquitto.conf" >"$run/log/mosquitto.log" 2>&1 &
-pids+=($!)
+start mosquitto "$mosquitto" -c "$run/mosquitto/mosquitto.conf"
 
 cat >"$run/influxdb/influxdb.conf" <<CONF
 reporting-disabled = true
@@ -81,13 +136,11 @@ bind-address = "127.0.0.1:$INFLUX_RPC_PORT"
 [logging]
   level = "warn"
 CONF
-"$(bin influxd)" -config "$run/influxdb/influxdb.conf" >"$run/log/influxd.log" 2>&1 &
-pids+=($!)
+start influxd "$influxd" -config "$run/influxdb/influxdb.conf"
 
-"$(bin prometheus-alertmanager)" --config.file="$root/configs/alertmanager/alertmanager.yml" \
+start alertmanager "$alertmanager" --config.file="$root/configs/alertmanager/alertmanager.yml" \
 	--storage.path="$run/alertmanager" --web.listen-address="127.0.0.1:$AM_PORT" \
-	--cluster.listen-address= >"$run/log/alertmanager.log" 2>&1 &
-pids+=($!)
+	--cluster.listen-address=
 
 wait_port "$MQTT_PORT" mosquitto
 wait_port "$INFLUX_PORT" influxd
@@ -101,16 +154,14 @@ export RIVERMON_SPOOL_DIR="$run/spool"
 export RIVERMON_HTTP_LISTEN="127.0.0.1:$HTTP_PORT"
 export RIVERMON_ALERTING_ALERTMANAGER_URLS="http://127.0.0.1:$AM_PORT"
 export RIVERMON_HJ212_LISTEN="127.0.0.1:$HJ212_PORT"
-bin/rivermon -config configs/rivermon.yaml >"$run/log/rivermon.log" 2>&1 &
-pids+=($!)
+start rivermon bin/rivermon -config configs/rivermon.yaml
 wait_port "$HTTP_PORT" rivermon
 
 scenario_flags=()
 for sc in $SIM_SCENARIOS; do scenario_flags+=(-scenario "$sc"); done
-bin/stationsim -broker "tcp://127.0.0.1:$MQTT_PORT" -registry configs/stations.yaml \
+start stationsim bin/stationsim -broker "tcp://127.0.0.1:$MQTT_PORT" -registry configs/stations.yaml \
 	-start "$SIM_START" -speed "$SIM_SPEED" "${scenario_flags[@]}" \
-	-protocol hj212 -transport tcp -hj212-addr "127.0.0.1:$HJ212_PORT" >"$run/log/stationsim.log" 2>&1 &
-pids+=($!)
+	-protocol hj212 -transport tcp -hj212-addr "127.0.0.1:$HJ212_PORT"
 
 q="SELECT last(level_m), last(flow_m3s) FROM reading GROUP BY station"
 cat <<MSG
@@ -133,7 +184,8 @@ come as JSON over MQTT.
                  (dashboards: River network overview, Station detail, Water quality,
                  Ecological flow compliance, Data quality)
   MQTT           mosquitto_sub -p $MQTT_PORT -t 'rivermon/v1/#' -v
-  Logs           var/run/log/{rivermon,stationsim,mosquitto,influxd,alertmanager}.log
+  Logs           $logs/{rivermon,stationsim,mosquitto,influxd,alertmanager}.log
+                 (var/run/log/latest is this run's folder)
 
 Press Ctrl-C to stop everything.
 MSG
@@ -143,6 +195,21 @@ n=$(curl -sG "http://127.0.0.1:$INFLUX_PORT/query" --data-urlencode db=rivermon 
 	--data-urlencode "q=SELECT count(level_m) FROM reading" | grep -o '"values":\[\[[^]]*\]' | grep -o '[0-9]*\]$' | tr -d ']' || true)
 echo "samples in InfluxDB now: ${n:-0} (watch it grow with the InfluxDB query above)"
 
-# Stop everything if any component dies; otherwise run until Ctrl-C.
-wait -n "${pids[@]}" || true
-echo "a component stopped; see var/run/log/" >&2
+# Run until Ctrl-C (the trap stops everything), or until a component stops
+# on its own: then say which, and stop the others.
+status=0
+wait -n -p gone "${pids[@]}" || status=$?
+for i in "${!pids[@]}"; do
+	s=$status
+	if [ "${pids[i]}" != "${gone:-}" ]; then
+		alive "${pids[i]}" && continue
+		s=0
+		wait "${pids[i]}" 2>/dev/null || s=$?
+	fi
+	how="exit status $s"
+	[ "$s" -gt 128 ] && how="killed by SIG$(kill -l "$((s - 128))")"
+	echo "make run: ${names[i]} stopped on its own ($how); its log is $logs/${names[i]}.log:" >&2
+	tail -n 5 "$logs/${names[i]}.log" 2>/dev/null | sed 's/^/    /' >&2 || true
+done
+stop_all
+exit 1

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +25,9 @@ var (
 	buildErr  error
 )
 
+// testVersion is what binary sets main.version to, as `make build` does.
+const testVersion = "v0.0.0-cli-test"
+
 // binary builds rivermon once for the tests that run it as a process.
 func binary(t *testing.T) string {
 	t.Helper()
@@ -33,7 +38,7 @@ func binary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "rivermon")
-		out, err := exec.Command("go", "build", "-race", "-o", binPath, ".").CombinedOutput()
+		out, err := exec.Command("go", "build", "-race", "-ldflags=-X main.version="+testVersion, "-o", binPath, ".").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -91,10 +96,109 @@ func TestCheckReportsBrokenFilesWithFileAndLine(t *testing.T) {
 			t.Errorf("line not FILE:LINE: %q", l)
 		}
 	}
+}
 
-	out, err = exec.Command(bin, "version").CombinedOutput()
-	if err != nil || !strings.HasPrefix(string(out), "rivermon ") {
-		t.Errorf("version: %v %s", err, out)
+// TestCLIUsage: a word that is no command, or an argument left over after
+// the flags, is a usage error (status 2, usage on stderr, nothing started);
+// help asked for lists the commands and the flags on stdout with status 0.
+func TestCLIUsage(t *testing.T) {
+	commands := []string{"\n  run ", "\n  check ", "\n  version ", "-config", "-log-level"}
+	for _, tc := range []struct {
+		args           []string
+		code           int
+		stdout, stderr []string // each must appear
+	}{
+		{args: []string{"bogus"}, code: 2, stderr: append([]string{`unknown command "bogus"`}, commands...)},
+		{args: []string{"bogus", "-config", "x.yaml"}, code: 2, stderr: []string{`unknown command "bogus"`}},
+		{args: []string{"-config", "x.yaml", "extra"}, code: 2, stderr: append([]string{`unexpected argument "extra"`}, commands...)},
+		{args: []string{"-config", "x.yaml", "check"}, code: 2, stderr: []string{`unexpected argument "check"`, "rivermon check -config FILE"}},
+		{args: []string{"run", "extra"}, code: 2, stderr: []string{`unexpected argument "extra"`}},
+		{args: []string{"check", "-config", "x.yaml", "extra"}, code: 2, stderr: []string{`unexpected argument "extra"`, "rivermon check"}},
+		{args: []string{"version", "extra"}, code: 2, stderr: []string{`unexpected argument "extra"`}},
+		{args: []string{"-nosuchflag"}, code: 2, stderr: append([]string{"-nosuchflag"}, commands...)},
+		{args: []string{"check", "-log-level", "debug"}, code: 2, stderr: []string{"-log-level"}},
+		{args: []string{"help", "bogus"}, code: 2, stderr: []string{`unknown command "bogus"`}},
+		{args: []string{"-h"}, code: 0, stdout: commands},
+		{args: []string{"-help"}, code: 0, stdout: commands},
+		{args: []string{"--help"}, code: 0, stdout: commands},
+		{args: []string{"help"}, code: 0, stdout: commands},
+		{args: []string{"check", "-h"}, code: 0, stdout: []string{"rivermon check", "-config", "FILE:LINE"}},
+		{args: []string{"help", "check"}, code: 0, stdout: []string{"rivermon check", "-config", "FILE:LINE"}},
+		{args: []string{"run", "--help"}, code: 0, stdout: []string{"rivermon [run]", "-config", "-log-level", "-cpuprofile"}},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(tc.args, &stdout, &stderr); code != tc.code {
+				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, &stdout, &stderr)
+			}
+			check := func(name string, got *bytes.Buffer, want []string) {
+				if len(want) == 0 && got.Len() > 0 {
+					t.Errorf("%s not empty:\n%s", name, got)
+				}
+				for _, w := range want {
+					if !strings.Contains(got.String(), w) {
+						t.Errorf("%s has no %q:\n%s", name, w, got)
+					}
+				}
+			}
+			check("stdout", &stdout, tc.stdout)
+			check("stderr", &stderr, tc.stderr)
+		})
+	}
+}
+
+// TestVersionNeverDevel: a build without -ldflags and without VCS
+// information (a test binary is one) says "dev", not the go command's
+// "(devel)".
+func TestVersionNeverDevel(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"version"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, &stderr)
+	}
+	if got := stdout.String(); got != "rivermon dev\n" {
+		t.Errorf("version printed %q, want %q", got, "rivermon dev\n")
+	}
+}
+
+// TestVersionFromLdflags: the version `make build` sets with -ldflags -X
+// main.version is the one printed.
+func TestVersionFromLdflags(t *testing.T) {
+	out, err := exec.Command(binary(t), "version").Output()
+	if err != nil || string(out) != "rivermon "+testVersion+"\n" {
+		t.Errorf("version: %v %q, want %q", err, out, "rivermon "+testVersion+"\n")
+	}
+}
+
+func TestVersionOf(t *testing.T) {
+	vcs := func(version, rev, modified string) *debug.BuildInfo {
+		bi := &debug.BuildInfo{Main: debug.Module{Path: "github.com/rivermon/rivermon", Version: version}}
+		if rev != "" {
+			bi.Settings = append(bi.Settings, debug.BuildSetting{Key: "vcs", Value: "git"},
+				debug.BuildSetting{Key: "vcs.revision", Value: rev}, debug.BuildSetting{Key: "vcs.modified", Value: modified})
+		}
+		return bi
+	}
+	const rev = "87f4d36abcde0123456789abcdef0123456789ab"
+	for _, tc := range []struct {
+		name    string
+		ldflags string
+		bi      *debug.BuildInfo
+		want    string
+	}{
+		{"ldflags win", "v1.4.0-3-g87f4d36-dirty", vcs("v1.3.0", rev, "true"), "v1.4.0-3-g87f4d36-dirty"},
+		{"go install @version", "", vcs("v1.3.0", "", ""), "v1.3.0"},
+		{"pseudo-version from VCS", "", vcs("v0.0.0-20261203021400-87f4d36abcde+dirty", rev, "true"), "v0.0.0-20261203021400-87f4d36abcde+dirty"},
+		{"revision, modified", "", vcs("(devel)", rev, "true"), "87f4d36abcde-dirty"},
+		{"revision, clean", "", vcs("(devel)", rev, "false"), "87f4d36abcde"},
+		{"nothing known", "", vcs("(devel)", "", ""), "dev"},
+		{"empty version", "", vcs("", "", ""), "dev"},
+		{"no build info", "", nil, "dev"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := versionOf(tc.ldflags, tc.bi); got != tc.want {
+				t.Errorf("versionOf = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
 
