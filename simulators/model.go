@@ -188,15 +188,28 @@ func (s *Station) floodFactor(t time.Time, month int) float64 {
 
 // stage turns a flow into the gauge reading through the station's rating
 // curve, or a generic power law when it has none.
-func (s *Station) stage(t time.Time, q float64) float64 {
-	if r, err := hydro.RatingAt(s.st.Rating, t); err == nil {
-		if h, err := hydro.Stage(r, q); err == nil {
-			return h
-		}
-		last := r.Segments[len(r.Segments)-1]
-		return last.HMax // beyond the rated range the gauge still reads; clamp
+func (s *Station) stage(t time.Time, q float64) float64 { return stageAt(s.st, s.mean, t, q) }
+
+// stageAt is the stage at which st's rating curve in force at t passes q
+// (mean is the station's mean flow, for the generic power law of a station
+// without a curve). Where two segments do not quite meet, a flow between
+// them reads as the stage of the break; above the rated range the last
+// segment goes on: the gauge still reads there.
+func stageAt(st *registry.Station, mean float64, t time.Time, q float64) float64 {
+	r, err := hydro.RatingAt(st.Rating, t)
+	if err != nil {
+		return 0.2 + math.Pow(math.Max(q, 0)/mean, 0.55)
 	}
-	return 0.2 + math.Pow(q/s.mean, 0.55)
+	if h, err := hydro.Stage(r, q); err == nil {
+		return h
+	}
+	for _, sg := range r.Segments {
+		if h := sg.E + math.Pow(math.Max(q, 0)/sg.C, 1/sg.B); h <= sg.HMax {
+			return math.Max(h, sg.HMin)
+		}
+	}
+	last := r.Segments[len(r.Segments)-1]
+	return last.E + math.Pow(math.Max(q, 0)/last.C, 1/last.B)
 }
 
 // seasonal interpolates a monthly table (values at mid-month) at t.

@@ -1,6 +1,7 @@
 package simulators
 
 import (
+	"math"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -113,5 +114,30 @@ func TestGlacierFedMeltPulse(t *testing.T) {
 	}
 	if get(evening, "flow_m3s") <= get(morning, "flow_m3s") {
 		t.Errorf("melt pulse: evening flow %.2f not above morning %.2f", get(evening, "flow_m3s"), get(morning, "flow_m3s"))
+	}
+}
+
+// TestStageFollowsTheRatingAcrossBreaks sweeps each station's flow from a
+// trickle to twice its highest rated flow: the gauge reading never falls
+// as the flow rises and never jumps. Where the two segments of a curve
+// missed each other by a rounding, a flow between them used to read as
+// the top of the rated range (6.48 m at Gyantse instead of 2.27 m).
+func TestStageFollowsTheRatingAcrossBreaks(t *testing.T) {
+	reg := loadRegistry(t)
+	at := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
+	for i := range reg.Stations {
+		st := &reg.Stations[i]
+		m := NewStation(st, 1)
+		last := st.Rating[len(st.Rating)-1].Segments
+		top := last[len(last)-1]
+		qMax := 2 * top.C * math.Pow(top.HMax-top.E, top.B)
+		prev := m.stage(at, qMax/1000)
+		for k := 201; k <= 200000; k++ {
+			h := m.stage(at, qMax*float64(k)/200000)
+			if h < prev-1e-9 || h-prev > 0.01 {
+				t.Fatalf("%s: stage %.4f m after %.4f m at %.3f m³/s", st.ID, h, prev, qMax*float64(k)/200000)
+			}
+			prev = h
+		}
 	}
 }
