@@ -34,6 +34,7 @@ type Station struct {
 	rng    *rand.Rand
 	mean   float64
 	noise  float64 // AR(1) log-flow noise
+	turb   float64 // AR(1) log-turbidity noise
 	flood  flood
 	volume float64
 	last   time.Time
@@ -128,7 +129,12 @@ func (s *Station) Next(t time.Time) reading.Sample {
 		values["cond_uscm"] = round(430-170*math.Min(ratio/3, 1)+5*s.rng.NormFloat64(), 1)
 	}
 	if s.st.Reports("turb_ntu") {
-		values["turb_ntu"] = round(math.Min(4000, 4+120*math.Pow(ratio, 2)*math.Exp(0.1*s.rng.NormFloat64())), 1)
+		// Sediment comes and goes over hours, not from one reading to the
+		// next: independent noise of 10 % made spikes of more than the
+		// QC fail step (1000 NTU) at flood turbidities. The same spread,
+		// correlated from reading to reading.
+		s.turb = 0.9*s.turb + 0.0436*s.rng.NormFloat64()
+		values["turb_ntu"] = round(math.Min(4000, 4+120*math.Pow(ratio, 2)*math.Exp(s.turb)), 1)
 	}
 	// Nutrient analysers run hourly cycles: their values come once an hour.
 	if local.Minute() < int(time.Duration(s.st.Interval)/time.Minute) || time.Duration(s.st.Interval) >= time.Hour {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rivermon/rivermon/internal/quality"
 	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/registry"
 )
@@ -138,6 +139,24 @@ func TestStageFollowsTheRatingAcrossBreaks(t *testing.T) {
 				t.Fatalf("%s: stage %.4f m after %.4f m at %.3f m³/s", st.ID, h, prev, qMax*float64(k)/200000)
 			}
 			prev = h
+		}
+	}
+}
+
+// TestTurbidityPassesQCInTheMonsoon runs a monsoon month of a glacier-fed
+// water-quality section, storm floods included, through the turbidity QC
+// of the registry: turbidity high in a flood is not a sensor fault.
+func TestTurbidityPassesQCInTheMonsoon(t *testing.T) {
+	reg := loadRegistry(t)
+	st := reg.Station("pumqu-chentang")
+	for seed := uint64(1); seed <= 4; seed++ {
+		ser := quality.NewSeries(st.QC["turb_ntu"], time.Duration(st.Interval))
+		for _, s := range series(st, seed, time.Date(2026, 8, 1, 0, 0, 0, 0, time.UTC), 28*288, 5*time.Minute) {
+			v, _ := value(s, "turb_ntu")
+			f, rev := ser.Add(s.Time, v)
+			if f.Aggregate() == quality.Fail || rev != nil && rev.Flag == quality.Fail {
+				t.Fatalf("seed %d: turbidity %.1f NTU at %s (or the reading before) fails QC", seed, v, s.Time.Format(time.RFC3339))
+			}
 		}
 	}
 }
