@@ -4,6 +4,7 @@ import (
 	"math"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -119,24 +120,37 @@ func TestGlacierFedMeltPulse(t *testing.T) {
 }
 
 // TestStageFollowsTheRatingAcrossBreaks sweeps each station's flow from a
-// trickle to twice its highest rated flow: the gauge reading never falls
-// as the flow rises and never jumps. Where the two segments of a curve
-// missed each other by a rounding, a flow between them used to read as
-// the top of the rated range (6.48 m at Gyantse instead of 2.27 m).
+// trickle to twice its highest rated flow, finely around each break
+// between segments: the gauge reading never falls as the flow rises and
+// never jumps. Where the two segments of a curve missed each other by a
+// rounding, a flow between them used to read as the top of the rated range
+// (6.48 m at Gyantse instead of 2.27 m).
 func TestStageFollowsTheRatingAcrossBreaks(t *testing.T) {
 	reg := loadRegistry(t)
 	at := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
 	for i := range reg.Stations {
 		st := &reg.Stations[i]
 		m := NewStation(st, 1)
-		last := st.Rating[len(st.Rating)-1].Segments
-		top := last[len(last)-1]
-		qMax := 2 * top.C * math.Pow(top.HMax-top.E, top.B)
-		prev := m.stage(at, qMax/1000)
-		for k := 201; k <= 200000; k++ {
-			h := m.stage(at, qMax*float64(k)/200000)
-			if h < prev-1e-9 || h-prev > 0.01 {
-				t.Fatalf("%s: stage %.4f m after %.4f m at %.3f m³/s", st.ID, h, prev, qMax*float64(k)/200000)
+		segs := st.Rating[len(st.Rating)-1].Segments
+		flow := func(sg registry.Segment, h float64) float64 { return sg.C * math.Pow(h-sg.E, sg.B) }
+		top := segs[len(segs)-1]
+		var qs []float64
+		for q := flow(top, top.HMax) / 1000; q < 2*flow(top, top.HMax); q *= 1.001 {
+			qs = append(qs, q)
+		}
+		for k := 1; k < len(segs); k++ {
+			a, b := flow(segs[k-1], segs[k-1].HMax), flow(segs[k], segs[k].HMin)
+			lo, hi := 0.999*min(a, b), 1.001*max(a, b)
+			for n := range 2001 {
+				qs = append(qs, lo+(hi-lo)*float64(n)/2000)
+			}
+		}
+		slices.Sort(qs)
+		prev := m.stage(at, qs[0])
+		for _, q := range qs[1:] {
+			h := m.stage(at, q)
+			if h < prev-1e-9 || h-prev > 0.05 {
+				t.Fatalf("%s: stage %.4f m after %.4f m at %.3f m³/s", st.ID, h, prev, q)
 			}
 			prev = h
 		}
