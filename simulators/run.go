@@ -200,17 +200,11 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 			sum.SimEnd = end
 			return sum, nil
 		}
-		if now := simNow(); due.After(now) {
-			// Simulated time reaches due at the current speed, but never
-			// before the wall clock does.
-			at := wallStart.Add(time.Duration(float64(due.Sub(o.Start)) / o.Speed))
-			if due.After(at) {
-				at = due
-			}
+		if at := publishAt(o.Start, wallStart, o.Speed, due); at.After(o.Now()) {
 			wait := max(at.Sub(o.Now()), time.Millisecond)
 			select {
 			case <-ctx.Done():
-				sum.SimEnd = now
+				sum.SimEnd = simNow()
 				return sum, nil
 			case <-time.After(min(wait, time.Second)):
 			}
@@ -239,6 +233,20 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 			o.Logger.Info("progress", "sim_time", due.UTC().Format(time.RFC3339), "messages", sum.Messages, "samples", sum.Samples, "errors", sum.Errors)
 		}
 	}
+}
+
+// publishAt is the wall-clock time at which what is due at simulated time
+// due may go out, in a run that started at simulated time start and wall
+// time wallStart and goes speed simulated seconds a second: when simulated
+// time reaches due at that speed, but never before the wall clock does
+// (stations do not publish the future). A run of the past at a high speed
+// publishes at once what is due before now, then goes on in real time.
+func publishAt(start, wallStart time.Time, speed float64, due time.Time) time.Time {
+	at := wallStart.Add(time.Duration(float64(due.Sub(start)) / speed))
+	if due.After(at) {
+		at = due
+	}
+	return at
 }
 
 func (s *simStation) nextDue() time.Time {
