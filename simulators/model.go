@@ -34,13 +34,13 @@ type Station struct {
 	rng    *rand.Rand
 	mean   float64
 	noise  float64 // AR(1) log-flow noise
+	turb   float64 // AR(1) log-turbidity noise
 	flood  flood
 	volume float64
 	last   time.Time
 
-	scenarios     []string
-	scenarioStart time.Time
-	stuck         map[string]float64 // values a stuck sensor repeats
+	plans []plan // the scenarios it plays
+	calm  bool   // no storm floods: it plays a scenario
 }
 
 type flood struct {
@@ -54,11 +54,36 @@ func NewStation(st *registry.Station, seed uint64) *Station {
 	for _, c := range []byte(st.ID) {
 		h = (h ^ uint64(c)) * 1099511628211
 	}
-	mean := 20.0
-	if st.Sim != nil && st.Sim.MeanFlowM3s > 0 {
-		mean = st.Sim.MeanFlowM3s
-	}
+	mean := meanFlow(st)
 	return &Station{st: st, rng: rand.New(rand.NewPCG(seed, h)), mean: mean, volume: 1e6 * mean}
+}
+
+// meanFlow is the mean annual flow of st's model, m³/s.
+func meanFlow(st *registry.Station) float64 {
+	if st.Sim != nil && st.Sim.MeanFlowM3s > 0 {
+		return st.Sim.MeanFlowM3s
+	}
+	return 20
+}
+
+// melt is the relative amplitude of st's diurnal flow cycle in month m
+// (0–11): the afternoon melt of glacier-fed rivers, strongest in summer.
+func melt(st *registry.Station, m int) float64 {
+	if st.Sim != nil && st.Sim.GlacierFed && m >= 3 && m <= 9 {
+		if m >= 5 && m <= 8 {
+			return 0.22
+		}
+		return 0.1
+	}
+	return 0.05
+}
+
+// nutrientsDue reports whether st's reading at t carries the nutrient
+// analysers' values: they run hourly cycles, so the values come with the
+// first reading of each hour (with every reading of an hourly station).
+func nutrientsDue(st *registry.Station, t time.Time) bool {
+	iv := time.Duration(st.Interval)
+	return iv >= time.Hour || t.In(beijing).Minute() < int(iv/time.Minute)
 }
 
 // ID is the station id.
@@ -76,17 +101,21 @@ func (s *Station) Next(t time.Time) reading.Sample {
 	hour := float64(local.Hour()) + float64(local.Minute())/60
 	m := int(local.Month()) - 1
 
-	// Discharge: seasonal mean × diurnal melt pulse × flood × slow noise.
-	melt := 0.05
-	if s.st.Sim != nil && s.st.Sim.GlacierFed && m >= 3 && m <= 9 {
-		melt = 0.1
-		if m >= 5 && m <= 8 {
-			melt = 0.22
-		}
-	}
-	diurnal := 1 + melt*math.Sin(2*math.Pi*(hour-14)/24) // trough mid-morning, peak in the evening
+	// Discharge: seasonal mean × diurnal melt pulse × storm flood × slow
+	// noise. A flood or a dry spell played sets the true stage; the flow
+	// follows it through the rating curve.
+	diurnal := 1 + melt(s.st, m)*math.Sin(2*math.Pi*(hour-14)/24) // trough mid-morning, peak in the evening
 	s.noise = 0.995*s.noise + 0.01*s.rng.NormFloat64()
-	q := s.flowScenario(t, s.mean*month*diurnal*s.floodFactor(t, m)*math.Exp(s.noise))
+	storm := 1.0
+	if !s.calm {
+		storm = s.floodFactor(t, m)
+	}
+	normal := s.mean * month * diurnal * storm * math.Exp(s.noise)
+	q := normal
+	h, changed := s.riverScenario(t, s.stage(t, normal))
+	if changed {
+		q = flowAt(s.st, s.mean, t, h)
+	}
 	ratio := q / s.mean
 
 	values := map[string]float64{}
@@ -94,7 +123,7 @@ func (s *Station) Next(t time.Time) reading.Sample {
 		values["flow_m3s"] = round(q*(1+0.01*s.rng.NormFloat64()), 3)
 	}
 	if s.st.Reports("level_m") {
-		values["level_m"] = round(s.stage(t, q)+0.002*s.rng.NormFloat64(), 3)
+		values["level_m"] = round(h+0.002*s.rng.NormFloat64(), 3)
 	}
 	if s.st.Reports("velocity_ms") {
 		values["velocity_ms"] = round(0.25+0.55*math.Pow(ratio, 0.4)+0.01*s.rng.NormFloat64(), 3)
@@ -128,19 +157,29 @@ func (s *Station) Next(t time.Time) reading.Sample {
 		values["cond_uscm"] = round(430-170*math.Min(ratio/3, 1)+5*s.rng.NormFloat64(), 1)
 	}
 	if s.st.Reports("turb_ntu") {
-		values["turb_ntu"] = round(math.Min(4000, 4+120*math.Pow(ratio, 2)*math.Exp(0.1*s.rng.NormFloat64())), 1)
+		// Sediment comes and goes over hours, not from one reading to the
+		// next: independent noise of 10 % made spikes of more than the
+		// QC fail step (1000 NTU) at flood turbidities. The same spread,
+		// correlated from reading to reading.
+		s.turb = 0.9*s.turb + 0.0436*s.rng.NormFloat64()
+		values["turb_ntu"] = round(math.Min(4000, 4+120*math.Pow(ratio, 2)*math.Exp(s.turb)), 1)
 	}
-	// Nutrient analysers run hourly cycles: their values come once an hour.
-	if local.Minute() < int(time.Duration(s.st.Interval)/time.Minute) || time.Duration(s.st.Interval) >= time.Hour {
+	// Nutrient analysers run hourly cycles: their values come once an
+	// hour. They follow the river without a played flood or dry spell: a
+	// scenario changes what it names, and a flood that washed the station
+	// out of its water-quality class would be a pollution event too.
+	if nutrientsDue(s.st, t) {
+		base := normal / s.mean
 		nut := func(code string, v float64) {
 			if s.st.Reports(code) {
-				values[code] = round(v*math.Exp(0.08*s.rng.NormFloat64()), 3)
+				spread := math.Exp(0.08 * s.rng.NormFloat64())
+				values[code] = round(s.pollution(t, code, v*spread, spread), 3)
 			}
 		}
-		nut("codmn_mgl", 0.8+0.9*math.Pow(ratio, 0.8))
-		nut("nh3n_mgl", 0.06+0.05*math.Sqrt(ratio))
-		nut("tp_mgl", 0.02+0.03*math.Pow(ratio, 1.2))
-		nut("tn_mgl", 0.45+0.2*math.Sqrt(ratio))
+		nut("codmn_mgl", 0.8+0.9*math.Pow(base, 0.8))
+		nut("nh3n_mgl", 0.06+0.05*math.Sqrt(base))
+		nut("tp_mgl", 0.02+0.03*math.Pow(base, 1.2))
+		nut("tn_mgl", 0.45+0.2*math.Sqrt(base))
 	}
 	s.sensorScenario(t, values)
 	sample := reading.Sample{Time: t}
@@ -165,7 +204,10 @@ func (s *Station) Status(t time.Time) reading.Status {
 }
 
 // floodFactor raises the flow during monsoon storm floods: events of one to
-// three days, a fast rise and a slower recession.
+// three days, a fast rise and a slower recession. They come at random and
+// take the stage past the warning and critical levels and the water
+// quality (through the flow) out of its class: a station that plays a
+// scenario has none.
 func (s *Station) floodFactor(t time.Time, month int) float64 {
 	if t.After(s.flood.end) && month >= 5 && month <= 8 {
 		// About one flood in twelve days of the monsoon.
@@ -188,15 +230,28 @@ func (s *Station) floodFactor(t time.Time, month int) float64 {
 
 // stage turns a flow into the gauge reading through the station's rating
 // curve, or a generic power law when it has none.
-func (s *Station) stage(t time.Time, q float64) float64 {
-	if r, err := hydro.RatingAt(s.st.Rating, t); err == nil {
-		if h, err := hydro.Stage(r, q); err == nil {
-			return h
-		}
-		last := r.Segments[len(r.Segments)-1]
-		return last.HMax // beyond the rated range the gauge still reads; clamp
+func (s *Station) stage(t time.Time, q float64) float64 { return stageAt(s.st, s.mean, t, q) }
+
+// stageAt is the stage at which st's rating curve in force at t passes q
+// (mean is the station's mean flow, for the generic power law of a station
+// without a curve). Where two segments do not quite meet, a flow between
+// them reads as the stage of the break; above the rated range the last
+// segment goes on: the gauge still reads there.
+func stageAt(st *registry.Station, mean float64, t time.Time, q float64) float64 {
+	r, err := hydro.RatingAt(st.Rating, t)
+	if err != nil {
+		return 0.2 + math.Pow(math.Max(q, 0)/mean, 0.55)
 	}
-	return 0.2 + math.Pow(q/s.mean, 0.55)
+	if h, err := hydro.Stage(r, q); err == nil {
+		return h
+	}
+	for _, sg := range r.Segments {
+		if h := sg.E + math.Pow(math.Max(q, 0)/sg.C, 1/sg.B); h <= sg.HMax {
+			return math.Max(h, sg.HMin)
+		}
+	}
+	last := r.Segments[len(r.Segments)-1]
+	return last.E + math.Pow(math.Max(q, 0)/last.C, 1/last.B)
 }
 
 // seasonal interpolates a monthly table (values at mid-month) at t.

@@ -1,11 +1,14 @@
 package simulators
 
 import (
+	"math"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/rivermon/rivermon/internal/quality"
 	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/registry"
 )
@@ -113,5 +116,61 @@ func TestGlacierFedMeltPulse(t *testing.T) {
 	}
 	if get(evening, "flow_m3s") <= get(morning, "flow_m3s") {
 		t.Errorf("melt pulse: evening flow %.2f not above morning %.2f", get(evening, "flow_m3s"), get(morning, "flow_m3s"))
+	}
+}
+
+// TestStageFollowsTheRatingAcrossBreaks sweeps each station's flow from a
+// trickle to twice its highest rated flow, finely around each break
+// between segments: the gauge reading never falls as the flow rises and
+// never jumps. Where the two segments of a curve missed each other by a
+// rounding, a flow between them used to read as the top of the rated range
+// (6.48 m at Gyantse instead of 2.27 m).
+func TestStageFollowsTheRatingAcrossBreaks(t *testing.T) {
+	reg := loadRegistry(t)
+	at := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
+	for i := range reg.Stations {
+		st := &reg.Stations[i]
+		m := NewStation(st, 1)
+		segs := st.Rating[len(st.Rating)-1].Segments
+		flow := func(sg registry.Segment, h float64) float64 { return sg.C * math.Pow(h-sg.E, sg.B) }
+		top := segs[len(segs)-1]
+		var qs []float64
+		for q := flow(top, top.HMax) / 1000; q < 2*flow(top, top.HMax); q *= 1.001 {
+			qs = append(qs, q)
+		}
+		for k := 1; k < len(segs); k++ {
+			a, b := flow(segs[k-1], segs[k-1].HMax), flow(segs[k], segs[k].HMin)
+			lo, hi := 0.999*min(a, b), 1.001*max(a, b)
+			for n := range 2001 {
+				qs = append(qs, lo+(hi-lo)*float64(n)/2000)
+			}
+		}
+		slices.Sort(qs)
+		prev := m.stage(at, qs[0])
+		for _, q := range qs[1:] {
+			h := m.stage(at, q)
+			if h < prev-1e-9 || h-prev > 0.05 {
+				t.Fatalf("%s: stage %.4f m after %.4f m at %.3f m³/s", st.ID, h, prev, q)
+			}
+			prev = h
+		}
+	}
+}
+
+// TestTurbidityPassesQCInTheMonsoon runs a monsoon month of a glacier-fed
+// water-quality section, storm floods included, through the turbidity QC
+// of the registry: turbidity high in a flood is not a sensor fault.
+func TestTurbidityPassesQCInTheMonsoon(t *testing.T) {
+	reg := loadRegistry(t)
+	st := reg.Station("pumqu-chentang")
+	for seed := uint64(1); seed <= 4; seed++ {
+		ser := quality.NewSeries(st.QC["turb_ntu"], time.Duration(st.Interval))
+		for _, s := range series(st, seed, time.Date(2026, 8, 1, 0, 0, 0, 0, time.UTC), 28*288, 5*time.Minute) {
+			v, _ := value(s, "turb_ntu")
+			f, rev := ser.Add(s.Time, v)
+			if f.Aggregate() == quality.Fail || rev != nil && rev.Flag == quality.Fail {
+				t.Fatalf("seed %d: turbidity %.1f NTU at %s (or the reading before) fails QC", seed, v, s.Time.Format(time.RFC3339))
+			}
+		}
 	}
 }

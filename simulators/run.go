@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -27,7 +30,9 @@ type Options struct {
 	// ahead of the wall clock: once it catches up, the run goes on in real
 	// time (stations do not publish the future).
 	Speed float64
-	// Duration of simulated time to run; 0 runs until ctx ends.
+	// Duration of simulated time to run: the run publishes every reading
+	// and status due before Start + Duration, then returns. 0 runs until
+	// ctx ends.
 	Duration time.Duration
 	// Protocol is "native" (JSON readings, the default) or "hj212": the
 	// water-quality values of stations with an hj212_mn go as HJ 212-2017
@@ -39,6 +44,9 @@ type Options struct {
 	HJ212Addr string
 	// Scenarios maps station ids to the scenarios they play (ParseScenarios).
 	Scenarios map[string][]string
+	// ScenarioStart is when the scenarios start; the zero time means
+	// Start + ScenarioLead.
+	ScenarioStart time.Time
 	// StatusEvery is the simulated interval of status messages (default 1h).
 	StatusEvery time.Duration
 	Seed        uint64
@@ -98,9 +106,22 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
-	for id := range o.Scenarios {
-		if o.Registry.Station(id) == nil {
+	if o.ScenarioStart.IsZero() {
+		o.ScenarioStart = o.Start.Add(ScenarioLead)
+	}
+	for _, id := range slices.Sorted(maps.Keys(o.Scenarios)) {
+		st := o.Registry.Station(id)
+		if st == nil {
 			return sum, fmt.Errorf("scenario for station %q, which is not in the registry", id)
+		}
+		for _, name := range o.Scenarios[id] {
+			if err := CanPlay(name, st); err != nil {
+				return sum, err
+			}
+			o.Logger.Info("scenario", "station", id, "scenario", name,
+				"start", o.ScenarioStart.UTC().Format(time.RFC3339),
+				"end", ScenarioEnd(name, st, o.ScenarioStart).UTC().Format(time.RFC3339),
+				"alerts", strings.Join(ExpectedAlerts(name, st), ","))
 		}
 	}
 	var sims []*simStation
@@ -126,7 +147,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}()
 	for _, st := range stations {
 		s := &simStation{
-			model:     NewStation(st, o.Seed).WithScenarios(o.Scenarios[st.ID], o.Start),
+			model:     NewStation(st, o.Seed).WithScenarios(o.Scenarios[st.ID], o.ScenarioStart),
 			topic:     o.TopicPrefix + "/stations/" + st.ID + "/readings",
 			statusTop: o.TopicPrefix + "/stations/" + st.ID + "/status",
 			hjTopic:   o.TopicPrefix + "/stations/" + st.ID + "/hj212",
@@ -179,17 +200,11 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 			sum.SimEnd = end
 			return sum, nil
 		}
-		if now := simNow(); due.After(now) {
-			// Simulated time reaches due at the current speed, but never
-			// before the wall clock does.
-			at := wallStart.Add(time.Duration(float64(due.Sub(o.Start)) / o.Speed))
-			if due.After(at) {
-				at = due
-			}
+		if at := publishAt(o.Start, wallStart, o.Speed, due); at.After(o.Now()) {
 			wait := max(at.Sub(o.Now()), time.Millisecond)
 			select {
 			case <-ctx.Done():
-				sum.SimEnd = now
+				sum.SimEnd = simNow()
 				return sum, nil
 			case <-time.After(min(wait, time.Second)):
 			}
@@ -218,6 +233,20 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 			o.Logger.Info("progress", "sim_time", due.UTC().Format(time.RFC3339), "messages", sum.Messages, "samples", sum.Samples, "errors", sum.Errors)
 		}
 	}
+}
+
+// publishAt is the wall-clock time at which what is due at simulated time
+// due may go out, in a run that started at simulated time start and wall
+// time wallStart and goes speed simulated seconds a second: when simulated
+// time reaches due at that speed, but never before the wall clock does
+// (stations do not publish the future). A run of the past at a high speed
+// publishes at once what is due before now, then goes on in real time.
+func publishAt(start, wallStart time.Time, speed float64, due time.Time) time.Time {
+	at := wallStart.Add(time.Duration(float64(due.Sub(start)) / speed))
+	if due.After(at) {
+		at = due
+	}
+	return at
 }
 
 func (s *simStation) nextDue() time.Time {

@@ -4,6 +4,12 @@
 // will, in accelerated or real time.
 //
 //	stationsim -broker tcp://127.0.0.1:1883 -start -48h -speed 300
+//
+// A bounded window of the past, at full speed, exiting 0 once everything
+// is published (for end-to-end tests):
+//
+//	stationsim -start 2026-01-10T00:00:00+08:00 -end 2026-01-10T12:00:00+08:00 -speed 1e9 \
+//	           -scenario flood:pumqu-chentang -scenario-start 2026-01-10T02:00:00+08:00
 package main
 
 import (
@@ -34,16 +40,18 @@ func run(args []string) int {
 	regPath := fs.String("registry", "configs/stations.yaml", "station registry")
 	prefix := fs.String("prefix", "rivermon/v1", "topic prefix")
 	stations := fs.String("stations", "", "comma-separated station ids (default: all)")
-	start := fs.String("start", "now", `simulated start: RFC 3339 time, "now", or an offset from now such as -48h`)
+	start := fs.String("start", "now", `simulated start: `+timeForms)
+	end := fs.String("end", "", `simulated end (exclusive): `+timeForms+`; the run stops by itself once everything due before it is published`)
 	speed := fs.Float64("speed", 1, "simulated seconds per real second (never ahead of the wall clock)")
-	duration := fs.Duration("duration", 0, "simulated time to run (0: until interrupted)")
+	duration := fs.Duration("duration", 0, "simulated time to run, instead of -end (0: until interrupted)")
+	scenarioStart := fs.String("scenario-start", "", `when the scenarios start: `+timeForms+` (default: 1 h after -start)`)
 	seed := fs.Uint64("seed", 1, "random seed: the same seed gives the same readings")
 	clientID := fs.String("client-id", "stationsim", "prefix of the per-station MQTT client ids")
 	protocol := fs.String("protocol", "native", `"native" JSON readings, or "hj212": water-quality values as HJ 212-2017 packets`)
 	transport := fs.String("transport", "mqtt", `with -protocol hj212: "mqtt" (the station's hj212 topic) or "tcp" (to -hj212-addr)`)
 	hjAddr := fs.String("hj212-addr", "127.0.0.1:9212", "rivermon's HJ 212 listener, for -transport tcp")
 	var scenarioSpecs []string
-	fs.Func("scenario", "name:station[,station…] (repeatable): "+strings.Join(simulators.Scenarios, ", ")+"; starts 1 h into the run",
+	fs.Func("scenario", "name:station[,station…] (repeatable): "+strings.Join(simulators.Scenarios, ", ")+"; starts at -scenario-start",
 		func(v string) error { scenarioSpecs = append(scenarioSpecs, strings.Fields(v)...); return nil })
 	loadStations := fs.Int("load-stations", 0, "load mode: this many virtual stations (load-00001 …) instead of the registry's")
 	writeRegistry := fs.String("write-registry", "", "load mode: write the matching registry to this file and exit")
@@ -66,9 +74,9 @@ func run(args []string) int {
 			start: *start, seed: *seed, clientID: *clientID})
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	t0, err := parseStart(*start, time.Now())
+	w, err := parseWindow(*start, *end, *duration, *scenarioStart, time.Now())
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "stationsim: -start:", err)
+		fmt.Fprintln(os.Stderr, "stationsim:", err)
 		return 2
 	}
 	if *protocol != "native" && *protocol != "hj212" {
@@ -101,12 +109,16 @@ func run(args []string) int {
 	if n == 0 {
 		n = len(reg.Stations)
 	}
+	until := "interrupted"
+	if w.duration > 0 {
+		until = w.start.Add(w.duration).UTC().Format(time.RFC3339)
+	}
 	log.Info("stationsim starting", "broker", *broker, "stations", n,
-		"start", t0.UTC().Format(time.RFC3339), "speed", *speed, "seed", *seed)
+		"start", w.start.UTC().Format(time.RFC3339), "end", until, "speed", *speed, "seed", *seed)
 	sum, err := simulators.Run(ctx, simulators.Options{
 		Broker: *broker, Username: *username, Password: *password, TopicPrefix: *prefix,
-		Registry: reg, Stations: ids, Start: t0, Speed: *speed, Duration: *duration, Seed: *seed,
-		ClientID: *clientID, Logger: log, Scenarios: scenarios,
+		Registry: reg, Stations: ids, Start: w.start, Speed: *speed, Duration: w.duration, Seed: *seed,
+		ClientID: *clientID, Logger: log, Scenarios: scenarios, ScenarioStart: w.scenarioStart,
 		Protocol: *protocol, Transport: *transport, HJ212Addr: *hjAddr,
 	})
 	log.Info("stationsim done", "messages", sum.Messages, "hj212_packets", sum.Packets, "samples", sum.Samples, "statuses", sum.Statuses,
@@ -118,23 +130,71 @@ func run(args []string) int {
 	return 0
 }
 
-func parseStart(s string, now time.Time) (time.Time, error) {
+// timeForms says what the time flags take.
+const timeForms = `RFC 3339 time, "now", or an offset from now such as -48h or +2h`
+
+// parseTime reads a time flag: an RFC 3339 time, "now", or a signed
+// duration from now.
+func parseTime(s string, now time.Time) (time.Time, error) {
 	switch {
 	case s == "now":
 		return now, nil
-	case strings.HasPrefix(s, "-"):
-		d, err := time.ParseDuration(s[1:])
+	case strings.HasPrefix(s, "-"), strings.HasPrefix(s, "+"):
+		d, err := time.ParseDuration(s)
 		if err != nil {
-			return time.Time{}, fmt.Errorf("%q: want RFC 3339, now, or -DURATION", s)
+			return time.Time{}, fmt.Errorf("%q: want %s", s, timeForms)
 		}
-		return now.Add(-d), nil
+		return now.Add(d), nil
 	default:
 		t, err := time.Parse(time.RFC3339, s)
 		if err != nil {
-			return time.Time{}, fmt.Errorf("%q: want RFC 3339, now, or -DURATION", s)
+			return time.Time{}, fmt.Errorf("%q: want %s", s, timeForms)
 		}
 		return t, nil
 	}
+}
+
+// window is the simulated time a run covers.
+type window struct {
+	start         time.Time
+	duration      time.Duration // 0: until interrupted
+	scenarioStart time.Time     // zero: the default lead
+}
+
+// parseWindow reads -start, -end (or -duration) and -scenario-start.
+func parseWindow(start, end string, duration time.Duration, scenarioStart string, now time.Time) (window, error) {
+	var w window
+	var err error
+	if w.start, err = parseTime(start, now); err != nil {
+		return w, fmt.Errorf("-start: %w", err)
+	}
+	switch {
+	case duration < 0:
+		return w, fmt.Errorf("-duration %s: want a positive duration", duration)
+	case end != "" && duration > 0:
+		return w, fmt.Errorf("-end and -duration: give one of them")
+	case end != "":
+		t, err := parseTime(end, now)
+		if err != nil {
+			return w, fmt.Errorf("-end: %w", err)
+		}
+		if !t.After(w.start) {
+			return w, fmt.Errorf("-end %s is not after -start %s", t.Format(time.RFC3339), w.start.Format(time.RFC3339))
+		}
+		w.duration = t.Sub(w.start)
+	default:
+		w.duration = duration
+	}
+	if scenarioStart != "" {
+		if w.scenarioStart, err = parseTime(scenarioStart, now); err != nil {
+			return w, fmt.Errorf("-scenario-start: %w", err)
+		}
+		if w.scenarioStart.Before(w.start) {
+			return w, fmt.Errorf("-scenario-start %s is before -start %s: the scenarios would be cut",
+				w.scenarioStart.Format(time.RFC3339), w.start.Format(time.RFC3339))
+		}
+	}
+	return w, nil
 }
 
 type loadOptions struct {
@@ -159,7 +219,7 @@ func runLoad(l loadOptions) int {
 		fmt.Printf("wrote a registry of %d virtual stations to %s\n", l.stations, l.writeRegistry)
 		return 0
 	}
-	t0, err := parseStart(l.start, time.Now())
+	t0, err := parseTime(l.start, time.Now())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "stationsim: -start:", err)
 		return 2
