@@ -301,27 +301,43 @@ func TestGrafanaDashboardQueriesReturnData(t *testing.T) {
 		}
 		pub.Publish(readingsTopic(alerting), mustJSON(t, map[string]any{"station": alerting, "samples": samples}))
 	}
-	publishSamples(faultAt, 10, func(i int) map[string]float64 {
-		if i == 9 {
+	// The recovering values come three times: a value with a spike test is
+	// evaluated once the next one has come, and the first good pH after
+	// the failed ones is itself a spike (a step of 8.6 against its
+	// neighbours' mean).
+	publishSamples(faultAt, 12, func(i int) map[string]float64 {
+		if i >= 9 {
 			return map[string]float64{"ph": 7.6, "do_mgl": -1}
 		}
 		return map[string]float64{"ph": -1, "do_mgl": -1}
 	})
-	publishSamples(floodAt, 5, func(i int) map[string]float64 {
-		if i == 4 {
+	publishSamples(floodAt, 6, func(i int) map[string]float64 {
+		if i >= 4 {
 			return map[string]float64{"level_m": critical - 0.1}
 		}
 		return map[string]float64{"level_m": critical + 0.2}
 	})
+	why := ""
+	defer func() {
+		if t.Failed() {
+			t.Log("the last condition unmet:", why)
+		}
+	}()
 	testenv.Eventually(t, 60*time.Second, func() bool {
-		if in.Count(t, "alert", "value", fmt.Sprintf(`"station" = '%s' AND "alertname" = 'WaterLevelCritical' AND "state" = 'resolved' AND time >= %d`, alerting, floodAt.UnixNano())) < 1 ||
-			in.Count(t, "alert", "value", fmt.Sprintf(`"station" = '%s' AND "alertname" = 'SensorFault' AND "state" = 'resolved' AND time >= %d`, alerting, faultAt.UnixNano())) < 1 {
+		if in.Count(t, "alert", "value", fmt.Sprintf(`"station" = '%s' AND "alertname" = 'WaterLevelCritical' AND "state" = 'resolved' AND time >= %d`, alerting, floodAt.UnixNano())) < 1 {
+			why = "WaterLevelCritical not resolved"
+			return false
+		}
+		if in.Count(t, "alert", "value", fmt.Sprintf(`"station" = '%s' AND "alertname" = 'SensorFault' AND "state" = 'resolved' AND time >= %d`, alerting, faultAt.UnixNano())) < 1 {
+			why = "SensorFault not resolved"
 			return false
 		}
 		if field(t, in, "eflow_daily", "compliant", "nianchu-mouth", failedDay) != "false" ||
 			field(t, in, "eflow_daily", "compliant", "nianchu-mouth", thinDay) != "false" {
+			why = "eflow days"
 			return false
 		}
+		why = "bad values"
 		if in.Count(t, "reading", "flow_m3s", `"station" = 'nianchu-mouth' AND "flow_m3s" < 0`) < 1 {
 			return false // the bad values, published last, are not all in yet
 		}
@@ -330,6 +346,7 @@ func TestGrafanaDashboardQueriesReturnData(t *testing.T) {
 				return false
 			}
 		}
+		why = "counts"
 		return in.Count(t, "reading", "level_m", "") >= int64(sum.Samples) && in.Count(t, "eflow_daily", "mean_flow_m3s", "") > 0 &&
 			in.Count(t, "station_state", "qc_worst", "") >= 23 && in.Count(t, "alert", "value", "") > 0
 	}, "the simulated days and the bad values did not all arrive")
