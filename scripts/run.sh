@@ -10,7 +10,10 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 : "${MQTT_PORT:=18831}" "${INFLUX_PORT:=18087}" "${INFLUX_RPC_PORT:=18089}" "${AM_PORT:=19094}" "${HTTP_PORT:=19464}" "${HJ212_PORT:=19212}"
-: "${SIM_START:=-48h}" "${SIM_SPEED:=600}"
+# 80 h of past at 1200×, about four minutes: long enough for a stuck stage
+# gauge to fail QC even under the ice-season flat-line window (72 h), so
+# every scenario plays out, fires and resolves during the replay.
+: "${SIM_START:=-80h}" "${SIM_SPEED:=1200}"
 : "${SIM_SCENARIOS:=flood:pumqu-chentang pollution:nianchu-mouth sensor-stuck:boqu-nyalam lowflow:sagya-sagya sensor-spike:yarlung-dazhuka drift:maquan-saga}"
 : "${STOP_TIMEOUT:=15}" # seconds a component gets to exit after SIGTERM before SIGKILL (rivermon needs at most 10)
 run="$root/var/run"
@@ -154,6 +157,13 @@ export RIVERMON_SPOOL_DIR="$run/spool"
 export RIVERMON_HTTP_LISTEN="127.0.0.1:$HTTP_PORT"
 export RIVERMON_ALERTING_ALERTMANAGER_URLS="http://127.0.0.1:$AM_PORT"
 export RIVERMON_HJ212_LISTEN="127.0.0.1:$HJ212_PORT"
+# The demo replays the past: let its samples page (a production service
+# keeps max_sample_age at 1h, so that a station's backlog pages nobody).
+replay_h=${SIM_START#-}
+replay_h=${replay_h%h}
+if [[ "$replay_h" =~ ^[0-9]+$ ]]; then
+	export RIVERMON_ALERTING_MAX_SAMPLE_AGE="$((replay_h + 1))h"
+fi
 start rivermon bin/rivermon -config configs/rivermon.yaml
 wait_port "$HTTP_PORT" rivermon
 
@@ -169,6 +179,8 @@ cat <<MSG
 rivermon is running with the simulator for the 23 stations (simulated time starts
 at now$SIM_START and runs ${SIM_SPEED}× faster until it reaches the present, then in real time).
 Scenarios played from one simulated hour in: $SIM_SCENARIOS
+Samples up to ${RIVERMON_ALERTING_MAX_SAMPLE_AGE:-1h} old page, so the scenarios page during the replay:
+see README "What make run pages" for the alerts to expect in Alertmanager.
 The water-quality analysers speak HJ 212-2017 over TCP to 127.0.0.1:$HJ212_PORT; levels and flows
 come as JSON over MQTT.
 
