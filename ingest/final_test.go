@@ -36,12 +36,6 @@ func (r *recorder) values(code string) (times []time.Time, flags []int, vs []flo
 	return times, flags, vs
 }
 
-func (r *recorder) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.ss)
-}
-
 // A value with a spike test reaches the observer once the next value has
 // completed its flag: a spike arrives flagged 4, never as a plain value.
 func TestObserverSeesFinalFlags(t *testing.T) {
