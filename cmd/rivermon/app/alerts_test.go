@@ -53,6 +53,24 @@ func newReceiver(t *testing.T) *receiver {
 	return r
 }
 
+// startAlertmanagerTo starts Alertmanager passing every alert on to rcv at
+// once (group_wait 0s, group_interval 1s), resolved ones too, grouped by the
+// labels in groupBy (comma-separated).
+func startAlertmanagerTo(t *testing.T, rcv *receiver, groupBy string) *testenv.Alertmanager {
+	return testenv.StartAlertmanager(t, fmt.Sprintf(`route:
+  receiver: hook
+  group_by: [%s]
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: hook
+    webhook_configs:
+      - url: %q
+        send_resolved: true
+`, groupBy, rcv.URL))
+}
+
 // notifications returns the alerts received with alertname and station, by
 // status.
 func (r *receiver) notifications(alertname, station string) map[string]int {
@@ -76,18 +94,7 @@ func (r *receiver) notifications(alertname, station string) map[string]int {
 // older than max_sample_age writes history but pages nobody.
 func TestAlertsReachOnCallThroughAlertmanager(t *testing.T) {
 	rcv := newReceiver(t)
-	am := testenv.StartAlertmanager(t, fmt.Sprintf(`route:
-  receiver: hook
-  group_by: [alertname, station]
-  group_wait: 0s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: hook
-    webhook_configs:
-      - url: %q
-        send_resolved: true
-`, rcv.URL))
+	am := startAlertmanagerTo(t, rcv, "alertname, station")
 	direct := newReceiver(t)
 	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
 	in := testenv.StartInflux(t)

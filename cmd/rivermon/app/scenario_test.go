@@ -29,18 +29,7 @@ var demoScenarios = []string{"flood:pumqu-chentang", "pollution:nianchu-mouth", 
 func TestScenariosPageExactlyTheirAlerts(t *testing.T) {
 	direct := newReceiver(t)
 	viaAM := newReceiver(t)
-	am := testenv.StartAlertmanager(t, fmt.Sprintf(`route:
-  receiver: hook
-  group_by: [alertname, station, param]
-  group_wait: 0s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: hook
-    webhook_configs:
-      - url: %q
-        send_resolved: true
-`, viaAM.URL))
+	am := startAlertmanagerTo(t, viaAM, "alertname, station, param")
 	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
 	in := testenv.StartInflux(t)
 	// The windows are in the past: samples of any age may page here.
