@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rivermon/rivermon/ingest/journal"
+	"github.com/rivermon/rivermon/internal/lineproto"
+	"github.com/rivermon/rivermon/internal/reading"
+	"github.com/rivermon/rivermon/internal/run"
 )
 
 // Sender delivers alerts (notify.Alertmanager, notify.Webhook).
@@ -22,9 +25,10 @@ type Publisher interface {
 	Publish(ctx context.Context, topic string, retained bool, payload []byte) error
 }
 
-// LineWriter stores line protocol durably (the ingest spool).
-type LineWriter interface {
-	WriteLines(lines []string) error
+// Journal stores points durably within its size bound (ingest/journal):
+// Add refuses what does not fit, and the dispatcher writes it again later.
+type Journal interface {
+	Add(rec *journal.Record) error
 }
 
 // DispatcherOptions configure a Dispatcher.
@@ -34,7 +38,13 @@ type DispatcherOptions struct {
 	Webhook      Sender // nil: none configured
 	MQTT         Publisher
 	TopicPrefix  string
-	History      LineWriter
+	// History is where alert history is stored.
+	History Journal
+	// Observed, when set, is read for stored samples until it is closed
+	// (ingest's stream); Observe does the same for a caller of its own.
+	Observed <-chan []reading.Observed
+	// Notifications counts deliveries; the senders report through it too.
+	Notifications *Notifications
 	// StatePath is where alert state is saved (firing alerts survive a
 	// restart); empty: not saved.
 	StatePath      string
@@ -64,8 +74,37 @@ type Dispatcher struct {
 	wake    chan struct{}
 	active  *prometheus.GaugeVec
 	changes *prometheus.CounterVec
-	notes   *prometheus.CounterVec
+	// unstored is alert history the journal had no room for, written
+	// before the next.
+	unstored []journal.Entry
 }
+
+// maxUnstored bounds the history kept while the journal is full: alert
+// changes are few while nothing is acknowledged (only silence).
+const maxUnstored = 100000
+
+// Notifications counts alert deliveries by receiver and result.
+type Notifications struct{ c *prometheus.CounterVec }
+
+// NewNotifications returns the counter rivermon_notifications_total,
+// registered with r when r is not nil.
+func NewNotifications(r prometheus.Registerer) *Notifications {
+	n := &Notifications{c: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rivermon_notifications_total", Help: "Alert deliveries by receiver (alertmanager, webhook, mqtt) and result (success, failure)."},
+		[]string{"receiver", "result"})}
+	for _, rc := range []string{"alertmanager", "webhook", "mqtt"} {
+		for _, res := range []string{"success", "failure"} {
+			n.c.WithLabelValues(rc, res)
+		}
+	}
+	if r != nil {
+		r.MustRegister(n.c)
+	}
+	return n
+}
+
+// Count records a delivery result.
+func (n *Notifications) Count(receiver, result string) { n.c.WithLabelValues(receiver, result).Inc() }
 
 // NewDispatcher returns a Dispatcher; Run starts it.
 func NewDispatcher(o DispatcherOptions) *Dispatcher {
@@ -89,34 +128,36 @@ func NewDispatcher(o DispatcherOptions) *Dispatcher {
 			Name: "rivermon_alerts_active", Help: "Firing alerts by severity."}, []string{"severity"}),
 		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rivermon_alert_transitions_total", Help: "Alerts that fired or resolved."}, []string{"state"}),
-		notes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "rivermon_notifications_total", Help: "Alert deliveries by receiver (alertmanager, webhook, mqtt) and result (success, failure)."},
-			[]string{"receiver", "result"}),
+	}
+	if d.o.Notifications == nil {
+		d.o.Notifications = NewNotifications(o.Registerer)
 	}
 	for _, s := range Severities {
 		d.active.WithLabelValues(s)
 	}
-	for _, r := range []string{"alertmanager", "webhook", "mqtt"} {
-		for _, res := range []string{"success", "failure"} {
-			d.notes.WithLabelValues(r, res)
-		}
-	}
 	if o.Registerer != nil {
-		o.Registerer.MustRegister(d.active, d.changes, d.notes)
+		o.Registerer.MustRegister(d.active, d.changes)
 	}
 	return d
 }
 
-// SetAlertmanager and SetWebhook set the senders (before Run); the senders
-// report their results through Count, so they are made after the
-// Dispatcher.
-func (d *Dispatcher) SetAlertmanager(s Sender) { d.o.Alertmanager = s }
+// Count records a delivery result.
+func (d *Dispatcher) Count(receiver, result string) { d.o.Notifications.Count(receiver, result) }
 
-// SetWebhook sets the webhook sender (before Run).
-func (d *Dispatcher) SetWebhook(s Sender) { d.o.Webhook = s }
-
-// Count records a delivery result; the notify senders report through it.
-func (d *Dispatcher) Count(receiver, result string) { d.notes.WithLabelValues(receiver, result).Inc() }
+// drain evaluates what is left in observed without waiting for more.
+func (d *Dispatcher) drain(observed <-chan []reading.Observed) {
+	for observed != nil {
+		select {
+		case ss, ok := <-observed:
+			if !ok {
+				return
+			}
+			d.Observe(samplesOf(ss))
+		default:
+			return
+		}
+	}
+}
 
 // Observe evaluates stored samples, in order. It never blocks on delivery.
 func (d *Dispatcher) Observe(ss []Sample) {
@@ -157,13 +198,24 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	// Receivers are sent to under a context that outlives ctx by a second:
 	// a notification under way when shutdown begins, or queued then, still
 	// reaches them, and shutdown is not held up longer than that.
-	send, stopSend := afterGrace(ctx, shutdownGrace)
+	send, stopSend := run.Grace(ctx, shutdownGrace)
 	defer stopSend()
 	d.sendActive(send) // firing alerts restored from disk go out again, with their startsAt
+	observed := d.o.Observed
 	for {
 		waited := false // the hold ended: what gathered goes now
 		select {
 		case <-ctx.Done():
+			// The stream stopped first and closed Observed: what it sent
+			// last is evaluated before the last delivery.
+			d.drain(observed)
+		case ss, ok := <-observed:
+			if !ok {
+				observed = nil
+				continue
+			}
+			d.Observe(samplesOf(ss))
+			continue
 		case <-d.wake:
 		case <-hold.C:
 			holding, waited = false, true
@@ -216,30 +268,6 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 // has ended.
 const shutdownGrace = time.Second
 
-// afterGrace returns a context that ends grace after ctx does (or when stop
-// is called).
-func afterGrace(ctx context.Context, grace time.Duration) (_ context.Context, stop func()) {
-	out, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	var mu sync.Mutex
-	var timer *time.Timer
-	stopAfter := context.AfterFunc(ctx, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if out.Err() == nil {
-			timer = time.AfterFunc(grace, cancel)
-		}
-	})
-	return out, func() {
-		stopAfter()
-		cancel()
-		mu.Lock()
-		defer mu.Unlock()
-		if timer != nil {
-			timer.Stop()
-		}
-	}
-}
-
 // take empties the queue of transitions.
 func (d *Dispatcher) take() []Transition {
 	d.mu.Lock()
@@ -256,22 +284,18 @@ func (d *Dispatcher) isUrgent() bool {
 }
 
 func (d *Dispatcher) deliver(ctx context.Context, ts []Transition) {
-	var lines []string
 	var notify []Alert
 	for _, t := range ts {
 		d.changes.WithLabelValues(t.State).Inc()
-		lines = append(lines, historyLine(t))
+		d.unstored = append(d.unstored, journal.Entry{Kind: journal.KindAlert, Station: t.Alert.Labels["station"],
+			Time: t.At, Source: "alerts", Line: historyLine(t)})
 		if t.Notify {
 			notify = append(notify, t.Alert)
 		}
 		d.o.Logger.Info("alert "+t.State, "alertname", t.Alert.Labels["alertname"], "station", t.Alert.Labels["station"],
 			"param", t.Alert.Labels["param"], "value", t.Value, "threshold", t.Thresh, "notify", t.Notify)
 	}
-	if d.o.History != nil {
-		if err := d.o.History.WriteLines(lines); err != nil {
-			d.o.Logger.Error("alert history not stored", "err", err)
-		}
-	}
+	d.storeHistory()
 	d.save()
 	if len(notify) == 0 {
 		d.updateGauge()
@@ -320,8 +344,29 @@ func (d *Dispatcher) save() {
 	}
 }
 
-var tagEscaper = strings.NewReplacer(",", `\,`, " ", `\ `, "=", `\=`)
-var stringEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+// storeHistory appends the alert history not stored yet to the journal.
+// What finds no room (the spool full) is kept for the next try, up to
+// maxUnstored changes.
+func (d *Dispatcher) storeHistory() {
+	if d.o.History == nil {
+		d.unstored = d.unstored[:0]
+		return
+	}
+	if len(d.unstored) == 0 {
+		return
+	}
+	rec := journal.Record{Entries: d.unstored}
+	if err := d.o.History.Add(&rec); err != nil {
+		if over := len(d.unstored) - maxUnstored; over > 0 {
+			d.unstored = append(d.unstored[:0], d.unstored[over:]...)
+			d.o.Logger.Error("alert history lost: the spool stayed full", "changes", over)
+		}
+		d.o.Logger.Warn("alert history not stored yet; kept for the next try", "changes", len(d.unstored), "err", err)
+		return
+	}
+	clear(d.unstored)
+	d.unstored = d.unstored[:0]
+}
 
 // historyLine renders a transition as a point of `alert` (CONTRACT §6), at
 // the sample time of the change, for Grafana annotations and the alert
@@ -332,17 +377,38 @@ var stringEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
 // overwrite each other.
 func historyLine(t Transition) string {
 	l := t.Alert.Labels
-	var b strings.Builder
-	b.WriteString("alert,alertname=" + tagEscaper.Replace(l["alertname"]))
+	b := []byte("alert")
+	b = lineproto.AppendTag(b, "alertname", l["alertname"])
 	if p := l["param"]; p != "" {
-		b.WriteString(",param=" + tagEscaper.Replace(p))
+		b = lineproto.AppendTag(b, "param", p)
 	}
-	b.WriteString(",river=" + tagEscaper.Replace(l["river"]) +
-		",severity=" + tagEscaper.Replace(l["severity"]) + ",station=" + tagEscaper.Replace(l["station"]))
-	b.WriteString(` state="` + t.State + `",value=` + strconv.FormatFloat(t.Value, 'g', -1, 64) +
-		",threshold=" + strconv.FormatFloat(t.Thresh, 'g', -1, 64) +
-		`,summary="` + stringEscaper.Replace(t.Alert.Annotations["summary"]) + `"`)
-	b.WriteString(",notified=" + strconv.FormatBool(t.Notify))
-	b.WriteString(" " + strconv.FormatInt(t.At.UnixNano(), 10))
-	return b.String()
+	b = lineproto.AppendTag(b, "river", l["river"])
+	b = lineproto.AppendTag(b, "severity", l["severity"])
+	b = lineproto.AppendTag(b, "station", l["station"])
+	b = append(b, ` state="`...)
+	b = append(b, t.State...)
+	b = append(b, '"')
+	b = lineproto.AppendFloatField(b, false, "value", t.Value)
+	b = lineproto.AppendFloatField(b, false, "threshold", t.Thresh)
+	b = lineproto.AppendStringField(b, "summary", t.Alert.Annotations["summary"])
+	b = lineproto.AppendBoolField(b, "notified", t.Notify)
+	return string(lineproto.AppendTime(b, t.At))
+}
+
+// samplesOf converts stored samples, their values in one array.
+func samplesOf(ss []reading.Observed) []Sample {
+	n := 0
+	for _, s := range ss {
+		n += len(s.Values)
+	}
+	vals := make([]Value, 0, n)
+	out := make([]Sample, len(ss))
+	for i, s := range ss {
+		from := len(vals)
+		for _, v := range s.Values {
+			vals = append(vals, Value{Code: v.Code, V: v.V, Flag: v.Flag})
+		}
+		out[i] = Sample{Station: s.Station, Time: s.Time, Received: s.Received, Values: vals[from:len(vals):len(vals)]}
+	}
+	return out
 }

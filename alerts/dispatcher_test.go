@@ -10,17 +10,23 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/rivermon/rivermon/ingest/journal"
 )
 
-// historyLog is a LineWriter that keeps each write.
+// historyLog is a Journal that keeps the lines of each write.
 type historyLog struct {
 	mu     sync.Mutex
 	writes [][]string
 }
 
-func (h *historyLog) WriteLines(lines []string) error {
+func (h *historyLog) Add(rec *journal.Record) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	var lines []string
+	for _, e := range rec.Entries {
+		lines = append(lines, e.Line)
+	}
 	h.writes = append(h.writes, lines)
 	return nil
 }
@@ -34,8 +40,8 @@ func (h *historyLog) counts() (writes, lines int) {
 	return len(h.writes), lines
 }
 
-// run starts d and returns its stop: cancel, then wait for Run to return.
-func run(d *Dispatcher) (stop func()) {
+// startDispatcher starts d and returns its stop: cancel, then wait for Run to return.
+func startDispatcher(d *Dispatcher) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -61,7 +67,7 @@ func TestDispatcherGathersTransitions(t *testing.T) {
 		state := filepath.Join(t.TempDir(), "alerts-state.json")
 		d := NewDispatcher(DispatcherOptions{Evaluator: newEval(t, time.Hour), History: hist, StatePath: state,
 			Logger: slog.New(slog.DiscardHandler)})
-		stop := run(d)
+		stop := startDispatcher(d)
 		defer stop()
 		old := time.Now().Add(-48 * time.Hour) // beyond max_sample_age: notifies nobody
 		expect := func(writes, lines int, when string) {
@@ -133,7 +139,7 @@ func TestDispatcherNotifiesAtShutdown(t *testing.T) {
 			hook := &sendLog{}
 			d := NewDispatcher(DispatcherOptions{Evaluator: newEval(t, time.Hour), Webhook: hook,
 				Logger: slog.New(slog.DiscardHandler)})
-			stop := run(d)
+			stop := startDispatcher(d)
 			synctest.Wait()
 			d.Observe([]Sample{wqSample(time.Now(), 0, 5)}) // fires, notifies
 			stop()
@@ -151,7 +157,7 @@ func TestDispatcherGathersWithAFrozenClock(t *testing.T) {
 		frozen := time.Now()
 		d := NewDispatcher(DispatcherOptions{Evaluator: newEval(t, time.Hour), History: hist,
 			Now: func() time.Time { return frozen }, Logger: slog.New(slog.DiscardHandler)})
-		stop := run(d)
+		stop := startDispatcher(d)
 		defer stop()
 		old := frozen.Add(-48 * time.Hour)
 		d.Observe([]Sample{wqSample(old, 0, 5)})

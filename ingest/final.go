@@ -3,6 +3,8 @@ package ingest
 import (
 	"slices"
 	"time"
+
+	"github.com/rivermon/rivermon/internal/reading"
 )
 
 // Alerts see a value once its QC flag is final. The spike test of a value
@@ -17,13 +19,13 @@ import (
 type heldValue struct {
 	t        time.Time
 	received time.Time // wall clock of its message
-	v        StoredValue
+	v        reading.ObservedValue
 }
 
 // spiked tells whether code's flag at t waits for the next value; rated
 // flow follows the stage it comes from.
 func (s *station) spiked(code string, t time.Time) bool {
-	if code == FieldFlowRated {
+	if code == reading.FieldFlowRated {
 		code = "level_m"
 	}
 	ser := s.series[code]
@@ -33,8 +35,8 @@ func (s *station) spiked(code string, t time.Time) bool {
 // observe appends to out what alerts may see now of the assessed sample:
 // its values whose flags are final, and the held values of earlier samples
 // that this one completes (before it, at their own times).
-func (s *station) observe(out []StoredSample, a *assessed, received time.Time) []StoredSample {
-	smp := a.stored(s.reg.ID)
+func (s *station) observe(out []reading.Observed, a *assessed, received time.Time) []reading.Observed {
+	smp := a.observed(s.reg.ID)
 	smp.Received = received
 	for _, r := range a.revisions {
 		for _, c := range r.codes {
@@ -80,7 +82,7 @@ func (s *station) heldIndex(code string) int {
 // releaseStale appends the held values that waited two reporting
 // intervals (wall clock) for a next value that did not come; every held
 // value when now is zero (shutdown).
-func (s *station) releaseStale(out []StoredSample, now time.Time) []StoredSample {
+func (s *station) releaseStale(out []reading.Observed, now time.Time) []reading.Observed {
 	wait := 2 * time.Duration(s.reg.Interval)
 	var released []heldValue
 	s.held = slices.DeleteFunc(s.held, func(h heldValue) bool {
@@ -96,7 +98,7 @@ func (s *station) releaseStale(out []StoredSample, now time.Time) []StoredSample
 // appendReleased appends released values as samples, one per sample time,
 // oldest first. Their Received is their message's, so that releasing them
 // is not taken for a sign of life.
-func (s *station) appendReleased(out []StoredSample, released []heldValue) []StoredSample {
+func (s *station) appendReleased(out []reading.Observed, released []heldValue) []reading.Observed {
 	slices.SortStableFunc(released, func(a, b heldValue) int { return a.t.Compare(b.t) })
 	for i, h := range released {
 		if i > 0 && h.t.Equal(released[i-1].t) {
@@ -104,7 +106,7 @@ func (s *station) appendReleased(out []StoredSample, released []heldValue) []Sto
 			last.Values = append(last.Values, h.v)
 			continue
 		}
-		out = append(out, StoredSample{Station: s.reg.ID, Time: h.t, Received: h.received, Values: []StoredValue{h.v}})
+		out = append(out, reading.Observed{Station: s.reg.ID, Time: h.t, Received: h.received, Values: []reading.ObservedValue{h.v}})
 	}
 	return out
 }

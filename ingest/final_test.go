@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"fmt"
+	"github.com/rivermon/rivermon/internal/reading"
 	"sync"
 	"testing"
 	"time"
@@ -10,14 +11,14 @@ import (
 // recorder is an Observer that keeps what it is shown.
 type recorder struct {
 	mu sync.Mutex
-	ss []StoredSample
+	ss []reading.Observed
 }
 
-func (r *recorder) Observe(ss []StoredSample) {
+func (r *recorder) Observe(ss []reading.Observed) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, s := range ss {
-		s.Values = append([]StoredValue(nil), s.Values...)
+		s.Values = append([]reading.ObservedValue(nil), s.Values...)
 		r.ss = append(r.ss, s)
 	}
 }
@@ -29,7 +30,7 @@ func (r *recorder) values(code string) (times []time.Time, flags []int, vs []flo
 	for _, s := range r.ss {
 		for _, v := range s.Values {
 			if v.Code == code {
-				times, flags, vs = append(times, s.Time), append(flags, v.Flag), append(vs, v.Value)
+				times, flags, vs = append(times, s.Time), append(flags, v.Flag), append(vs, v.V)
 			}
 		}
 	}
@@ -42,7 +43,7 @@ func TestObserverSeesFinalFlags(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2026, 7, 2, 4, 0, 0, 0, time.UTC)}
 	rec := &recorder{}
 	p := newPipeline(t, t.TempDir(), &fakeWriter{}, &fakePublisher{}, Options{Now: clock.Now, Observer: rec, SweepEvery: 5 * time.Millisecond})
-	stop := run(t, p)
+	stop := start(t, p)
 	acks := &ackLog{}
 	t0 := clock.Now().Add(-time.Hour)
 	levels := []float64{1.00, 1.00, 1.00, 1.60, 1.00, 1.00}
@@ -102,7 +103,7 @@ func TestSectionClass(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2026, 7, 2, 12, 0, 0, 0, time.UTC)}
 	rec := &recorder{}
 	p := newPipeline(t, t.TempDir(), &fakeWriter{}, &fakePublisher{}, Options{Now: clock.Now, Observer: rec})
-	run(t, p)
+	start(t, p)
 	acks := &ackLog{}
 	t0 := clock.Now().Add(-8 * time.Hour)
 	send := func(i int, m time.Duration, values string) {

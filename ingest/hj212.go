@@ -9,10 +9,6 @@ import (
 	"github.com/rivermon/rivermon/internal/registry"
 )
 
-// HJ212TCPSource prefixes the pseudo-topic of packets received on the HJ 212
-// TCP listener ("hj212+tcp://host:port"); the station is found by MN.
-const HJ212TCPSource = "hj212+tcp://"
-
 // Reasons of HJ 212 rejections beyond the framing ones of package hj212.
 const (
 	ReasonUnknownMN      = "hj212_unknown_mn"
@@ -31,8 +27,8 @@ func hj212Reasons() []string {
 // topic's station, whose hj212_mn each packet must carry) or from the TCP
 // listener (st nil: the station is found by MN). Each data packet becomes
 // one sample, stored as a native reading is.
-func (p *Pipeline) processHJ212(d Delivery, st *registry.Station, b *batch, buf []byte) []byte {
-	frames, rest := hj212.Split(d.Payload)
+func (s *Stream) processHJ212(m *Message, st *registry.Station, b *batch) {
+	frames, rest := hj212.Split(m.Payload)
 	stationOf := func(s *registry.Station) string {
 		if s == nil {
 			return "_unknown"
@@ -45,9 +41,9 @@ func (p *Pipeline) processHJ212(d Delivery, st *registry.Station, b *batch, buf 
 	accepted, rejected := 0, 0
 	for _, f := range frames {
 		reject := func(station, reason, detail string, level reading.Level) {
-			dd := d
-			dd.Payload = f.Raw
-			p.reject(b, &dd, station, &reading.Rejection{Level: level, Reason: reason, Detail: detail})
+			mm := *m
+			mm.Payload = f.Raw
+			s.reject(b, &mm, station, &reading.Rejection{Level: level, Reason: reason, Detail: detail})
 			if level != reading.LevelValue {
 				rejected++
 			}
@@ -60,7 +56,7 @@ func (p *Pipeline) processHJ212(d Delivery, st *registry.Station, b *batch, buf 
 		target := st
 		switch {
 		case st == nil:
-			target = p.o.Registry.StationByMN(pkt.MN)
+			target = s.o.Registry.StationByMN(pkt.MN)
 			if target == nil {
 				reject("_unknown", ReasonUnknownMN, fmt.Sprintf("MN %s is no station's hj212_mn", pkt.MN), reading.LevelMessage)
 				continue
@@ -83,7 +79,7 @@ func (p *Pipeline) processHJ212(d Delivery, st *registry.Station, b *batch, buf 
 			reject(target.ID, reading.ReasonBadTime, "DataTime: "+err.Error(), reading.LevelSample)
 			continue
 		}
-		if data.Time.Sub(d.Received) > reading.MaxFuture {
+		if data.Time.Sub(m.Received) > reading.MaxFuture {
 			reject(target.ID, reading.ReasonFutureTime, fmt.Sprintf("DataTime %s is ahead of the receive time", data.Time.Format("2006-01-02T15:04:05Z")), reading.LevelSample)
 			continue
 		}
@@ -119,21 +115,20 @@ func (p *Pipeline) processHJ212(d Delivery, st *registry.Station, b *batch, buf 
 			continue
 		}
 		sortValues(&smp)
-		if p.state[target.ID] != nil {
-			buf = p.heard(p.state[target.ID], b, d.Received, buf)
+		if ss := s.state[target.ID]; ss != nil {
+			s.heard(ss, b, m)
 		}
-		buf = p.storeSamples(target, []reading.Sample{smp}, []map[string]int{forced}, d, b, buf)
+		s.storeSamples(target, []reading.Sample{smp}, []map[string]int{forced}, m, b)
 		accepted++
 	}
 	switch {
 	case rejected == 0:
-		p.m.msgAccepted.Inc()
+		s.m.msgAccepted.Inc()
 	case accepted == 0:
-		p.m.msgRejected.Inc()
+		s.m.msgRejected.Inc()
 	default:
-		p.m.msgPartial.Inc()
+		s.m.msgPartial.Inc()
 	}
-	return buf
 }
 
 // sortValues puts values in the canonical parameter order.

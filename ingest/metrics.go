@@ -8,7 +8,8 @@ import (
 	"github.com/rivermon/rivermon/internal/reading"
 )
 
-// Metrics are the pipeline's Prometheus metrics (CONTRACT §8).
+// Metrics are the Prometheus metrics of the intake, the stream and
+// delivery (CONTRACT §8); the journal has its own.
 type Metrics struct {
 	messages   *prometheus.CounterVec
 	samples    *prometheus.CounterVec
@@ -18,8 +19,6 @@ type Metrics struct {
 	queued     prometheus.Gauge
 	seqGaps    prometheus.Counter
 	seqRepeats prometheus.Counter
-	spoolBytes prometheus.Gauge
-	spoolFull  prometheus.Gauge
 	ackDelay   prometheus.Histogram
 	qcFlags    *prometheus.CounterVec
 	qcFlag     [5]prometheus.Counter // by flag value 1–4, resolved once (hot path)
@@ -79,14 +78,6 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 			Name: "rivermon_derived_skipped_total",
 			Help: "Derivations not made, by reason: outside_rating (stage outside every segment, no extrapolation), no_rating (no curve in force), eflow_too_late (older than the days kept).",
 		}, []string{"reason"}),
-		spoolBytes: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "rivermon_spool_bytes",
-			Help: "Bytes in the spool not yet delivered to InfluxDB.",
-		}),
-		spoolFull: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "rivermon_spool_full",
-			Help: "1 while the spool is at spool.max_bytes and rivermon does not acknowledge messages.",
-		}),
 	}
 	m.msgAccepted, m.msgPartial, m.msgRejected = m.messages.WithLabelValues("accepted"),
 		m.messages.WithLabelValues("partial"), m.messages.WithLabelValues("rejected")
@@ -101,7 +92,7 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 		m.rejected.WithLabelValues(r)
 	}
 	if r != nil {
-		r.MustRegister(m.messages, m.samples, m.rejected, m.delay, m.lastSeen, m.queued, m.seqGaps, m.seqRepeats, m.spoolBytes, m.spoolFull, m.ackDelay, m.qcFlags, m.skipped)
+		r.MustRegister(m.messages, m.samples, m.rejected, m.delay, m.lastSeen, m.queued, m.seqGaps, m.seqRepeats, m.ackDelay, m.qcFlags, m.skipped)
 	}
 	return m
 }

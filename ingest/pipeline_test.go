@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/rivermon/rivermon/ingest/influx"
-	"github.com/rivermon/rivermon/ingest/spool"
 	"github.com/rivermon/rivermon/internal/registry"
 )
 
@@ -115,48 +114,13 @@ func readingPayload(station string, i int) []byte {
 		station, i, time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC).UnixMilli()+int64(i)*1000, i))
 }
 
-func newPipeline(t *testing.T, dir string, w PointWriter, pub Publisher, o Options) *Pipeline {
-	t.Helper()
-	sp, _, err := spool.Open(dir, spool.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sp.Close() })
-	o.Registry, o.TopicPrefix, o.Writer, o.DeadLetters, o.Spool = testRegistry(t), "rivermon/v1", w, pub, sp
-	return New(o)
-}
-
-func run(t *testing.T, p *Pipeline) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- p.Run(ctx) }()
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Error(err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Run did not return")
-		}
-	}
-	t.Cleanup(stop)
-	return stop
-}
-
 // TestAcksFollowTheSpoolInArrivalOrder: messages are acknowledged once
 // spooled, in arrival order, even while InfluxDB is stuck; the points then
 // reach InfluxDB in the same order.
 func TestAcksFollowTheSpoolInArrivalOrder(t *testing.T) {
 	w := &fakeWriter{gate: make(chan struct{}), entered: make(chan struct{}, 100)}
 	p := newPipeline(t, t.TempDir(), w, &fakePublisher{}, Options{MaxBatchPoints: 7})
-	run(t, p)
+	start(t, p)
 	acks := &ackLog{}
 	now := time.Date(2026, 7, 2, 0, 0, 0, 0, time.UTC)
 	for i := range 50 {
@@ -178,8 +142,8 @@ func TestAcksFollowTheSpoolInArrivalOrder(t *testing.T) {
 			t.Fatalf("line %d out of order: %s", i, l)
 		}
 	}
-	if p.o.Spool.Bytes() != 0 {
-		eventually(t, func() bool { return p.o.Spool.Bytes() == 0 }, "spool not trimmed after delivery")
+	if p.journal.Bytes() != 0 {
+		eventually(t, func() bool { return p.journal.Bytes() == 0 }, "spool not trimmed after delivery")
 	}
 }
 
@@ -189,7 +153,7 @@ func TestAcksFollowTheSpoolInArrivalOrder(t *testing.T) {
 func TestFullSpoolStopsAcknowledging(t *testing.T) {
 	w := &fakeWriter{gate: make(chan struct{})}
 	p := newPipeline(t, t.TempDir(), w, &fakePublisher{}, Options{SpoolMaxBytes: 2000})
-	run(t, p)
+	start(t, p)
 	acks := &ackLog{}
 	for i := range 40 {
 		p.Handle("rivermon/v1/stations/boqu-nyalam/readings", readingPayload("boqu-nyalam", i+1), time.Now(), acks.ack(i))
@@ -214,14 +178,14 @@ func TestSpoolIsDeliveredAfterRestart(t *testing.T) {
 	dir := t.TempDir()
 	down := &fakeWriter{fail: errors.New("influx down")}
 	p := newPipeline(t, dir, down, &fakePublisher{}, Options{DrainTimeout: 50 * time.Millisecond})
-	stop := run(t, p)
+	stop := start(t, p)
 	acks := &ackLog{}
 	for i := range 5 {
 		p.Handle("rivermon/v1/stations/boqu-nyalam/readings", readingPayload("boqu-nyalam", i+1), time.Now(), acks.ack(i))
 	}
 	eventually(t, func() bool { return len(acks.get()) == 5 }, "not acked into the spool")
 	stop()
-	p.o.Spool.Close()
+	p.spool.Close()
 	// After the context ends, new messages are left for the broker.
 	p.Handle("rivermon/v1/stations/boqu-nyalam/readings", readingPayload("boqu-nyalam", 9), time.Now(), acks.ack(9))
 	if len(acks.get()) != 5 {
@@ -230,7 +194,7 @@ func TestSpoolIsDeliveredAfterRestart(t *testing.T) {
 
 	up := &fakeWriter{}
 	p2 := newPipeline(t, dir, up, &fakePublisher{}, Options{})
-	run(t, p2)
+	start(t, p2)
 	eventually(t, func() bool { up.mu.Lock(); defer up.mu.Unlock(); return len(up.lines) == 5 }, "spooled points not delivered after restart")
 }
 
@@ -238,7 +202,7 @@ func TestDeadLettersAndPoisonArePublishedFromTheSpool(t *testing.T) {
 	w := &fakeWriter{poison: func(l string) bool { return strings.Contains(l, "level_m=2,") }}
 	pub := &fakePublisher{failures: 3}
 	p := newPipeline(t, t.TempDir(), w, pub, Options{})
-	run(t, p)
+	start(t, p)
 	acks := &ackLog{}
 	p.Handle("rivermon/v1/stations/xiangqu-mouth/readings", []byte(`{"station": "xiangqu-mouth", "samples": []}`), time.Now(), acks.ack(0))
 	p.Handle("rivermon/v1/stations/xiangqu-mouth/readings", readingPayload("xiangqu-mouth", 2), time.Now(), acks.ack(1))
@@ -262,23 +226,9 @@ func TestDeadLettersAndPoisonArePublishedFromTheSpool(t *testing.T) {
 	}
 }
 
-func TestRecordRoundTrip(t *testing.T) {
-	lines := []string{"a b 1", "", strings.Repeat("x", 300)}
-	dls := []deadLetter{{topic: "t/1", reason: "bad_json", body: []byte(`{"x":1}`)}, {}}
-	gotL, gotD, err := decodeRecord(encodeRecord(lines, dls), nil, nil)
-	if err != nil || len(gotL) != 3 || gotL[2] != lines[2] || len(gotD) != 2 || string(gotD[0].body) != `{"x":1}` || gotD[0].reason != "bad_json" {
-		t.Fatalf("round trip: %v %v %v", gotL, gotD, err)
-	}
-	for _, bad := range [][]byte{nil, {9}, {1, 5, 1}, append(encodeRecord(lines, nil), 0)} {
-		if _, _, err := decodeRecord(bad, nil, nil); err == nil {
-			t.Errorf("decodeRecord(%v) accepted", bad)
-		}
-	}
-}
-
 func TestSeqGapsAndRepeats(t *testing.T) {
 	p := newPipeline(t, t.TempDir(), &fakeWriter{}, &fakePublisher{}, Options{})
-	run(t, p)
+	start(t, p)
 	acks := &ackLog{}
 	for i, seq := range []int{5, 6, 9, 9, 7, 10, 2, 3} {
 		p.Handle("rivermon/v1/stations/yeru-dinggye/readings", readingPayload("yeru-dinggye", seq), time.Now(), acks.ack(i))
@@ -292,37 +242,6 @@ func TestSeqGapsAndRepeats(t *testing.T) {
 			}
 		}
 	}
-}
-
-func TestLineProtocol(t *testing.T) {
-	got := lineStation("reading,river=nianchu,station=nianchu-mouth level_m=1 1")
-	if got != "nianchu-mouth" {
-		t.Errorf("lineStation = %q", got)
-	}
-	b := appendSeries(nil, "reading", "a b", "c,d=e")
-	if string(b) != `reading,river=c\,d\=e,station=a\ b ` {
-		t.Errorf("escaping: %s", b)
-	}
-}
-
-// FuzzDecodeRecord: a spool record that decodes re-encodes to the same bytes,
-// and nothing panics.
-func FuzzDecodeRecord(f *testing.F) {
-	f.Add(encodeRecord([]string{"reading,river=r,station=s level_m=1 1"}, []deadLetter{{topic: "t", reason: "bad_json", body: []byte("{}")}}))
-	f.Add([]byte{1, 0, 0})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		lines, dls, err := decodeRecord(b, nil, nil)
-		if err != nil {
-			return
-		}
-		if again := encodeRecord(lines, dls); string(again) != string(b) {
-			// Uvarints have one shortest form; encodeRecord always writes
-			// it, so only a padded input may differ.
-			if _, _, err := decodeRecord(again, nil, nil); err != nil {
-				t.Fatalf("re-encoded record does not decode: %v", err)
-			}
-		}
-	})
 }
 
 // fakeClock is a wall clock the test moves.
@@ -345,7 +264,7 @@ func TestSilentStationIsMarkedOffline(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2026, 7, 2, 4, 0, 0, 0, time.UTC)}
 	w := &fakeWriter{}
 	p := newPipeline(t, t.TempDir(), w, &fakePublisher{}, Options{Now: clock.Now, SweepEvery: 5 * time.Millisecond})
-	run(t, p)
+	start(t, p)
 	lines := func(prefix string) []string {
 		w.mu.Lock()
 		defer w.mu.Unlock()
@@ -384,7 +303,7 @@ func TestReopenedDayIsWrittenBeforeItIsForgotten(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2026, 7, 20, 0, 0, 0, 0, time.UTC)}
 	w := &fakeWriter{}
 	p := newPipeline(t, t.TempDir(), w, &fakePublisher{}, Options{Now: clock.Now, Location: time.UTC})
-	run(t, p)
+	start(t, p)
 	day := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
 	msg := func(times ...time.Time) []byte {
 		var ss []string
@@ -447,7 +366,7 @@ func TestIntakeIsBounded(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("WaitRoom held a closing connection")
 	}
-	run(t, p) // the assembler takes the queue
+	start(t, p) // the assembler takes the queue
 	select {
 	case <-blocked:
 	case <-time.After(5 * time.Second):
@@ -467,7 +386,7 @@ func TestIntakeBoundCountsBytes(t *testing.T) {
 		t.Fatal("WaitRoom returned with 1000 bytes queued and a bound of 1000")
 	case <-time.After(100 * time.Millisecond):
 	}
-	run(t, p)
+	start(t, p)
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
@@ -491,7 +410,7 @@ func TestIntakeWaitIsShort(t *testing.T) {
 	}
 	// Acknowledging stopped (the spool full or not writable): the queue is
 	// past its bound, and still the connection is let read.
-	p.setProblem("spool full")
+	p.intake.problem = func() string { return "spool full" }
 	start = time.Now()
 	p.WaitRoom(nil, time.Minute)
 	if el := time.Since(start); el > 5*time.Second {

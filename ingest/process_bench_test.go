@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rivermon/rivermon/ingest/journal"
 	"github.com/rivermon/rivermon/internal/registry"
 )
 
@@ -22,9 +23,9 @@ func BenchmarkProcess(b *testing.B) {
 	}
 	for _, perMsg := range []int{1, 100} {
 		b.Run(fmt.Sprintf("%dsamples", perMsg), func(b *testing.B) {
-			p := New(Options{Registry: reg, TopicPrefix: "rivermon/v1"})
+			s := NewStream(StreamOptions{Registry: reg, TopicPrefix: "rivermon/v1", Intake: NewIntake(IntakeOptions{})})
 			const messages = 2300
-			ds := make([]Delivery, messages)
+			ds := make([]Message, messages)
 			// Received now, the samples of every round before it: none in
 			// the future.
 			received := time.Now()
@@ -44,19 +45,18 @@ func BenchmarkProcess(b *testing.B) {
 							base.Add(time.Duration(i)*time.Second).UnixMilli(), float64(i%5000)/1000)
 					}
 					sb.WriteString("]}")
-					ds[m] = Delivery{Topic: "rivermon/v1/stations/" + st + "/readings", Payload: []byte(sb.String()), Received: received}
+					ds[m] = Message{Source: SourceMQTT, From: "rivermon/v1/stations/" + st + "/readings", Payload: []byte(sb.String()), Received: received}
 				}
 			}
 			gen(0)
 			b.ReportAllocs()
 			b.ResetTimer()
-			var buf []byte
 			cur := &batch{}
 			for n := 0; n < b.N; n++ {
-				for _, d := range ds {
-					buf = p.process(d, cur, buf[:0])
-					if len(cur.lines) >= 5000 {
-						_ = encodeRecord(cur.lines, cur.deadLetters)
+				for i := range ds {
+					s.process(&ds[i], cur)
+					if len(cur.rec.Entries) >= 5000 {
+						_ = journal.Encode(&cur.rec)
 						cur = &batch{}
 					}
 				}

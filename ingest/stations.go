@@ -159,8 +159,8 @@ func (s *Stations) stored(u *update) {
 				v.Values[x.Code] = ValueView{Value: x.Value, QC: u.flags[i], Time: t}
 			}
 		}
-		if old, ok := v.Values[FieldFlowRated]; u.hasRated && (!ok || !t.Before(old.Time)) {
-			v.Values[FieldFlowRated] = ValueView{Value: u.rated, QC: u.ratedFlag, Time: t}
+		if old, ok := v.Values[reading.FieldFlowRated]; u.hasRated && (!ok || !t.Before(old.Time)) {
+			v.Values[reading.FieldFlowRated] = ValueView{Value: u.rated, QC: u.ratedFlag, Time: t}
 		}
 		if u.wqClass > 0 {
 			c := u.wqClass

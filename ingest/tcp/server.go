@@ -74,6 +74,10 @@ func Listen(o Options) (*Server, error) {
 	return s, nil
 }
 
+// Close closes the listener of a server that is not serving (Serve
+// closes it when its context ends).
+func (s *Server) Close() { _ = s.ln.Close() }
+
 // Addr is the listening address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 

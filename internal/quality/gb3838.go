@@ -20,6 +20,14 @@ var gb3838 = map[string]struct {
 	"tp_mgl":    {limits: [5]float64{0.02, 0.1, 0.2, 0.3, 0.4}}, // rivers (lakes and reservoirs have lower limits)
 }
 
+// gradedCodes are the items that decide a section's class, in the order
+// reports list them: pH (6–9 in every class) and the items of gb3838.
+var gradedCodes = []string{"ph", "do_mgl", "codmn_mgl", "nh3n_mgl", "tp_mgl"}
+
+// GradedCodes returns the graded items: pH first, then those with class
+// limits (ClassLimit).
+func GradedCodes() []string { return append([]string(nil), gradedCodes...) }
+
 // Graded reports whether code is graded by GB 3838 in rivermon. Total
 // nitrogen is evaluated for lakes and reservoirs only, and water temperature
 // by a rule on man-made change that one sensor cannot judge (domain.md §2.3).

@@ -480,3 +480,6 @@ func slowNumber(text []byte) (float64, bool) {
 	v, err := strconv.ParseFloat(string(text), 64)
 	return v, err == nil && !math.IsInf(v, 0) && !math.IsNaN(v)
 }
+
+// ParamCode is the code of the parameter at index i of Params.
+func ParamCode(i int) string { return params[i].Code }

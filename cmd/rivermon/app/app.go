@@ -1,5 +1,6 @@
-// Package app wires rivermon together: configuration, registry, InfluxDB
-// writer, pipeline, broker session and HTTP endpoints. main parses flags and
+// Package app wires rivermon together: configuration, registry, the
+// journal and InfluxDB, the intake with its sources (MQTT, HJ 212 TCP), the
+// stream, alerts, delivery and the HTTP endpoints. main parses flags and
 // signals and calls Run; tests call Run in-process.
 package app
 
@@ -24,12 +25,14 @@ import (
 	"github.com/rivermon/rivermon/alerts/notify"
 	"github.com/rivermon/rivermon/ingest"
 	"github.com/rivermon/rivermon/ingest/influx"
+	"github.com/rivermon/rivermon/ingest/journal"
 	"github.com/rivermon/rivermon/ingest/mqtt"
 	"github.com/rivermon/rivermon/ingest/spool"
 	"github.com/rivermon/rivermon/ingest/tcp"
 	"github.com/rivermon/rivermon/internal/config"
 	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/registry"
+	"github.com/rivermon/rivermon/internal/run"
 	"github.com/rivermon/rivermon/internal/strictyaml"
 )
 
@@ -78,8 +81,15 @@ func lines(ps strictyaml.Problems) []string {
 }
 
 // Run runs the service until ctx ends, then stops taking messages, stores
-// and acknowledges what is in flight (bounded by the pipeline's drain
-// timeout), disconnects and returns nil.
+// and acknowledges what is in flight (bounded by the drain timeout),
+// disconnects and returns nil; or returns the error of a stage that failed.
+//
+// The parts are built in the order data flows through them: the journal
+// and InfluxDB (the stores), the intake and its sources, the stream, the
+// alerts, the snapshots, delivery, HTTP. They are started the other way
+// round, each reader before what feeds it, and stopped in the order data
+// flows: sources first, delivery last, each once what feeds it has
+// returned (docs/ARCHITECTURE.md).
 func Run(ctx context.Context, o Options) error {
 	cfg, log := o.Config, o.Logger
 	if log == nil {
@@ -93,6 +103,11 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("alert rules:\n%w", err)
 	}
+	promReg := prometheus.NewRegistry()
+	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := ingest.NewMetrics(promReg)
+
+	// The stores: the journal (the spool) and InfluxDB.
 	sp, recovered, err := spool.Open(cfg.Spool.Dir, spool.Options{})
 	if err != nil {
 		return err
@@ -104,23 +119,61 @@ func Run(ctx context.Context, o Options) error {
 	if recovered.Pending > 0 {
 		log.Info("spool holds undelivered data; delivering it first", "records", recovered.Pending, "bytes", recovered.Bytes)
 	}
-
-	promReg := prometheus.NewRegistry()
-	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
+	jrn := journal.New(sp, journal.Options{MaxBytes: cfg.Spool.MaxBytes, Logger: log.With("component", "journal"), Registerer: promReg})
 	writer := influx.New(influx.Options{
 		URL: cfg.Influx.URL, Token: cfg.Influx.Token, Org: cfg.Influx.Org, Bucket: cfg.Influx.Bucket,
 		Logger: log.With("component", "influx"), Registerer: promReg,
 	})
 	defer writer.Close()
 
-	// The pipeline publishes dead letters through the broker client, which
-	// is created after it (the client hands messages to the pipeline).
-	var broker *mqtt.Client
-	publish := publisherFunc(func(ctx context.Context, topic string, retained bool, payload []byte) error {
-		return broker.Publish(ctx, topic, retained, payload)
+	// Intake and its sources.
+	intake := ingest.NewIntake(ingest.IntakeOptions{Journal: jrn, Metrics: metrics, Logger: log.With("component", "intake")})
+	prefix := cfg.MQTT.TopicPrefix
+	broker, err := mqtt.Connect(mqtt.Options{
+		Brokers: cfg.MQTT.Brokers(), ClientID: cfg.MQTT.ClientID,
+		Username: cfg.MQTT.Username, Password: cfg.MQTT.Password,
+		CAFile: cfg.MQTT.TLS.CAFile, CertFile: cfg.MQTT.TLS.CertFile, KeyFile: cfg.MQTT.TLS.KeyFile,
+		Filters:  []string{prefix + "/stations/+/readings", prefix + "/stations/+/status", prefix + "/stations/+/hj212"},
+		Handle:   intake.Source(ingest.SourceMQTT),
+		WaitRoom: intake.WaitRoom,
+		Logger:   log.With("component", "mqtt"),
 	})
+	if err != nil {
+		return err
+	}
+	// Acks of the last batch and the last dead letters are queued in paho
+	// when the stages have stopped: give them a moment to leave.
+	defer broker.Close(500 * time.Millisecond)
+	var hj212 *tcp.Server
+	if cfg.HJ212.Listen != "" {
+		hj212, err = tcp.Listen(tcp.Options{
+			Listen: cfg.HJ212.Listen, IdleTimeout: time.Duration(cfg.HJ212.IdleTimeout), MaxConnections: int(cfg.HJ212.MaxConnections),
+			Handle: intake.Source(ingest.SourceHJ212TCP),
+			Logger: log.With("component", "hj212"), Registerer: promReg,
+		})
+		if err != nil {
+			return fmt.Errorf("hj212 listen: %w", err)
+		}
+		defer hj212.Close()
+		if o.OnHJ212 != nil {
+			o.OnHJ212(hj212.Addr().String())
+		}
+		log.Info("hj212 listener open", "addr", hj212.Addr().String())
+	}
 
+	// The stream, which the alert rules read.
+	observed := make(chan []reading.Observed, 64)
+	stream := ingest.NewStream(ingest.StreamOptions{
+		Registry: reg, TopicPrefix: prefix, Intake: intake, Observed: observed,
+		Metrics: metrics, Logger: log.With("component", "ingest"), Location: cfg.Location,
+		SweepEvery: o.SweepEvery, EflowGrace: o.EflowGrace, DrainTimeout: o.DrainTimeout,
+	})
+	rebuild(ctx, log, writer, stream, jrn)
+	// Loading the registry and the history leaves garbage many times the
+	// size of the state; give it back now rather than carry it at idle.
+	debug.FreeOSMemory()
+
+	// Alerts: evaluated from the stream, history into the journal.
 	evaluator := alerts.NewEvaluator(rules, alerts.Options{Registry: reg, MaxSampleAge: time.Duration(cfg.Alerting.MaxSampleAge)}, time.Now())
 	statePath := filepath.Join(cfg.Spool.Dir, "alerts-state.json")
 	if n, err := evaluator.Load(statePath); err != nil {
@@ -128,130 +181,83 @@ func Run(ctx context.Context, o Options) error {
 	} else if n > 0 {
 		log.Info("alert state restored", "alerts", n)
 	}
-	observer := &observerFunc{}
-	pipe := ingest.New(ingest.Options{
-		Registry:      reg,
-		TopicPrefix:   cfg.MQTT.TopicPrefix,
-		Writer:        writer,
-		Spool:         sp,
-		SpoolMaxBytes: cfg.Spool.MaxBytes,
-		DeadLetters:   publish,
-		Observer:      observer,
-		Logger:        log.With("component", "ingest"),
-		Metrics:       ingest.NewMetrics(promReg),
-		Location:      cfg.Location,
-		AlertLevel:    evaluator.WorstLevel,
-		StateEvery:    o.StateEvery,
-		SweepEvery:    o.SweepEvery,
-		EflowGrace:    o.EflowGrace,
-		DrainTimeout:  o.DrainTimeout,
-	})
-
-	rebuild(ctx, log, writer, pipe)
-	// Loading the registry and the history leaves garbage many times the
-	// size of the state; give it back now rather than carry it at idle.
-	debug.FreeOSMemory()
-
+	notes := alerts.NewNotifications(promReg)
 	httpClient := &http.Client{Timeout: 10 * time.Second}
-	dispatcher := alerts.NewDispatcher(alerts.DispatcherOptions{
-		Evaluator: evaluator, MQTT: publish, TopicPrefix: cfg.MQTT.TopicPrefix, History: pipe,
-		StatePath: statePath, ResendInterval: time.Duration(cfg.Alerting.ResendInterval),
+	dopts := alerts.DispatcherOptions{
+		Evaluator: evaluator, Observed: observed, History: jrn, MQTT: broker, TopicPrefix: prefix,
+		Notifications: notes, StatePath: statePath, ResendInterval: time.Duration(cfg.Alerting.ResendInterval),
 		TickEvery: o.AlertTick, Logger: log.With("component", "alerts"), Registerer: promReg,
-	})
+	}
 	if len(cfg.Alerting.AlertmanagerURLs) > 0 {
-		dispatcher.SetAlertmanager(&notify.Alertmanager{URLs: cfg.Alerting.AlertmanagerURLs, Client: httpClient,
-			Log: log.With("component", "alertmanager"), Count: dispatcher.Count})
+		dopts.Alertmanager = &notify.Alertmanager{URLs: cfg.Alerting.AlertmanagerURLs, Client: httpClient,
+			Log: log.With("component", "alertmanager"), Count: notes.Count}
 	}
 	if len(cfg.Alerting.Webhooks) > 0 {
-		dispatcher.SetWebhook(&notify.Webhook{URLs: cfg.Alerting.Webhooks, Client: httpClient,
-			Log: log.With("component", "webhook"), Count: dispatcher.Count})
+		dopts.Webhook = &notify.Webhook{URLs: cfg.Alerting.Webhooks, Client: httpClient,
+			Log: log.With("component", "webhook"), Count: notes.Count}
 	}
-	observer.f = func(ss []ingest.StoredSample) { dispatcher.Observe(toAlertSamples(ss)) }
+	dispatcher := alerts.NewDispatcher(dopts)
+
+	// The dashboards' station_state, from the live view and the alerts.
+	snapshots := ingest.NewSnapshots(ingest.SnapshotOptions{Registry: reg, Stations: stream.Stations(), Journal: jrn,
+		AlertLevel: evaluator.WorstLevel, Every: o.StateEvery, Logger: log.With("component", "state")})
+
+	// Delivery: the journal into InfluxDB, rejections to the broker.
+	delivery := ingest.NewDelivery(ingest.DeliveryOptions{Journal: jrn, Writer: writer, DeadLetters: broker, TopicPrefix: prefix,
+		DrainTimeout: o.DrainTimeout, Metrics: metrics, Logger: log.With("component", "delivery")})
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("http listen: %w", err)
 	}
-	prefix := cfg.MQTT.TopicPrefix
-	broker, err = mqtt.Connect(mqtt.Options{
-		Brokers: cfg.MQTT.Brokers(), ClientID: cfg.MQTT.ClientID,
-		Username: cfg.MQTT.Username, Password: cfg.MQTT.Password,
-		CAFile: cfg.MQTT.TLS.CAFile, CertFile: cfg.MQTT.TLS.CertFile, KeyFile: cfg.MQTT.TLS.KeyFile,
-		Filters:  []string{prefix + "/stations/+/readings", prefix + "/stations/+/status", prefix + "/stations/+/hj212"},
-		Handle:   pipe.Handle,
-		WaitRoom: pipe.WaitRoom,
-		Logger:   log.With("component", "mqtt"),
-	})
-	if err != nil {
-		ln.Close()
-		return err
-	}
-
 	srv := &http.Server{
-		Handler:           newMux(promReg, pipe, broker, writer, evaluator, cfg.Spool.Dir),
+		Handler:           newMux(promReg, stream, intake, broker, writer, evaluator, cfg.Spool.Dir),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("http server stopped", "err", err)
-		}
-	}()
+
+	var g run.Group
+	g.Go("delivery", delivery.Run)
+	g.Go("snapshots", snapshots.Run)
+	g.Go("alerts", dispatcher.Run)
+	g.Go("stream", stream.Run)
+	if hj212 != nil {
+		g.Go("hj212", hj212.Serve)
+	}
+	if o.Reload != nil {
+		g.Go("rules", func(ctx context.Context) error { return reloadRules(ctx, o.Reload, cfg.Rules, evaluator, log) })
+	}
+	g.Go("http", func(ctx context.Context) error { return serveHTTP(ctx, srv, ln) })
 	if o.OnListen != nil {
 		o.OnListen(ln.Addr().String())
 	}
 	log.Info("rivermon running", "stations", len(reg.Stations), "brokers", cfg.MQTT.Brokers(),
 		"influx", cfg.Influx.URL, "http", ln.Addr().String())
-
-	hj212Done := make(chan struct{})
-	if cfg.HJ212.Listen != "" {
-		srv212, err := tcp.Listen(tcp.Options{
-			Listen: cfg.HJ212.Listen, IdleTimeout: time.Duration(cfg.HJ212.IdleTimeout), MaxConnections: int(cfg.HJ212.MaxConnections),
-			Handle: func(source string, frame []byte, received time.Time, ack func()) {
-				pipe.Handle(ingest.HJ212TCPSource+source, frame, received, ack)
-			},
-			Logger: log.With("component", "hj212"), Registerer: promReg,
-		})
-		if err != nil {
-			broker.Close(0)
-			ln.Close()
-			return fmt.Errorf("hj212 listen: %w", err)
-		}
-		if o.OnHJ212 != nil {
-			o.OnHJ212(srv212.Addr().String())
-		}
-		log.Info("hj212 listener open", "addr", srv212.Addr().String())
-		go func() {
-			defer close(hj212Done)
-			_ = srv212.Serve(ctx)
-		}()
+	err = g.Wait(ctx)
+	if err != nil {
+		log.Error("rivermon stopped on a failure", "err", err)
 	} else {
-		close(hj212Done)
+		log.Info("rivermon stopped")
 	}
-	// The dispatcher outlives ctx until the pipeline has committed its
-	// last batch: samples acknowledged during the drain are evaluated and
-	// their transitions stored too.
-	alertsCtx, stopAlerts := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopAlerts()
-	alertsDone := make(chan struct{})
-	go func() {
-		defer close(alertsDone)
-		_ = dispatcher.Run(alertsCtx)
-	}()
-	if o.Reload != nil {
-		go reloadRules(ctx, o.Reload, cfg.Rules, evaluator, log)
-	}
+	return err
+}
 
-	err = pipe.Run(ctx)
-	stopAlerts()
-	<-alertsDone
-	<-hj212Done
-	// Acks of the last batch are queued in paho: give them a moment to leave.
-	broker.Close(500 * time.Millisecond)
+// serveHTTP serves until ctx ends, then lets requests under way finish for
+// a second.
+func serveHTTP(ctx context.Context, srv *http.Server, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutCtx)
-	log.Info("rivermon stopped")
-	return err
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }
 
 // rebuild restores the streaming state (QC windows, ecological-flow days)
@@ -261,11 +267,11 @@ func Run(ctx context.Context, o Options) error {
 // and level for the ecological-flow days of the stations that keep them,
 // streamed in chunks. Without InfluxDB the state starts from the spool
 // alone, and says so.
-func rebuild(ctx context.Context, log *slog.Logger, writer *influx.Writer, pipe *ingest.Pipeline) {
+func rebuild(ctx context.Context, log *slog.Logger, writer *influx.Writer, stream *ingest.Stream, jrn *journal.Journal) {
 	hctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	now := time.Now()
-	qcWindow, flowDays, flowStations := pipe.HistoryNeeds()
+	qcWindow, flowDays, flowStations := stream.HistoryNeeds()
 	var params []string
 	for _, prm := range reading.Params() {
 		params = append(params, prm.Code)
@@ -276,7 +282,7 @@ func rebuild(ctx context.Context, log *slog.Logger, writer *influx.Writer, pipe 
 		for i, r := range rows {
 			points[i] = ingest.HistoryPoint{Station: r.Station, Time: r.Time, Values: r.Values}
 		}
-		pipe.Rebuild(points)
+		stream.Rebuild(points)
 		stored += len(points)
 	}
 	// Oldest first: each station's samples must go in in time order.
@@ -291,19 +297,19 @@ func rebuild(ctx context.Context, log *slog.Logger, writer *influx.Writer, pipe 
 	if err != nil {
 		log.Warn("QC windows and ecological-flow days start without (all of) their stored history", "err", err, "stored_samples", stored)
 	}
-	spooled := pipe.SpoolHistory()
-	pipe.Rebuild(spooled)
+	spooled := ingest.JournalHistory(jrn)
+	stream.Rebuild(spooled)
 	log.Info("streaming state rebuilt", "stored_samples", stored, "spooled_samples", len(spooled),
 		"qc_window", qcWindow, "flow_stations", len(flowStations))
 }
 
 // reloadRules reads the rules file again on every signal; a file with
 // problems is reported and the rules in force are kept.
-func reloadRules(ctx context.Context, reload <-chan struct{}, path string, ev *alerts.Evaluator, log *slog.Logger) {
+func reloadRules(ctx context.Context, reload <-chan struct{}, path string, ev *alerts.Evaluator, log *slog.Logger) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-reload:
 		}
 		rules, err := alerts.LoadRulesFile(path)
@@ -316,40 +322,7 @@ func reloadRules(ctx context.Context, reload <-chan struct{}, path string, ev *a
 	}
 }
 
-// observerFunc lets the pipeline be built before the dispatcher it feeds.
-type observerFunc struct{ f func([]ingest.StoredSample) }
-
-func (o *observerFunc) Observe(ss []ingest.StoredSample) {
-	if o.f != nil {
-		o.f(ss)
-	}
-}
-
-// toAlertSamples converts a batch, its values in one array.
-func toAlertSamples(ss []ingest.StoredSample) []alerts.Sample {
-	n := 0
-	for _, s := range ss {
-		n += len(s.Values)
-	}
-	vals := make([]alerts.Value, 0, n)
-	out := make([]alerts.Sample, len(ss))
-	for i, s := range ss {
-		from := len(vals)
-		for _, v := range s.Values {
-			vals = append(vals, alerts.Value{Code: v.Code, V: v.Value, Flag: v.Flag})
-		}
-		out[i] = alerts.Sample{Station: s.Station, Time: s.Time, Received: s.Received, Values: vals[from:len(vals):len(vals)]}
-	}
-	return out
-}
-
-type publisherFunc func(ctx context.Context, topic string, retained bool, payload []byte) error
-
-func (f publisherFunc) Publish(ctx context.Context, topic string, retained bool, payload []byte) error {
-	return f(ctx, topic, retained, payload)
-}
-
-func newMux(promReg *prometheus.Registry, pipe *ingest.Pipeline, broker *mqtt.Client, writer *influx.Writer, ev *alerts.Evaluator, spoolDir string) *http.ServeMux {
+func newMux(promReg *prometheus.Registry, stream *ingest.Stream, intake *ingest.Intake, broker *mqtt.Client, writer *influx.Writer, ev *alerts.Evaluator, spoolDir string) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{Registry: promReg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -363,7 +336,7 @@ func newMux(promReg *prometheus.Registry, pipe *ingest.Pipeline, broker *mqtt.Cl
 		if err := probeWritable(spoolDir); err != nil {
 			problems = append(problems, "spool not writable: "+err.Error())
 		}
-		if p := pipe.Problem(); p != "" {
+		if p := intake.Problem(); p != "" {
 			problems = append(problems, p)
 		}
 		if reason, auth := writer.Problem(); auth {
@@ -379,7 +352,7 @@ func newMux(promReg *prometheus.Registry, pipe *ingest.Pipeline, broker *mqtt.Cl
 		fmt.Fprintln(w, "ready")
 	})
 	mux.HandleFunc("GET /api/v1/stations", func(w http.ResponseWriter, _ *http.Request) {
-		views := pipe.Stations().Snapshot()
+		views := stream.Stations().Snapshot()
 		byStation := map[string][]any{}
 		for _, a := range ev.Firing() {
 			byStation[a.Labels["station"]] = append(byStation[a.Labels["station"]], a)

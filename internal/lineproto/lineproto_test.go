@@ -1,4 +1,4 @@
-package ingest
+package lineproto
 
 import (
 	"math"
@@ -7,19 +7,19 @@ import (
 	"testing"
 )
 
-// checkFloat fails unless appendFloat writes v as a line-protocol float
+// checkFloat fails unless AppendFloat writes v as a line-protocol float
 // that parses back to exactly v (sign of zero included).
 func checkFloat(t *testing.T, v float64) {
 	t.Helper()
-	s := string(appendFloat(nil, v))
+	s := string(AppendFloat(nil, v))
 	for _, c := range s {
 		if (c < '0' || c > '9') && c != '.' && c != '-' && c != '+' && c != 'e' {
-			t.Fatalf("appendFloat(%v) = %q: not a line-protocol float", v, s)
+			t.Fatalf("AppendFloat(%v) = %q: not a line-protocol float", v, s)
 		}
 	}
 	got, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.Float64bits(got) != math.Float64bits(v) {
-		t.Fatalf("appendFloat(%v) = %q, which parses to %v (%v)", v, s, got, err)
+		t.Fatalf("AppendFloat(%v) = %q, which parses to %v (%v)", v, s, got, err)
 	}
 }
 
@@ -34,8 +34,8 @@ func TestAppendFloat(t *testing.T) {
 		{0, "0"}, {math.Copysign(0, -1), "-0"}, {1e-7, "1e-07"}, {1 << 53, "9.007199254740992e+15"},
 		{math.MaxFloat64, "1.7976931348623157e+308"}, {math.SmallestNonzeroFloat64, "5e-324"},
 	} {
-		if got := string(appendFloat(nil, c.v)); got != c.want {
-			t.Errorf("appendFloat(%v) = %q, want %q", c.v, got, c.want)
+		if got := string(AppendFloat(nil, c.v)); got != c.want {
+			t.Errorf("AppendFloat(%v) = %q, want %q", c.v, got, c.want)
 		}
 		checkFloat(t, c.v)
 	}

@@ -1,0 +1,363 @@
+package ingest
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rivermon/rivermon/ingest/journal"
+	"github.com/rivermon/rivermon/internal/hydro"
+	"github.com/rivermon/rivermon/internal/reading"
+	"github.com/rivermon/rivermon/internal/registry"
+	"github.com/rivermon/rivermon/internal/run"
+)
+
+// StreamOptions configure a Stream.
+type StreamOptions struct {
+	Registry *registry.Registry
+	// TopicPrefix is the MQTT topic prefix (CONTRACT §3).
+	TopicPrefix string
+	// Intake is where messages are taken from, and acknowledged.
+	Intake *Intake
+	// Observed, when set, receives every stored sample once it is durable
+	// (for the alert rules), in arrival order, a committed batch at a
+	// time; the stream closes it when it stops. Its reader must keep up:
+	// the stream waits for it.
+	Observed chan<- []reading.Observed
+	Metrics  *Metrics
+	Logger   *slog.Logger
+	// MaxBatchPoints caps the points of one batch (default 5000).
+	MaxBatchPoints int
+	// DrainTimeout bounds how long Run goes on after its context ends
+	// (default 3 s): messages already received are made durable and acked.
+	DrainTimeout time.Duration
+	// Now is the wall clock: silence, closing ecological-flow days, and
+	// holding values for their final flag; nil means time.Now.
+	Now func() time.Time
+	// Location is the local time of the daily ecological-flow accounts
+	// (default UTC+8, reading.Zone).
+	Location *time.Location
+	// EflowGrace is how long after a local day ends its account is closed
+	// when no data of a later day has closed it (default 2 h).
+	EflowGrace time.Duration
+	// SweepEvery is how often silence and day ends are checked (default 30 s).
+	SweepEvery time.Duration
+}
+
+// Stream is the second stage: it takes the intake's messages in arrival
+// order, decodes them (decode.go), runs each station's QC and derivations
+// (station.go), renders the points (render.go) and hands batches to the
+// intake to make durable and acknowledge; then it updates the live view
+// and tells the alert rules.
+type Stream struct {
+	o        StreamOptions
+	m        *Metrics
+	stations *Stations
+	state    map[string]*station // owned by the assembler goroutine once Run starts
+	free     chan *batch         // committed batches, for the assembler to reuse
+}
+
+// NewStream returns a Stream; Run starts it. Every station counts as heard
+// from at its creation: one never heard from is silent from then.
+func NewStream(o StreamOptions) *Stream {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.MaxBatchPoints <= 0 {
+		o.MaxBatchPoints = 5000
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = 3 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
+	}
+	if o.Location == nil {
+		o.Location = reading.Zone
+	}
+	if o.EflowGrace <= 0 {
+		o.EflowGrace = 2 * time.Hour
+	}
+	if o.SweepEvery <= 0 {
+		o.SweepEvery = 30 * time.Second
+	}
+	s := &Stream{o: o, m: o.Metrics, stations: newStations(o.Registry, o.Metrics.lastSeen),
+		state: map[string]*station{}, free: make(chan *batch, 2)}
+	start := o.Now()
+	for i := range o.Registry.Stations {
+		st := &o.Registry.Stations[i]
+		s.state[st.ID] = newStation(st, o.Location)
+		s.state[st.ID].heard = start
+	}
+	return s
+}
+
+// Stations returns the live station view.
+func (s *Stream) Stations() *Stations { return s.stations }
+
+// batch is what one journal record stores and acknowledges.
+type batch struct {
+	rec      journal.Record
+	acks     []func()
+	received []time.Time // when each acked message arrived
+	updates  []update
+	observed []reading.Observed
+	buf      []byte // scratch for rendering
+}
+
+func (b *batch) empty() bool {
+	return len(b.acks) == 0 && b.rec.Empty() && len(b.observed) == 0
+}
+
+// add appends an entry; buf is the scratch space the renderer returned.
+func (b *batch) add(e journal.Entry, buf []byte) {
+	b.rec.Entries = append(b.rec.Entries, e)
+	b.buf = buf
+}
+
+// reset empties b for reuse, keeping its arrays and letting go of what
+// they held. The observed samples went to the alert rules: a new array.
+func (b *batch) reset() {
+	b.rec.Reset()
+	clear(b.acks)
+	clear(b.updates)
+	b.acks, b.received, b.updates, b.observed = b.acks[:0], b.received[:0], b.updates[:0], nil
+}
+
+// newBatch returns an empty batch, one the committer is done with when
+// there is one, so that the arrays of a busy intake are not grown anew for
+// every batch.
+func (s *Stream) newBatch() *batch {
+	select {
+	case b := <-s.free:
+		return b
+	default:
+		return &batch{}
+	}
+}
+
+// Run processes messages until ctx ends, then closes the intake, makes
+// durable and acknowledges what it holds (for at most DrainTimeout), closes
+// Observed and returns nil.
+func (s *Stream) Run(ctx context.Context) error {
+	if s.o.Observed != nil {
+		defer close(s.o.Observed)
+	}
+	// Committing outlives ctx by DrainTimeout so that a shutdown still
+	// acknowledges what arrived (unless the spool stays full).
+	commitCtx, stop := run.Grace(ctx, s.o.DrainTimeout)
+	defer stop()
+
+	batches := make(chan *batch)
+	assembled := make(chan struct{})
+	go func() {
+		defer close(assembled)
+		s.assemble(ctx, batches)
+	}()
+	defer func() { <-assembled }()
+	for b := range batches {
+		if err := s.commit(commitCtx, b); err != nil {
+			s.o.Logger.Warn("shutdown before the batch was spooled; the broker will resend it",
+				"messages", len(b.acks), "points", len(b.rec.Entries), "err", err)
+			for range batches {
+			}
+			break
+		}
+		b.reset()
+		select {
+		case s.free <- b:
+		default:
+		}
+	}
+	return nil
+}
+
+// commit makes a batch durable and acknowledged, then shows it.
+func (s *Stream) commit(ctx context.Context, b *batch) error {
+	if err := s.o.Intake.commit(ctx, &b.rec, b.acks, b.received); err != nil {
+		return err
+	}
+	for i := range b.updates {
+		s.stations.stored(&b.updates[i])
+	}
+	if s.o.Observed != nil && len(b.observed) > 0 {
+		s.o.Observed <- b.observed
+	}
+	return nil
+}
+
+// assemble turns queued messages into batches, in arrival order. It hands
+// a batch over as soon as the committer is free, so batches grow while a
+// write is in flight and stay small when the load is light.
+func (s *Stream) assemble(ctx context.Context, out chan<- *batch) {
+	defer close(out)
+	done := ctx.Done()
+	cur := s.newBatch()
+	tick := time.NewTicker(s.o.SweepEvery)
+	defer tick.Stop()
+	for {
+		items, closed := s.o.Intake.take()
+		for i := range items {
+			s.process(&items[i], cur)
+			// Dead letters count too: a flood of bad messages while the
+			// spool is full must not pile up here either.
+			if len(cur.rec.Entries)+len(cur.rec.DeadLetters) >= s.o.MaxBatchPoints {
+				out <- cur
+				cur = s.newBatch()
+			}
+		}
+		if closed {
+			if s.o.Observed != nil {
+				// Values still waiting for a next one are evaluated as they
+				// are: after a restart nothing would show them to alerts.
+				for i := range s.o.Registry.Stations {
+					cur.observed = s.state[s.o.Registry.Stations[i].ID].releaseStale(cur.observed, time.Time{})
+				}
+			}
+			if !cur.empty() {
+				out <- cur
+			}
+			return
+		}
+		// An empty batch is not handed over: a nil channel never sends.
+		var send chan<- *batch
+		if !cur.empty() {
+			send = out
+		}
+		select {
+		case send <- cur:
+			cur = s.newBatch()
+		case <-s.o.Intake.notify:
+		case <-tick.C:
+			s.sweep(cur)
+		case <-done:
+			s.o.Intake.close()
+			done = nil
+		}
+	}
+}
+
+// storeSamples assesses the samples of one message and adds their points to
+// the batch. forced holds, per sample, QC flags the device imposed (HJ 212
+// data flags); nil when none.
+func (s *Stream) storeSamples(st *registry.Station, samples []reading.Sample, forced []map[string]int, m *Message, b *batch) {
+	ss := s.state[st.ID]
+	var newest *assessed
+	// Accounts of days to write. A backlog reopening a closed day has its
+	// account written once, with every sample of the message in it.
+	var days []hydro.Day
+	var reopened []time.Time
+	put := func(d hydro.Day) {
+		if k := slices.IndexFunc(days, func(e hydro.Day) bool { return e.Start.Equal(d.Start) }); k >= 0 {
+			days[k] = d
+		} else {
+			days = append(days, d)
+		}
+	}
+	// account writes the reopened days as they are now.
+	account := func() {
+		for _, day := range reopened {
+			if acc, ok := ss.days.Account(day); ok {
+				put(acc)
+			}
+		}
+		reopened = reopened[:0]
+	}
+	for i := range samples {
+		var f map[string]int
+		if forced != nil {
+			f = forced[i]
+		}
+		if len(reopened) > 0 {
+			// A sample of a later day may push a reopened day out of
+			// the days kept: account for it first.
+			if day := ss.days.DayStart(samples[i].Time); slices.ContainsFunc(reopened, day.After) {
+				account()
+			}
+		}
+		a := ss.assess(&samples[i], f, s.m)
+		b.add(readingEntry(b.buf, ss, &a, m.Source))
+		for _, r := range a.revisions {
+			b.add(revisionEntry(b.buf, ss, r, m.Source))
+		}
+		for _, d := range a.eflow {
+			put(d)
+		}
+		if !a.reopened.IsZero() && !slices.ContainsFunc(reopened, a.reopened.Equal) {
+			reopened = append(reopened, a.reopened)
+		}
+		if s.o.Observed != nil {
+			b.observed = ss.observe(b.observed, &a, m.Received)
+		}
+		if newest == nil || !a.sample.Time.Before(newest.sample.Time) {
+			newest = &a
+		}
+	}
+	account()
+	for _, d := range days {
+		b.add(eflowEntry(b.buf, st, d, m.Source))
+	}
+	s.m.samplesStored.Add(float64(len(samples)))
+	u := update{station: st.ID, received: m.Received, sample: newest.sample, flags: newest.flags, wqClass: newest.wqClass}
+	if newest.hasRated {
+		u.rated, u.ratedFlag, u.hasRated = newest.rated, newest.ratedFlag, true
+	}
+	if ss.days != nil {
+		if acc, ok := ss.days.Account(ss.days.DayStart(s.o.Now())); ok {
+			u.today = &acc
+		}
+	}
+	b.updates = append(b.updates, u)
+}
+
+// heard notes a message from a station; one that was marked offline for
+// its silence is online again.
+func (s *Stream) heard(ss *station, b *batch, m *Message) {
+	ss.heard = m.Received
+	if !ss.silenced {
+		return
+	}
+	ss.silenced = false
+	st := &reading.Status{Online: true}
+	b.add(statusEntry(b.buf, ss.reg, st, m.Received, m.Source))
+	b.updates = append(b.updates, update{station: ss.reg.ID, received: m.Received, status: st, statusTime: m.Received})
+}
+
+// sweep runs on the wall clock: a station silent for three reporting
+// intervals is marked offline (station_status online=false), the
+// ecological-flow days that ended more than EflowGrace ago are closed, and
+// held values that waited too long for the next one are released.
+func (s *Stream) sweep(b *batch) {
+	now := s.o.Now()
+	var silenced []string
+	for i := range s.o.Registry.Stations {
+		ss := s.state[s.o.Registry.Stations[i].ID]
+		if !ss.silenced && now.Sub(ss.heard) > 3*time.Duration(ss.reg.Interval) {
+			ss.silenced = true
+			st := &reading.Status{Online: false}
+			b.add(statusEntry(b.buf, ss.reg, st, now, sourceSweep))
+			b.updates = append(b.updates, update{station: ss.reg.ID, received: now, status: st, statusTime: now})
+			silenced = append(silenced, ss.reg.ID)
+		}
+		if ss.days != nil {
+			for _, d := range ss.days.Close(ss.days.DayStart(now.Add(-s.o.EflowGrace))) {
+				b.add(eflowEntry(b.buf, ss.reg, d, sourceSweep))
+			}
+		}
+		if s.o.Observed != nil {
+			b.observed = ss.releaseStale(b.observed, now)
+		}
+	}
+	if len(silenced) > 0 {
+		// One line per sweep, not one per station: at 10,000 stations a
+		// broker outage would otherwise flood the log.
+		shown := silenced[:min(len(silenced), 10)]
+		s.o.Logger.Warn("stations silent for three reporting intervals; marked offline",
+			"count", len(silenced), "stations", strings.Join(shown, ","), "more", len(silenced)-len(shown))
+	}
+}
