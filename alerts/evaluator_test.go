@@ -154,8 +154,6 @@ func TestStatusParamsApplyToEveryStation(t *testing.T) {
 	}
 }
 
-// BenchmarkObserve is the evaluation cost of one sample with every shipped
-// rule, at a water-quality station (the most rules apply there).
 // benchEvaluator is an evaluator of the shipped rules and registry, and a
 // sample's values of a water-quality station that move no alert.
 func benchEvaluator(b *testing.B) (*Evaluator, []Value) {
@@ -175,6 +173,8 @@ func benchEvaluator(b *testing.B) (*Evaluator, []Value) {
 	return NewEvaluator(rules, Options{Registry: reg, MaxSampleAge: time.Hour}, t0), values
 }
 
+// BenchmarkObserve is the evaluation cost of one sample with every shipped
+// rule, at a water-quality station (the most rules apply there).
 func BenchmarkObserve(b *testing.B) {
 	e, values := benchEvaluator(b)
 	i := 0
