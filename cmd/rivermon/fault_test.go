@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -90,20 +89,11 @@ func (p *rivermonProc) get(path string) int {
 	return resp.StatusCode
 }
 
+// metric returns the value of one series of the process's /metrics; a
+// missing series fails the test (testenv.Metric).
 func (p *rivermonProc) metric(series string) float64 {
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", p.port))
-	if err != nil {
-		return -1
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return f
-		}
-	}
-	return 0
+	p.t.Helper()
+	return testenv.Metric(p.t, fmt.Sprintf("http://127.0.0.1:%d/metrics", p.port), series)
 }
 
 func (p *rivermonProc) kill9() {
