@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/rivermon/rivermon/internal/registry"
 	"github.com/rivermon/rivermon/internal/testenv"
 )
@@ -49,12 +51,16 @@ func binary(t *testing.T) string {
 	return binPath
 }
 
+// TestMain removes the built binary after the tests, and fails the run when
+// a test leaves a goroutine running: every goroutine has an owner that
+// stops it.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
-	os.Exit(code)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		if binPath != "" {
+			os.RemoveAll(filepath.Dir(binPath))
+		}
+		os.Exit(code)
+	}))
 }
 
 func TestCheckReportsBrokenFilesWithFileAndLine(t *testing.T) {
