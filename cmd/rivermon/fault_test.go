@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -11,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -90,20 +90,11 @@ func (p *rivermonProc) get(path string) int {
 	return resp.StatusCode
 }
 
+// metric returns the value of one series of the process's /metrics; a
+// missing series fails the test (testenv.Metric).
 func (p *rivermonProc) metric(series string) float64 {
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", p.port))
-	if err != nil {
-		return -1
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return f
-		}
-	}
-	return 0
+	p.t.Helper()
+	return testenv.Metric(p.t, fmt.Sprintf("http://127.0.0.1:%d/metrics", p.port), series)
 }
 
 func (p *rivermonProc) kill9() {
@@ -128,6 +119,9 @@ type sampleStream struct {
 	pub      *testenv.Client
 	stations []string
 	base     time.Time
+	// published counts the samples of messages the broker has taken (a
+	// PUBACK came back).
+	published atomic.Int64
 }
 
 func newSampleStream(t *testing.T, mqURL string) *sampleStream {
@@ -174,6 +168,7 @@ func (s *sampleStream) send(from, to int) error {
 		for {
 			tok := s.pub.Client.Publish(topic, 1, false, payload)
 			if tok.WaitTimeout(5*time.Second) && tok.Error() == nil {
+				s.published.Add(samplesPerMsg)
 				break
 			}
 			if time.Now().After(deadline) {
@@ -232,7 +227,17 @@ func TestFaultKill9MidStream(t *testing.T) {
 	testenv.Eventually(t, 20*time.Second, func() bool {
 		return p.metric(`rivermon_messages_total{result="accepted"}`) > float64(s.messages()/3)
 	}, "rivermon is not taking messages")
+	published := s.published.Load()
 	p.kill9() // mid-stream: the publisher goes on, the broker keeps what rivermon did not ack
+	// Nothing is stored once rivermon is dead (but for a write InfluxDB
+	// already had, which only makes this count larger): if InfluxDB holds
+	// fewer samples than the broker had taken before the kill, the kill
+	// caught rivermon with samples not yet stored.
+	stored := in.Count(t, "reading", "level_m", "")
+	t.Logf("at the kill: %d samples published, %d stored", published, stored)
+	if stored >= published {
+		t.Fatalf("the kill did not land mid-stream: %d samples stored of %d published before it", stored, published)
+	}
 	startRivermon(t, env)
 	if err := <-sent; err != nil {
 		t.Fatal(err)

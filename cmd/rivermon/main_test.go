@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
+	"github.com/rivermon/rivermon/internal/registry"
 	"github.com/rivermon/rivermon/internal/testenv"
 )
 
@@ -49,12 +51,16 @@ func binary(t *testing.T) string {
 	return binPath
 }
 
+// TestMain removes the built binary after the tests, and fails the run when
+// a test leaves a goroutine running: every goroutine has an owner that
+// stops it.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
-	os.Exit(code)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		if binPath != "" {
+			os.RemoveAll(filepath.Dir(binPath))
+		}
+		os.Exit(code)
+	}))
 }
 
 func TestCheckReportsBrokenFilesWithFileAndLine(t *testing.T) {
@@ -262,14 +268,7 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 		map[string]any{"time": ts.Format(time.RFC3339), "values": map[string]any{"level_m": 0.9}}}})
 	pub.Publish("rivermon/v1/stations/boqu-nyalam/readings", payload)
 	testenv.Eventually(t, 10*time.Second, func() bool { // rivermon holds it and fails to write it
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return strings.Contains(string(b), `rivermon_influx_write_errors_total{kind="network"} `) &&
-			!strings.Contains(string(b), `rivermon_influx_write_errors_total{kind="network"} 0`+"\n")
+		return testenv.Metric(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", port), `rivermon_influx_write_errors_total{kind="network"}`) > 0
 	}, "rivermon never tried to write the message")
 	stopWithin(cmd, 10*time.Second)
 
@@ -282,7 +281,9 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 }
 
 // TestSIGHUPReloadsRulesAndKeepsThemWhenBroken: a broken rules file is
-// reported and the rules in force stay; a good one is taken.
+// reported and the rules in force stay: data that crosses one of them
+// afterwards fires it. A good file is taken: a rule only it has fires on the
+// next data. The process runs throughout and exits 0 on SIGTERM.
 func TestSIGHUPReloadsRulesAndKeepsThemWhenBroken(t *testing.T) {
 	bin := binary(t)
 	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
@@ -310,26 +311,109 @@ rules: rules.yaml
 	}
 	logPath := filepath.Join(dir, "rivermon.log")
 	logf, _ := os.Create(logPath)
+	defer logf.Close()
 	cmd := exec.Command(bin, "-config", cfg)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	// Wait is the only way to learn that the process ended: ProcessState
+	// stays nil until it returns.
+	var waitErr error
+	exited := make(chan struct{})
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
 	logHas := func(s string) bool { b, _ := os.ReadFile(logPath); return strings.Contains(string(b), s) }
+	running := func(when string) {
+		t.Helper()
+		select {
+		case <-exited:
+			b, _ := os.ReadFile(logPath)
+			t.Fatalf("rivermon exited %s: %v\n%s", when, waitErr, b)
+		default:
+		}
+	}
 	testenv.Eventually(t, 20*time.Second, func() bool { return logHas("rivermon running") }, "rivermon did not start")
+
+	// firing is whether /api/v1/alerts lists alertname at station.
+	firing := func(alertname, station string) bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/v1/alerts", port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var as []struct{ Labels map[string]string }
+		if err := json.NewDecoder(resp.Body).Decode(&as); err != nil {
+			t.Fatalf("/api/v1/alerts: %v", err)
+		}
+		for _, a := range as {
+			if a.Labels["alertname"] == alertname && a.Labels["station"] == station {
+				return true
+			}
+		}
+		return false
+	}
+	const st = "nianchu-mouth"
+	reg, err := registry.LoadFile(filepath.Join(root, "configs", "stations.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	critical := reg.Station(st).Limits["level_critical_m"]
+	pub := testenv.NewClient(t, mq.URL, "station-hup")
+	start := time.Now().UTC().Truncate(time.Minute).Add(-40 * time.Minute)
+	// levels publishes level_m samples i in [from, to), five minutes
+	// apart, 0.2 m above the critical level.
+	levels := func(from, to int) {
+		var samples []any
+		for i := from; i < to; i++ {
+			samples = append(samples, map[string]any{"time": start.Add(time.Duration(i) * 5 * time.Minute).Format(time.RFC3339),
+				"values": map[string]any{"level_m": critical + 0.2}})
+		}
+		payload, _ := json.Marshal(map[string]any{"station": st, "samples": samples})
+		pub.Publish("rivermon/v1/stations/"+st+"/readings", payload)
+	}
 
 	if err := os.WriteFile(rules, []byte("rules:\n  - name: Broken\n    above: 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	_ = cmd.Process.Signal(syscall.SIGHUP)
 	testenv.Eventually(t, 10*time.Second, func() bool { return logHas("rules not reloaded; the previous rules stay in force") }, "a broken file was not reported")
-	if err := os.WriteFile(rules, good, 0o644); err != nil {
+	running("after a broken rules file")
+	if firing("WaterLevelCritical", st) {
+		t.Fatal("WaterLevelCritical fires before any data")
+	}
+	// Four samples above the critical level: the first three are evaluated
+	// (a value is, once the next has come), and they span the rule's `for`
+	// of 10 minutes.
+	levels(0, 4)
+	testenv.Eventually(t, 20*time.Second, func() bool { return firing("WaterLevelCritical", st) },
+		"the rules in force did not fire after a broken file was refused")
+
+	probe := "  - {name: ReloadProbe, param: level_m, above: 0.1, for: 0, severity: info}\n"
+	if err := os.WriteFile(rules, append(append([]byte(nil), good...), probe...), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	_ = cmd.Process.Signal(syscall.SIGHUP)
 	testenv.Eventually(t, 10*time.Second, func() bool { return logHas("rules reloaded") }, "a good file was not reloaded")
-	if cmd.ProcessState != nil {
-		t.Fatal("rivermon exited")
+	running("after a good rules file")
+	levels(4, 6)
+	testenv.Eventually(t, 20*time.Second, func() bool { return firing("ReloadProbe", st) }, "the reloaded file's new rule did not fire")
+	if !firing("WaterLevelCritical", st) {
+		t.Error("WaterLevelCritical, still in the reloaded rules, stopped firing")
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+		if waitErr != nil {
+			t.Fatalf("exit after SIGTERM: %v", waitErr)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still running 10 s after SIGTERM")
 	}
 }

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -164,27 +162,12 @@ func (s *service) getJSON(path string, v any) {
 	}
 }
 
-// metric returns the value of one sample of /metrics, e.g.
-// `rivermon_rejected_total{reason="bad_json"}`, or 0 when absent.
+// metric returns the value of one series of /metrics, e.g.
+// `rivermon_rejected_total{reason="bad_json"}`; a missing series fails the
+// test (testenv.Metric).
 func (s *service) metric(series string) float64 {
 	s.t.Helper()
-	resp, err := http.Get(s.base + "/metrics")
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				s.t.Fatalf("metric %s: %v", series, err)
-			}
-			return f
-		}
-	}
-	return 0
+	return testenv.Metric(s.t, s.base+"/metrics", series)
 }
 
 type testWriter struct{ t testing.TB }

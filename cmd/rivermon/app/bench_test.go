@@ -233,7 +233,10 @@ func histogramQuantiles(tb testing.TB, base, name string) (p50, p99 float64) {
 		n, _ := strconv.ParseFloat(countText, 64)
 		bs = append(bs, bucket{le, n})
 	}
-	if len(bs) == 0 || bs[len(bs)-1].n == 0 {
+	if len(bs) == 0 {
+		tb.Fatalf("no histogram %s in /metrics", name)
+	}
+	if bs[len(bs)-1].n == 0 {
 		return 0, 0
 	}
 	q := func(p float64) float64 {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"go.uber.org/goleak"
 
 	"github.com/rivermon/rivermon/ingest/mqtt"
 	"github.com/rivermon/rivermon/internal/testenv"
@@ -207,7 +208,8 @@ type nullPipeline struct {
 }
 
 // TestMain runs the ceilings' subscriber when the benchmark starts this
-// test binary as one, and the tests otherwise.
+// test binary as one, and the tests otherwise, failing the run when a test
+// leaves a goroutine running: every goroutine has an owner that stops it.
 func TestMain(m *testing.M) {
 	if spec := os.Getenv("RIVERMON_NULL_PIPELINE"); spec != "" {
 		var np nullPipeline
@@ -221,7 +223,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 // run subscribes, prints "ready" once subscribed, and returns once it has
