@@ -152,7 +152,7 @@ func (d *Dispatcher) drain(observed <-chan []reading.Observed) {
 			if !ok {
 				return
 			}
-			d.Observe(samplesOf(ss))
+			d.Observe(ss)
 		default:
 			return
 		}
@@ -214,7 +214,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 				observed = nil
 				continue
 			}
-			d.Observe(samplesOf(ss))
+			d.Observe(ss)
 			continue
 		case <-d.wake:
 		case <-hold.C:
@@ -264,6 +264,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 }
 
+// flashPause is how long an alert that fired and resolved within one
+// delivery stays firing at Alertmanager before its resolution is posted.
+const flashPause = time.Second
+
 // shutdownGrace is how long receivers are still sent to once Run's context
 // has ended.
 const shutdownGrace = time.Second
@@ -300,6 +304,13 @@ func (d *Dispatcher) deliver(ctx context.Context, ts []Transition) {
 	if len(notify) == 0 {
 		d.updateGauge()
 		return
+	}
+	if flashed := d.o.Evaluator.Flashed(ts, d.o.Now(), 4*d.o.ResendInterval); len(flashed) > 0 && d.o.Alertmanager != nil {
+		_ = d.o.Alertmanager.Send(ctx, flashed)
+		// Alertmanager decides what to notify when a group is flushed; a
+		// resolution that arrives before the flush cancels the firing
+		// unseen. A moment lets the flush happen.
+		_ = journal.Sleep(ctx, flashPause)
 	}
 	d.sendActive(ctx)
 	if d.o.Webhook != nil {
@@ -393,22 +404,4 @@ func historyLine(t Transition) string {
 	b = lineproto.AppendStringField(b, "summary", t.Alert.Annotations["summary"])
 	b = lineproto.AppendBoolField(b, "notified", t.Notify)
 	return string(lineproto.AppendTime(b, t.At))
-}
-
-// samplesOf converts stored samples, their values in one array.
-func samplesOf(ss []reading.Observed) []Sample {
-	n := 0
-	for _, s := range ss {
-		n += len(s.Values)
-	}
-	vals := make([]Value, 0, n)
-	out := make([]Sample, len(ss))
-	for i, s := range ss {
-		from := len(vals)
-		for _, v := range s.Values {
-			vals = append(vals, Value{Code: v.Code, V: v.V, Flag: v.Flag})
-		}
-		out[i] = Sample{Station: s.Station, Time: s.Time, Received: s.Received, Values: vals[from:len(vals):len(vals)]}
-	}
-	return out
 }

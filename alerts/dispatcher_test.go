@@ -200,3 +200,49 @@ func TestHistoryLineSeriesIsTheAlertIdentity(t *testing.T) {
 		t.Errorf("param also written as a field: %q", ph)
 	}
 }
+
+// postLog is a Sender that keeps the status of each alert of each post.
+type postLog struct {
+	mu    sync.Mutex
+	posts [][]string
+}
+
+func (p *postLog) Send(_ context.Context, as []Alert) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var post []string
+	for _, a := range as {
+		post = append(post, a.Labels["alertname"]+"="+a.Status)
+	}
+	p.posts = append(p.posts, post)
+	return nil
+}
+
+// An alert that fires and resolves within one delivery (a replayed
+// backlog) reaches Alertmanager firing, and resolved only a moment later:
+// posted resolved at once, Alertmanager would never notify it.
+func TestFlashedAlertReachesAlertmanagerFiringFirst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		am := &postLog{}
+		d := NewDispatcher(DispatcherOptions{Evaluator: newEval(t, time.Hour), Alertmanager: am,
+			ResendInterval: time.Hour, Logger: slog.New(slog.DiscardHandler)})
+		stop := startDispatcher(d)
+		synctest.Wait()
+		now := time.Now()
+		d.Observe([]Sample{wqSample(now, 0, 5), wqSample(now, 1, 1)}) // fires, then resolves
+		synctest.Wait()
+		am.mu.Lock()
+		if len(am.posts) != 1 || len(am.posts[0]) != 1 || am.posts[0][0] != "WQ=firing" {
+			t.Errorf("posts before the pause: %v, want one with WQ firing", am.posts)
+		}
+		am.mu.Unlock()
+		time.Sleep(flashPause)
+		synctest.Wait()
+		stop()
+		am.mu.Lock()
+		defer am.mu.Unlock()
+		if len(am.posts) != 2 || len(am.posts[1]) != 1 || am.posts[1][0] != "WQ=resolved" {
+			t.Errorf("posts: %v, want WQ firing, then WQ resolved", am.posts)
+		}
+	})
+}

@@ -7,6 +7,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/rivermon/rivermon/internal/quality"
 	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/registry"
 )
@@ -21,26 +22,15 @@ const (
 
 // qcFail is the QARTOD fail flag: a failed value does not move a threshold
 // alert (SensorFault reports it instead).
-const qcFail = 4
+const qcFail = int(quality.Fail)
 
 // Value is one observed value and its QC flag.
-type Value struct {
-	Code string // a parameter code, or a derived field: flow_rated_m3s, wq_class
-	V    float64
-	Flag int
-}
+type Value = reading.ObservedValue
 
-// Sample is what the evaluator sees of one stored sample. A sample
-// without values is only a sign of life of its station.
-type Sample struct {
-	Station string
-	Time    time.Time
-	// Received is the wall clock at which the message carrying the sample
-	// arrived: silence is measured from it, not from sample times, so that
-	// a station sending its backlog is talking, not silent.
-	Received time.Time
-	Values   []Value // a dozen at most: looked through, not hashed
-}
+// Sample is what the evaluator sees of one stored sample (the stream's
+// output, unconverted). A sample without values is only a sign of life of
+// its station.
+type Sample = reading.Observed
 
 // numCodes is how many codes codeID numbers.
 const numCodes = reading.NumParams + 5
@@ -55,9 +45,9 @@ func codeID(code string) int {
 		return i
 	}
 	switch code {
-	case "flow_rated_m3s":
+	case reading.FieldFlowRated:
 		return reading.NumParams
-	case "wq_class":
+	case reading.FieldWQClass:
 		return reading.NumParams + 1
 	case "battery_v":
 		return reading.NumParams + 2
@@ -86,8 +76,8 @@ func (x *valueIndex) build(s *Sample) bool {
 	return true
 }
 
-// value is the sample's value of code.
-func (s *Sample) value(code string) (Value, bool) {
+// valueOf is the sample's value of code.
+func valueOf(s *Sample, code string) (Value, bool) {
 	for _, v := range s.Values {
 		if v.Code == code {
 			return v, true
@@ -262,15 +252,15 @@ func (e *Evaluator) paramsOf(r *Rule, st *registry.Station) []string {
 		return st.Params
 	case r.WQClassAbove != nil:
 		if hasGraded(st) {
-			return []string{"wq_class"}
+			return []string{reading.FieldWQClass}
 		}
 		return nil
 	case r.Param == "flow_m3s" && !st.Reports("flow_m3s") && len(st.Rating) > 0 && st.Reports("level_m"):
 		// No flow meter: the rated flow stands in (CONTRACT §10).
-		return []string{"flow_rated_m3s"}
+		return []string{reading.FieldFlowRated}
 	case statusParams[r.Param]:
 		return []string{r.Param}
-	case r.Param == "flow_rated_m3s" && len(st.Rating) > 0 && st.Reports("level_m"):
+	case r.Param == reading.FieldFlowRated && len(st.Rating) > 0 && st.Reports("level_m"):
 		return []string{r.Param}
 	case st.Reports(r.Param):
 		return []string{r.Param}
@@ -279,7 +269,7 @@ func (e *Evaluator) paramsOf(r *Rule, st *registry.Station) []string {
 }
 
 func hasGraded(st *registry.Station) bool {
-	for _, c := range []string{"ph", "do_mgl", "codmn_mgl", "nh3n_mgl", "tp_mgl"} {
+	for _, c := range quality.GradedCodes() {
 		if st.Reports(c) {
 			return true
 		}
@@ -354,7 +344,7 @@ func (e *Evaluator) observe(out []Transition, s *Sample, ins []*instance, heard,
 				val, ok = s.Values[k-1], true
 			}
 		} else {
-			val, ok = s.value(in.param)
+			val, ok = valueOf(s, in.param)
 		}
 		if !ok {
 			continue

@@ -136,3 +136,27 @@ func format(v float64) string {
 	}
 	return strings.TrimRight(strings.TrimRight(strconv.FormatFloat(v, 'f', 3, 64), "0"), ".")
 }
+
+// Flashed returns, as firing, the alerts of notifying firing transitions
+// among ts (changes not yet posted to Alertmanager) that have resolved
+// since: a replayed backlog can fire and resolve an alert within one
+// delivery. Posted before the active set, they let Alertmanager notify the
+// firing before it learns of the resolution; otherwise it would never
+// notify either.
+func (e *Evaluator) Flashed(ts []Transition, now time.Time, validFor time.Duration) []Alert {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []Alert
+	for _, t := range ts {
+		if t.State != StateFiring || !t.Notify {
+			continue
+		}
+		l := t.Alert.Labels
+		in := e.instances[key(l["alertname"], l["station"], l["param"])]
+		if in == nil || in.State != StateResolved {
+			continue
+		}
+		out = append(out, e.alertOf(in, StateFiring, now.Add(validFor)))
+	}
+	return out
+}

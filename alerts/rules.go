@@ -72,7 +72,7 @@ var (
 	limitRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 	nameRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	// derived are the fields rivermon computes that rules may watch.
-	derived = map[string]bool{"flow_rated_m3s": true}
+	derived = map[string]bool{reading.FieldFlowRated: true}
 	// statusParams come from the device-health topic of every station.
 	statusParams = map[string]bool{"battery_v": true, "signal_dbm": true, "enclosure_temp_c": true}
 )

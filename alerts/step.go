@@ -76,7 +76,7 @@ func (in *instance) rate(t time.Time, v float64, window time.Duration) (float64,
 // qcFail fires when a value has been flagged fail continuously for the
 // rule's duration, and resolves at the first value that does not fail.
 func (e *Evaluator) qcFail(in *instance, t, wall time.Time, val Value, notify bool) *Transition {
-	in.LastValue, in.Threshold = float64(val.Flag), qcFail
+	in.LastValue, in.Threshold = float64(val.Flag), float64(qcFail)
 	if val.Flag != qcFail {
 		in.failSince = time.Time{}
 		if in.State == StateFiring {

@@ -15,8 +15,6 @@ import (
 	"github.com/rivermon/rivermon/internal/reading"
 )
 
-var cst = time.FixedZone("CST", 8*3600)
-
 // hjLink sends a station's water-quality values as HJ 212-2017 packets.
 type hjLink struct {
 	mn        string
@@ -30,7 +28,7 @@ type hjLink struct {
 // (2011) packet asking for an answer; the rest stays a native reading.
 func (h *hjLink) packet(s reading.Sample) (reading.Sample, []byte) {
 	var cp strings.Builder
-	cp.WriteString("DataTime=" + s.Time.In(cst).Format("20060102150405"))
+	cp.WriteString("DataTime=" + s.Time.In(reading.Zone).Format("20060102150405"))
 	rest := reading.Sample{Time: s.Time}
 	n := 0
 	for _, v := range s.Values {
@@ -45,7 +43,7 @@ func (h *hjLink) packet(s reading.Sample) (reading.Sample, []byte) {
 	if n == 0 {
 		return s, nil
 	}
-	qn := s.Time.In(cst).Format("20060102150405.000")
+	qn := s.Time.In(reading.Zone).Format("20060102150405.000")
 	p := hj212.Packet{QN: qn[:14] + qn[15:], ST: "21", CN: "2011",
 		PW: "123456", MN: h.mn, Flag: 5, CP: cp.String()}
 	return rest, p.Encode()

@@ -25,9 +25,6 @@ var flowFactor = [12]float64{0.26, 0.21, 0.20, 0.24, 0.40, 1.06, 2.47, 3.03, 2.2
 // reach; glacier-fed sections run cooler (domain.md §7.7).
 var waterTemp = [12]float64{0.6, 1.0, 2.5, 5.5, 8.0, 11.0, 13.0, 13.0, 11.0, 7.0, 3.5, 1.2}
 
-// beijing is UTC+8, the local time of the stations' days.
-var beijing = time.FixedZone("CST", 8*3600)
-
 // Station generates one station's readings in time order.
 type Station struct {
 	st     *registry.Station
@@ -83,7 +80,7 @@ func melt(st *registry.Station, m int) float64 {
 // first reading of each hour (with every reading of an hourly station).
 func nutrientsDue(st *registry.Station, t time.Time) bool {
 	iv := time.Duration(st.Interval)
-	return iv >= time.Hour || t.In(beijing).Minute() < int(iv/time.Minute)
+	return iv >= time.Hour || t.In(reading.Zone).Minute() < int(iv/time.Minute)
 }
 
 // ID is the station id.
@@ -96,7 +93,7 @@ func (s *Station) Next(t time.Time) reading.Sample {
 		dt = time.Duration(s.st.Interval)
 	}
 	s.last = t
-	local := t.In(beijing)
+	local := t.In(reading.Zone)
 	month := seasonal(local, flowFactor)
 	hour := float64(local.Hour()) + float64(local.Minute())/60
 	m := int(local.Month()) - 1
@@ -193,7 +190,7 @@ func (s *Station) Next(t time.Time) reading.Sample {
 
 // Status returns the device health report at t.
 func (s *Station) Status(t time.Time) reading.Status {
-	local := t.In(beijing)
+	local := t.In(reading.Zone)
 	hour := float64(local.Hour()) + float64(local.Minute())/60
 	air := 8 - 12*math.Cos(2*math.Pi*float64(local.YearDay()-15)/365) + 8*math.Sin(2*math.Pi*(hour-9)/24) - s.st.ElevationM/400 + 8
 	solar := math.Max(0, math.Sin(2*math.Pi*(hour-7)/24))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rivermon/rivermon/internal/hydro"
 	"github.com/rivermon/rivermon/internal/quality"
+	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/registry"
 )
 
@@ -326,7 +327,7 @@ func planFor(name string, st *registry.Station, start time.Time) (plan, error) {
 		if fl == nil || fl.Tolerance <= 0 {
 			return p, fmt.Errorf("scenario %s: station %s has no flat-line test on level_m", name, st.ID)
 		}
-		window := func(t time.Time) time.Duration { _, fail := fl.Windows(t.In(beijing).Month()); return fail }
+		window := func(t time.Time) time.Duration { _, fail := fl.Windows(t.In(reading.Zone).Month()); return fail }
 		w := window(start)
 		if later := window(start.Add(w + stuckExtra)); later > w {
 			w = later // the freeze runs into a month that waits longer
@@ -369,7 +370,7 @@ func ramp(st *registry.Station, t time.Time, far, near float64, want time.Durati
 // ramp at st in the month of t: +Inf without a spike test.
 func maxStep(st *registry.Station, t time.Time) float64 {
 	sp := st.QC["level_m"].Spike
-	if sp == nil || sp.Suspect <= 0 || slices.Contains(sp.SkipMonths, int(t.In(beijing).Month())) {
+	if sp == nil || sp.Suspect <= 0 || slices.Contains(sp.SkipMonths, int(t.In(reading.Zone).Month())) {
 		return math.Inf(1)
 	}
 	return stepShare * 2 * sp.Suspect
@@ -379,7 +380,7 @@ func maxStep(st *registry.Station, t time.Time) float64 {
 // flood): the seasonal mean, the diurnal melt cycle and three deviations of
 // the slow noise.
 func normalFlows(st *registry.Station, t time.Time) (lo, hi float64) {
-	local := t.In(beijing)
+	local := t.In(reading.Zone)
 	q := meanFlow(st) * seasonal(local, flowFactor)
 	m := melt(st, int(local.Month())-1)
 	return q * (1 - m) * math.Exp(-noiseSpread), q * (1 + m) * math.Exp(noiseSpread)

@@ -30,8 +30,8 @@ func value(s reading.Sample, code string) (float64, bool) {
 // seasons are the run starts the scenarios are tested from: a winter day
 // (ice months, long flat-line windows, low flow) and a monsoon one.
 var seasons = []time.Time{
-	time.Date(2026, 1, 10, 0, 0, 0, 0, beijing),
-	time.Date(2026, 7, 10, 0, 0, 0, 0, beijing),
+	time.Date(2026, 1, 10, 0, 0, 0, 0, reading.Zone),
+	time.Date(2026, 7, 10, 0, 0, 0, 0, reading.Zone),
 }
 
 // normalCrossings lists, per season and station, the alerts that the
@@ -150,10 +150,10 @@ func TestStuckGaugeWaitsForTheWindowInForce(t *testing.T) {
 		start  time.Time
 		freeze time.Duration
 	}{
-		{time.Date(2026, 7, 10, 1, 0, 0, 0, beijing), 24 * time.Hour},
-		{time.Date(2026, 1, 10, 1, 0, 0, 0, beijing), 72 * time.Hour},
-		{time.Date(2026, 11, 30, 12, 0, 0, 0, beijing), 72 * time.Hour},
-		{time.Date(2026, 3, 31, 12, 0, 0, 0, beijing), 72 * time.Hour},
+		{time.Date(2026, 7, 10, 1, 0, 0, 0, reading.Zone), 24 * time.Hour},
+		{time.Date(2026, 1, 10, 1, 0, 0, 0, reading.Zone), 72 * time.Hour},
+		{time.Date(2026, 11, 30, 12, 0, 0, 0, reading.Zone), 72 * time.Hour},
+		{time.Date(2026, 3, 31, 12, 0, 0, 0, reading.Zone), 72 * time.Hour},
 	} {
 		want := c.start.Add(c.freeze + stuckExtra + stuckCatchUp)
 		if got := ScenarioEnd(ScenarioSensorStuck, st, c.start); !got.Equal(want) {

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rivermon/rivermon/internal/reading"
 )
 
 // Frame limits (HJ 212-2017 Table 2).
@@ -220,10 +222,6 @@ func (p *Packet) Ack() *Packet {
 	return &Packet{QN: p.QN, ST: "91", CN: "9014", PW: p.PW, MN: p.MN, Flag: 4}
 }
 
-// beijing is the zone of DataTime: the standard gives none, Chinese systems
-// use Beijing time (UTC+8).
-var beijing = time.FixedZone("CST", 8*3600)
-
 // Data is the content of a data upload's CP area.
 type Data struct {
 	Time time.Time
@@ -245,7 +243,9 @@ func ParseCP(cp string) (*Data, error) {
 				return nil, fmt.Errorf("CP item %q is not name=value", kv)
 			}
 			if k == "DataTime" {
-				t, err := time.ParseInLocation("20060102150405", v, beijing)
+				// DataTime carries no zone: the standard gives none, Chinese
+				// systems use Beijing time (UTC+8).
+				t, err := time.ParseInLocation("20060102150405", v, reading.Zone)
 				if err != nil {
 					return nil, fmt.Errorf("DataTime %q is not YYYYMMDDhhmmss", v)
 				}

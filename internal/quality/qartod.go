@@ -28,6 +28,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/registry"
 )
 
@@ -227,7 +228,7 @@ func (s *Series) flat(i int, fl *registry.FlatLine, t time.Time) Flag {
 	if fl.Tolerance <= 0 {
 		return Pass // max − min < 0 never holds
 	}
-	suspect, fail := fl.Windows(t.In(beijing).Month())
+	suspect, fail := fl.Windows(t.In(reading.Zone).Month())
 	countS, countF := int(suspect/s.interval), int(fail/s.interval)
 	longest := max(countS, countF)
 	if longest < 1 {
@@ -309,7 +310,7 @@ func skipMonth(months []int, t time.Time) bool {
 	if len(months) == 0 {
 		return false
 	}
-	m := int(t.In(beijing).Month())
+	m := int(t.In(reading.Zone).Month())
 	for _, x := range months {
 		if x == m {
 			return true
@@ -317,6 +318,3 @@ func skipMonth(months []int, t time.Time) bool {
 	}
 	return false
 }
-
-// beijing is the stations' local time (UTC+8), for seasonal settings.
-var beijing = time.FixedZone("CST", 8*3600)
