@@ -311,7 +311,7 @@ round() {
 start_time=$(date +%s)
 echo "benchcmp: A = $desc_A"
 echo "benchcmp: B = $desc_B"
-echo "benchcmp: $ROUNDS rounds each, interleaved A B A B …; $(nproc) cores; $mosquitto_version; InfluxDB $influx_version"
+echo "benchcmp: $ROUNDS round(s) each, interleaved A B A B …; $(nproc) cores; $mosquitto_version; InfluxDB $influx_version"
 printf 'workload\tside\tround\tcpu_ms_per_1k\tcpu_ms\tstartup_ms\tsamples_per_s\n' >"$tmp/results.tsv"
 workloads=()
 [ "$SINGLE_SAMPLES" -gt 0 ] && workloads+=("single $SINGLE_SAMPLES 1")
@@ -325,7 +325,7 @@ for w in "${workloads[@]}"; do
 done
 
 echo
-echo "rivermon CPU per 1,000 samples, ms: median (min–max) of $ROUNDS rounds each"
+echo "rivermon CPU per 1,000 samples, ms: median (min–max) of $ROUNDS round(s) each"
 echo "  A = $desc_A"
 echo "  B = $desc_B"
 echo
