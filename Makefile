@@ -7,7 +7,7 @@ PKGS := ./...
 # and then rivermon says what the Go build info knows, or "dev".
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 
-.PHONY: all deps build test lint check run bench bench-peer fuzz clean
+.PHONY: all deps build test lint check run bench bench-peer bench-cmp fuzz clean
 
 all: build
 
@@ -55,6 +55,12 @@ bench-peer: deps
 	@go version -m $(TOOLS)/telegraf 2>/dev/null | grep -q 'github.com/influxdata/telegraf[[:space:]]*v1.37.2' || \
 		{ echo "building telegraf 1.37.2 into .tools/bin (long)"; GOBIN=$(TOOLS) GOFLAGS=-mod=mod $(GO) install github.com/influxdata/telegraf/cmd/telegraf@v1.37.2; }
 	$(GO) test -run '^$$' -bench PeerTelegraf -benchtime 1x -count 3 ./cmd/rivermon/app
+
+## bench-cmp: rivermon's CPU per 1,000 samples, BASE=rev (default: the last release tag) against HEAD=rev (default: the working tree), in one run
+BASE ?= $(shell git describe --tags --abbrev=0 --match 'v[0-9]*' 2>/dev/null)
+bench-cmp: deps
+	@[ -n "$(BASE)" ] || { echo "make bench-cmp: no release tag (v*) to compare with: give a revision, e.g. make bench-cmp BASE=main" >&2; exit 1; }
+	@bash scripts/benchcmp.sh "$(BASE)" $(if $(HEAD),"$(HEAD)")
 
 clean:
 	rm -rf bin var
