@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/rivermon/rivermon/ingest/journal"
-	"github.com/rivermon/rivermon/internal/quality"
 	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/registry"
 )
@@ -19,39 +18,65 @@ const (
 	ReasonInfluxRejected = "influx_rejected"
 )
 
-// process decodes one message into b, by its source: MQTT messages by
-// their topic (readings, status, hj212), HJ 212 packets from the TCP
-// listener by their MN.
-func (s *Stream) process(m *Message, b *batch) {
-	b.acks = append(b.acks, m.Ack)
-	b.received = append(b.received, m.Received)
+// decoded is what one message says, read and checked against the registry:
+// the samples it brings, by station, its status, and its rejections as dead
+// letters. decode fills it; the stream stores it.
+type decoded struct {
+	heard       *registry.Station // the station of a reading message, heard even if nothing in it is good
+	groups      []group
+	status      *reading.Status
+	statusOf    *registry.Station
+	statusAt    time.Time
+	deadLetters []journal.DeadLetter
+}
+
+// group is samples of one station, with the QC flags their device imposed
+// (HJ 212 data flags; nil when none).
+type group struct {
+	st      *registry.Station
+	heard   bool // a sign of life of st (an HJ 212 packet)
+	samples []reading.Sample
+	forced  []map[string]int
+}
+
+func (d *decoded) reset() {
+	clear(d.groups)
+	clear(d.deadLetters)
+	*d = decoded{groups: d.groups[:0], deadLetters: d.deadLetters[:0]}
+}
+
+// decode reads one message into d, by its source: MQTT messages by their
+// topic (readings, status, hj212), HJ 212 packets from the TCP listener by
+// their MN.
+func (s *Stream) decode(m *Message, d *decoded) {
+	d.reset()
 	if m.Source == SourceHJ212TCP {
-		s.processHJ212(m, nil, b)
+		s.decodeHJ212(m, nil, d)
 		return
 	}
 	station, kind, ok := s.parseTopic(m.From)
 	if !ok || !reading.ValidStationID(station) {
-		s.rejectMessage(b, m, station, reading.ReasonBadTopic,
+		s.rejectMessage(d, m, station, reading.ReasonBadTopic,
 			fmt.Sprintf("topic %q is not %s/stations/{station}/{readings|status|hj212}", m.From, s.o.TopicPrefix))
 		return
 	}
 	st := s.o.Registry.Station(station)
 	if st == nil {
-		s.rejectMessage(b, m, station, reading.ReasonUnknownStation, fmt.Sprintf("station %q is not in the registry", station))
+		s.rejectMessage(d, m, station, reading.ReasonUnknownStation, fmt.Sprintf("station %q is not in the registry", station))
 		return
 	}
 	switch kind {
 	case "readings":
 		// A device saying it is offline (its last will) is not a sign of
 		// life; a reading message, even a bad one, is.
-		s.heard(s.state[st.ID], b, m)
-		s.processReadings(m, st, b)
+		d.heard = st
+		s.decodeReadings(m, st, d)
 	case "status":
-		s.processStatus(m, st, b)
+		s.decodeStatus(m, st, d)
 	case "hj212":
-		s.processHJ212(m, st, b)
+		s.decodeHJ212(m, st, d)
 	default:
-		s.rejectMessage(b, m, station, reading.ReasonBadTopic, fmt.Sprintf("unknown message kind %q", kind))
+		s.rejectMessage(d, m, station, reading.ReasonBadTopic, fmt.Sprintf("unknown message kind %q", kind))
 	}
 }
 
@@ -68,20 +93,20 @@ func (s *Stream) parseTopic(topic string) (station, kind string, ok bool) {
 	return station, kind, true
 }
 
-func (s *Stream) processReadings(m *Message, st *registry.Station, b *batch) {
+func (s *Stream) decodeReadings(m *Message, st *registry.Station, d *decoded) {
 	msg, rejs := reading.DecodeMessage(m.Payload, m.Received)
 	if msg == nil {
 		s.m.msgRejected.Inc()
-		s.reject(b, m, st.ID, &rejs[0])
+		s.reject(d, m, st.ID, &rejs[0])
 		return
 	}
 	if msg.Station != st.ID {
-		s.rejectMessage(b, m, st.ID, reading.ReasonStationMismatch,
+		s.rejectMessage(d, m, st.ID, reading.ReasonStationMismatch,
 			fmt.Sprintf("payload station %q differs from topic station %q", msg.Station, st.ID))
 		return
 	}
 	for i := range rejs {
-		s.reject(b, m, st.ID, &rejs[i])
+		s.reject(d, m, st.ID, &rejs[i])
 		if rejs[i].Level == reading.LevelSample {
 			s.m.samplesRejected.Inc()
 		}
@@ -101,55 +126,32 @@ func (s *Stream) processReadings(m *Message, st *registry.Station, b *batch) {
 		s.m.msgPartial.Inc()
 	}
 	if len(msg.Samples) > 0 {
-		s.storeSamples(st, msg.Samples, nil, m, b)
+		d.groups = append(d.groups, group{st: st, samples: msg.Samples})
 	}
 }
 
-func (s *Stream) processStatus(m *Message, st *registry.Station, b *batch) {
+func (s *Stream) decodeStatus(m *Message, st *registry.Station, d *decoded) {
 	status, rej := reading.DecodeStatus(m.Payload, m.Received)
 	if rej != nil {
 		s.m.msgRejected.Inc()
-		s.reject(b, m, st.ID, rej)
+		s.reject(d, m, st.ID, rej)
 		return
 	}
-	t := m.Received
+	d.status, d.statusOf, d.statusAt = status, st, m.Received
 	if status.HasTime {
-		t = status.Time
+		d.statusAt = status.Time
 	}
-	if status.Online {
-		// A station reporting itself online is alive; its last will
-		// ({"online": false}) is not a sign of life.
-		ss := s.state[st.ID]
-		ss.heard, ss.silenced = m.Received, false
-	}
-	b.add(statusEntry(b.buf, st, status, t, m.Source))
 	s.m.msgAccepted.Inc()
-	if s.o.Observed != nil {
-		obs := reading.Observed{Station: st.ID, Time: t, Received: m.Received}
-		for _, f := range []struct {
-			code string
-			v    *float64
-		}{{"battery_v", status.BatteryV}, {"signal_dbm", status.SignalDBm}, {"enclosure_temp_c", status.EnclosureTempC}} {
-			if f.v != nil {
-				obs.Values = append(obs.Values, reading.ObservedValue{Code: f.code, V: *f.v, Flag: int(quality.NotEvaluated)})
-			}
-		}
-		// Values, or a station saying it is online: a sign of life.
-		if len(obs.Values) > 0 || status.Online {
-			b.observed = append(b.observed, obs)
-		}
-	}
-	b.updates = append(b.updates, update{station: st.ID, received: m.Received, status: status, statusTime: t})
 }
 
-func (s *Stream) rejectMessage(b *batch, m *Message, station, reason, detail string) {
+func (s *Stream) rejectMessage(d *decoded, m *Message, station, reason, detail string) {
 	s.m.msgRejected.Inc()
-	s.reject(b, m, station, &reading.Rejection{Level: reading.LevelMessage, Reason: reason, Detail: detail})
+	s.reject(d, m, station, &reading.Rejection{Level: reading.LevelMessage, Reason: reason, Detail: detail})
 }
 
-// reject records a rejection of (part of) message m in batch b, as a dead
-// letter with the payload: JSON as it is, anything else in base64.
-func (s *Stream) reject(b *batch, m *Message, station string, r *reading.Rejection) {
+// reject records a rejection of (part of) message m as a dead letter with
+// the payload: JSON as it is, anything else in base64.
+func (s *Stream) reject(d *decoded, m *Message, station string, r *reading.Rejection) {
 	s.m.rejected.WithLabelValues(r.Reason).Inc()
 	s.o.Logger.Debug("rejected", "source", m.Source, "from", m.From, "reason", r.Reason, "detail", r.Detail)
 	dl := struct {
@@ -176,7 +178,7 @@ func (s *Stream) reject(b *batch, m *Message, station string, r *reading.Rejecti
 		dl.Payload, dl.PayloadB64 = nil, base64.StdEncoding.EncodeToString(m.Payload)
 		body, _ = json.Marshal(dl)
 	}
-	b.rec.DeadLetters = append(b.rec.DeadLetters, journal.DeadLetter{Topic: deadLetterTopic(s.o.TopicPrefix, station), Reason: r.Reason, Body: body})
+	d.deadLetters = append(d.deadLetters, journal.DeadLetter{Topic: deadLetterTopic(s.o.TopicPrefix, station), Reason: r.Reason, Body: body})
 }
 
 // topic is what a dead letter names as the message's topic: the MQTT

@@ -57,6 +57,9 @@ type DeliveryOptions struct {
 type Delivery struct {
 	o DeliveryOptions
 	m *Metrics
+	// Arrays reused from one round to the next (deliver's goroutine).
+	parts [writers][]*journal.Entry
+	lines [writers][]string
 }
 
 // NewDelivery returns a Delivery; Run starts it.
@@ -160,7 +163,11 @@ type refused struct {
 // so that each station's points (a reading, then the revision of its QC
 // flag) arrive in their order. It returns when all are stored or refused.
 func (d *Delivery) write(ctx context.Context, entries []journal.Entry) ([]refused, error) {
-	var parts [writers][]*journal.Entry
+	parts := &d.parts
+	for k := range parts {
+		clear(parts[k])
+		parts[k] = parts[k][:0]
+	}
 	for i := range entries {
 		e := &entries[i]
 		k := 0
@@ -173,7 +180,8 @@ func (d *Delivery) write(ctx context.Context, entries []journal.Entry) ([]refuse
 	g, gctx := errgroup.WithContext(ctx)
 	for k, part := range parts {
 		g.Go(func() error {
-			lines := make([]string, 0, min(len(part), d.o.MaxBatchPoints))
+			lines := d.lines[k][:0]
+			defer func() { clear(lines); d.lines[k] = lines[:0] }()
 			for start := 0; start < len(part); start += d.o.MaxBatchPoints {
 				chunk := part[start:min(start+d.o.MaxBatchPoints, len(part))]
 				lines = lines[:0]

@@ -23,11 +23,11 @@ func hj212Reasons() []string {
 		ReasonUnknownMN, ReasonMNMismatch, ReasonUnsupportedCN, ReasonBadCP, reasonIncompleteHJ12}
 }
 
-// processHJ212 takes one or more HJ 212-2017 packets: from MQTT (st is the
+// decodeHJ212 reads one or more HJ 212-2017 packets: from MQTT (st is the
 // topic's station, whose hj212_mn each packet must carry) or from the TCP
 // listener (st nil: the station is found by MN). Each data packet becomes
 // one sample, stored as a native reading is.
-func (s *Stream) processHJ212(m *Message, st *registry.Station, b *batch) {
+func (s *Stream) decodeHJ212(m *Message, st *registry.Station, d *decoded) {
 	frames, rest := hj212.Split(m.Payload)
 	stationOf := func(s *registry.Station) string {
 		if s == nil {
@@ -43,7 +43,7 @@ func (s *Stream) processHJ212(m *Message, st *registry.Station, b *batch) {
 		reject := func(station, reason, detail string, level reading.Level) {
 			mm := *m
 			mm.Payload = f.Raw
-			s.reject(b, &mm, station, &reading.Rejection{Level: level, Reason: reason, Detail: detail})
+			s.reject(d, &mm, station, &reading.Rejection{Level: level, Reason: reason, Detail: detail})
 			if level != reading.LevelValue {
 				rejected++
 			}
@@ -115,10 +115,7 @@ func (s *Stream) processHJ212(m *Message, st *registry.Station, b *batch) {
 			continue
 		}
 		sortValues(&smp)
-		if ss := s.state[target.ID]; ss != nil {
-			s.heard(ss, b, m)
-		}
-		s.storeSamples(target, []reading.Sample{smp}, []map[string]int{forced}, m, b)
+		d.groups = append(d.groups, group{st: target, heard: true, samples: []reading.Sample{smp}, forced: []map[string]int{forced}})
 		accepted++
 	}
 	switch {

@@ -54,7 +54,7 @@ func BenchmarkProcess(b *testing.B) {
 			cur := &batch{}
 			for n := 0; n < b.N; n++ {
 				for i := range ds {
-					s.process(&ds[i], cur)
+					s.store(&ds[i], cur)
 					if len(cur.rec.Entries) >= 5000 {
 						_ = journal.Encode(&cur.rec)
 						cur = &batch{}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rivermon/rivermon/ingest/journal"
 	"github.com/rivermon/rivermon/internal/hydro"
+	"github.com/rivermon/rivermon/internal/quality"
 	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/registry"
 	"github.com/rivermon/rivermon/internal/run"
@@ -57,6 +58,7 @@ type Stream struct {
 	stations *Stations
 	state    map[string]*station // owned by the assembler goroutine once Run starts
 	free     chan *batch         // committed batches, for the assembler to reuse
+	dec      decoded             // the message being stored (assembler goroutine)
 }
 
 // NewStream returns a Stream; Run starts it. Every station counts as heard
@@ -126,7 +128,13 @@ func (b *batch) reset() {
 	b.rec.Reset()
 	clear(b.acks)
 	clear(b.updates)
+	// The next batch is likely the size of this one: room for as many
+	// observed samples saves growing the array again.
+	n := cap(b.observed)
 	b.acks, b.received, b.updates, b.observed = b.acks[:0], b.received[:0], b.updates[:0], nil
+	if n > 0 {
+		b.observed = make([]reading.Observed, 0, n)
+	}
 }
 
 // newBatch returns an empty batch, one the committer is done with when
@@ -203,7 +211,7 @@ func (s *Stream) assemble(ctx context.Context, out chan<- *batch) {
 	for {
 		items, closed := s.o.Intake.take()
 		for i := range items {
-			s.process(&items[i], cur)
+			s.store(&items[i], cur)
 			// Dead letters count too: a flood of bad messages while the
 			// spool is full must not pile up here either.
 			if len(cur.rec.Entries)+len(cur.rec.DeadLetters) >= s.o.MaxBatchPoints {
@@ -240,6 +248,55 @@ func (s *Stream) assemble(ctx context.Context, out chan<- *batch) {
 			done = nil
 		}
 	}
+}
+
+// store decodes one message (decode.go) and adds what it says to b.
+func (s *Stream) store(m *Message, b *batch) {
+	b.acks = append(b.acks, m.Ack)
+	b.received = append(b.received, m.Received)
+	d := &s.dec
+	s.decode(m, d)
+	b.rec.DeadLetters = append(b.rec.DeadLetters, d.deadLetters...)
+	if d.heard != nil {
+		s.heard(s.state[d.heard.ID], b, m)
+	}
+	if d.status != nil {
+		s.storeStatus(d.statusOf, d.status, d.statusAt, m, b)
+	}
+	for i := range d.groups {
+		g := &d.groups[i]
+		if g.heard {
+			s.heard(s.state[g.st.ID], b, m)
+		}
+		s.storeSamples(g.st, g.samples, g.forced, m, b)
+	}
+}
+
+// storeStatus records a device's status report.
+func (s *Stream) storeStatus(st *registry.Station, status *reading.Status, t time.Time, m *Message, b *batch) {
+	if status.Online {
+		// A station reporting itself online is alive; its last will
+		// ({"online": false}) is not a sign of life.
+		ss := s.state[st.ID]
+		ss.heard, ss.silenced = m.Received, false
+	}
+	b.add(statusEntry(b.buf, st, status, t, m.Source))
+	if s.o.Observed != nil {
+		obs := reading.Observed{Station: st.ID, Time: t, Received: m.Received}
+		for _, f := range []struct {
+			code string
+			v    *float64
+		}{{"battery_v", status.BatteryV}, {"signal_dbm", status.SignalDBm}, {"enclosure_temp_c", status.EnclosureTempC}} {
+			if f.v != nil {
+				obs.Values = append(obs.Values, reading.ObservedValue{Code: f.code, V: *f.v, Flag: int(quality.NotEvaluated)})
+			}
+		}
+		// Values, or a station saying it is online: a sign of life.
+		if len(obs.Values) > 0 || status.Online {
+			b.observed = append(b.observed, obs)
+		}
+	}
+	b.updates = append(b.updates, update{station: st.ID, received: m.Received, status: status, statusTime: t})
 }
 
 // storeSamples assesses the samples of one message and adds their points to

@@ -22,7 +22,8 @@
 # difference of the medians.
 #
 # Environment: ROUNDS (5), SINGLE_SAMPLES (50000), BACKLOG_SAMPLES (200000;
-# 0 skips a workload), BACKLOG_PER_MSG (100), KEEP=1 keeps the run folder
+# 0 skips a workload), BACKLOG_PER_MSG (100), CPUPROFILE=1 has each rivermon
+# write a CPU profile into its round's folder (with KEEP=1), KEEP=1 keeps the run folder
 # (logs, per-round results), GO, RIVERMON_MOSQUITTO, RIVERMON_INFLUXD.
 set -euo pipefail
 
@@ -267,7 +268,7 @@ round() {
 		RIVERMON_MQTT_URL="tcp://127.0.0.1:$mq_port" RIVERMON_MQTT_CLIENT_ID=rivermon-benchcmp \
 		RIVERMON_INFLUX_URL="http://127.0.0.1:$in_port" RIVERMON_INFLUX_BUCKET=rivermon/autogen \
 		RIVERMON_SPOOL_DIR="$d/spool" RIVERMON_HTTP_LISTEN="127.0.0.1:$http_port" \
-		"$tmp/$side/rivermon" -config "$tmp/$side/configs/rivermon.yaml" "${log_flags[@]}"
+		"$tmp/$side/rivermon" -config "$tmp/$side/configs/rivermon.yaml" "${log_flags[@]}" ${CPUPROFILE:+-cpuprofile "$d/cpu.prof"}
 	local rm_pid=$started
 	sleep 0.05
 	if [ "$(cat "/proc/$rm_pid/comm" 2>/dev/null)" != rivermon ]; then

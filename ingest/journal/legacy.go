@@ -18,8 +18,7 @@ import (
 const legacyVersion = 1
 
 func decodeLegacy(b []byte, r *Record, values bool) error {
-	text := string(b[1:])
-	d := decoder{text: text}
+	d := decoder{text: shared(b[1:])}
 	nl := d.count()
 	for range nl {
 		l := d.str()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"time"
+	"unsafe"
 
 	"github.com/rivermon/rivermon/internal/reading"
 )
@@ -78,7 +79,9 @@ func Encode(r *Record) []byte {
 	n := 1 + 3*binary.MaxVarintLen64
 	for i := range r.Entries {
 		e := &r.Entries[i]
-		n += 2 + 4*binary.MaxVarintLen64 + len(e.Station) + len(e.Line) + 9*len(e.Values)
+		// Kind, source, lengths of a few bytes, time: a close estimate,
+		// since the buffer is cleared before use.
+		n += 16 + len(e.Station) + len(e.Line) + 1 + 9*len(e.Values)
 		if !contains(sources, e.Source) {
 			sources = append(sources, e.Source)
 		}
@@ -150,9 +153,11 @@ func index(ss []string, s string) int {
 // ErrMalformed is returned for bytes that are not a record.
 var ErrMalformed = errors.New("spool record is malformed")
 
-// Decode reads a record back, appending to r. Strings are slices of one
-// copy of b. Values of readings are read only when values is true (a
-// restart needs them, delivery does not).
+// Decode reads a record back, appending to r. The strings of r share b's
+// memory rather than copy it (a record is megabytes, read afresh from the
+// spool each time): b must not change while r is in use. Values of
+// readings are read only when values is true (a restart needs them,
+// delivery does not).
 func Decode(b []byte, r *Record, values bool) error {
 	if len(b) == 0 {
 		return fmt.Errorf("%w: empty", ErrMalformed)
@@ -164,7 +169,7 @@ func Decode(b []byte, r *Record, values bool) error {
 	default:
 		return fmt.Errorf("%w: unknown version %d", ErrMalformed, b[0])
 	}
-	d := decoder{text: string(b[1:])}
+	d := decoder{text: shared(b[1:])}
 	ns := d.count()
 	sources := make([]string, 0, min(ns, 16))
 	for range ns {
@@ -307,4 +312,12 @@ func le64(s string) uint64 {
 		x = x<<8 | uint64(s[i])
 	}
 	return x
+}
+
+// shared is b as a string without a copy; b must not change afterwards.
+func shared(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
