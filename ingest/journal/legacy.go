@@ -2,7 +2,6 @@ package journal
 
 import (
 	"encoding/binary"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -34,22 +33,7 @@ func decodeLegacy(b []byte, r *Record, values bool) error {
 		}
 		r.Entries = append(r.Entries, e)
 	}
-	nd := d.count()
-	for range nd {
-		if d.err != nil {
-			break
-		}
-		dl := DeadLetter{Topic: d.str(), Reason: d.str()}
-		dl.Body = []byte(d.str())
-		r.DeadLetters = append(r.DeadLetters, dl)
-	}
-	if d.err != nil {
-		return d.err
-	}
-	if len(d.text) != 0 {
-		return fmt.Errorf("%w: %d bytes left over", ErrMalformed, len(d.text))
-	}
-	return nil
+	return d.deadLetters(r)
 }
 
 // EncodeLegacy writes a version-1 record, for tests of the upgrade.

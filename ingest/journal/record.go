@@ -215,6 +215,12 @@ func Decode(b []byte, r *Record, values bool) error {
 		}
 		r.Entries = append(r.Entries, e)
 	}
+	return d.deadLetters(r)
+}
+
+// deadLetters reads the dead letters that end a record (every version) and
+// checks that nothing follows them.
+func (d *decoder) deadLetters(r *Record) error {
 	nd := d.count()
 	for range nd {
 		if d.err != nil {
