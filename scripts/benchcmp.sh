@@ -40,6 +40,8 @@ case "$1" in -h | --help | help) usage ;; esac
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
 : "${ROUNDS:=5}" "${SINGLE_SAMPLES:=50000}" "${BACKLOG_SAMPLES:=200000}" "${BACKLOG_PER_MSG:=100}"
 : "${STOP_TIMEOUT:=15}" # seconds a process gets to exit after SIGTERM before SIGKILL
 for v in ROUNDS SINGLE_SAMPLES BACKLOG_SAMPLES BACKLOG_PER_MSG STOP_TIMEOUT; do
@@ -60,12 +62,8 @@ head_rev=${2:-}
 head_sha=""
 [ -n "$head_rev" ] && head_sha=$(commit "$head_rev")
 
-find_bin() { # find_bin NAME ENV: ENV, then .tools/bin, PATH, /usr/sbin, /usr/bin (as internal/testenv)
-	local c
-	for c in "${!2:-}" "$root/.tools/bin/$1" "$(command -v "$1" 2>/dev/null || true)" "/usr/sbin/$1" "/usr/bin/$1"; do
-		[ -n "$c" ] && [ -f "$c" ] && [ -x "$c" ] && { echo "$c"; return; }
-	done
-	die "$1 not found (set $2, or run make deps)"
+find_bin() { # find_bin NAME ENV: the server program, or exit
+	find_server "$1" "$2" || die "$1 not found (set $2, or run make deps)"
 }
 go=${GO:-$(command -v go 2>/dev/null || echo /usr/local/go/bin/go)}
 [ -x "$go" ] || command -v "$go" >/dev/null || die "go not found (set GO, or put Go 1.26 on PATH)"
@@ -92,25 +90,9 @@ worktrees=()
 pids=()
 names=()
 failed=1
-alive() { # alive PID: running, neither gone nor a zombie
-	local stat
-	read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
-	stat=${stat##*) }
-	[ "${stat%% *}" != Z ]
-}
 stop() { # stop PID NAME: SIGTERM, wait (SIGKILL after STOP_TIMEOUT s); returns the exit status
-	local pid=$1 name=$2 t status=0
-	if alive "$pid"; then
-		kill -TERM "$pid" 2>/dev/null || true
-		for ((t = 0; t < STOP_TIMEOUT * 10; t++)); do
-			alive "$pid" || break
-			sleep 0.1
-		done
-		if alive "$pid"; then
-			echo "benchcmp: $name (pid $pid) still running ${STOP_TIMEOUT}s after SIGTERM: SIGKILL" >&2
-			kill -KILL "$pid" 2>/dev/null || true
-		fi
-	fi
+	local pid=$1 name=$2 status=0
+	terminate "$pid" || echo "benchcmp: $name (pid $pid) was still running ${STOP_TIMEOUT}s after SIGTERM: SIGKILL" >&2
 	wait "$pid" 2>/dev/null || status=$?
 	local i
 	for i in "${!pids[@]}"; do [ "${pids[i]}" = "$pid" ] && unset 'pids[i]' 'names[i]'; done
@@ -144,7 +126,6 @@ start() { # start NAME LOG COMMAND...: in a session of its own (Ctrl-C reaches t
 	names+=("$name")
 	started=$!
 }
-port_open() { (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_port() { # wait_port PID NAME PORT LOG
 	local t
 	for ((t = 0; t < 600; t++)); do
@@ -224,36 +205,9 @@ round() {
 	mq_port=${p[0]} in_port=${p[1]} rpc_port=${p[2]} http_port=${p[3]}
 
 	# As internal/testenv starts them, with the benchmarks' in-flight window.
-	cat >"$d/mosquitto/mosquitto.conf" <<-CONF
-		listener $mq_port 127.0.0.1
-		allow_anonymous true
-		persistence true
-		persistence_location $d/mosquitto/
-		autosave_interval 1
-		max_queued_messages 1000000
-		max_inflight_messages 100
-	CONF
-	[ "$(id -u)" -eq 0 ] && echo "user root" >>"$d/mosquitto/mosquitto.conf"
-	cat >"$d/influxdb/influxdb.conf" <<-CONF
-		reporting-disabled = true
-		bind-address = "127.0.0.1:$rpc_port"
-		[meta]
-		  dir = "$d/influxdb/meta"
-		[data]
-		  dir = "$d/influxdb/data"
-		  wal-dir = "$d/influxdb/wal"
-		  query-log-enabled = false
-		[monitor]
-		  store-enabled = false
-		[continuous_queries]
-		  enabled = false
-		[http]
-		  bind-address = "127.0.0.1:$in_port"
-		  log-enabled = false
-		  flux-enabled = false
-		[logging]
-		  level = "warn"
-	CONF
+	mosquitto_conf "$d/mosquitto/mosquitto.conf" "$mq_port" "$d/mosquitto" 1
+	influxd_conf "$d/influxdb/influxdb.conf" "$d/influxdb" "$in_port" "$rpc_port"
+	printf '[continuous_queries]\n  enabled = false\n' >>"$d/influxdb/influxdb.conf"
 	start mosquitto "$d/mosquitto.log" "$mosquitto" -c "$d/mosquitto/mosquitto.conf"
 	local mq_pid=$started
 	start influxd "$d/influxd.log" "$influxd" -config "$d/influxdb/influxdb.conf"

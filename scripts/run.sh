@@ -9,6 +9,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
 : "${MQTT_PORT:=18831}" "${INFLUX_PORT:=18087}" "${INFLUX_RPC_PORT:=18089}" "${AM_PORT:=19094}" "${HTTP_PORT:=19464}" "${HJ212_PORT:=19212}"
 # 80 h of past at 1200×, about four minutes: long enough for a stuck stage
 # gauge to fail QC even under the ice-season flat-line window (72 h), so
@@ -18,19 +20,14 @@ cd "$root"
 : "${STOP_TIMEOUT:=15}" # seconds a component gets to exit after SIGTERM before SIGKILL (rivermon needs at most 10)
 run="$root/var/run"
 
-bin() { # bin NAME: the server program, also from /usr/sbin
-	for c in "$root/.tools/bin/$1" "$(command -v "$1" 2>/dev/null || true)" "/usr/sbin/$1" "/usr/bin/$1"; do
-		[ -n "$c" ] && [ -x "$c" ] && { echo "$c"; return; }
-	done
-	echo "make run: $1 not found; run make deps" >&2
-	exit 1
+bin() { # bin NAME: the server program, or exit
+	find_server "$1" || { echo "make run: $1 not found; run make deps" >&2; exit 1; }
 }
 mosquitto=$(bin mosquitto)
 influxd=$(bin influxd)
 alertmanager=$(bin prometheus-alertmanager)
-port_busy() { (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for p in "$MQTT_PORT" "$INFLUX_PORT" "$INFLUX_RPC_PORT" "$AM_PORT" "$HTTP_PORT" "$HJ212_PORT"; do
-	if port_busy "$p"; then
+	if port_open "$p"; then
 		echo "make run: port $p is in use (another make run?). Stop it, or set MQTT_PORT/INFLUX_PORT/INFLUX_RPC_PORT/AM_PORT/HTTP_PORT/HJ212_PORT." >&2
 		exit 1
 	fi
@@ -58,28 +55,14 @@ start() { # start NAME COMMAND...: run COMMAND in the background, its output in 
 	names+=("$name")
 	pids+=($!)
 }
-alive() { # alive PID: running, neither gone nor a zombie waiting to be reaped
-	local stat
-	read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
-	stat=${stat##*) }
-	[ "${stat%% *}" != Z ]
-}
 stop() { # stop I: SIGTERM component I, wait for it to exit (SIGKILL after STOP_TIMEOUT s)
-	local name=${names[$1]} pid=${pids[$1]} status=0 t
+	local name=${names[$1]} pid=${pids[$1]} status=0
 	if ! alive "$pid"; then
 		wait "$pid" 2>/dev/null || true
 		return 0
 	fi
 	printf 'stopping %s...' "$name"
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((t = 0; t < STOP_TIMEOUT * 10; t++)); do
-		alive "$pid" || break
-		sleep 0.1
-	done
-	if alive "$pid"; then
-		printf ' still running after %ss: SIGKILL...' "$STOP_TIMEOUT"
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
+	terminate "$pid" || printf ' still running after %ss: SIGKILL...' "$STOP_TIMEOUT"
 	wait "$pid" 2>/dev/null || status=$?
 	if [ "$status" -eq 0 ]; then echo " stopped"; else echo " stopped (exit status $status; see $logs/$name.log)"; fi
 }
@@ -102,7 +85,7 @@ wait_port() { # wait_port PORT NAME
 	local i pid=""
 	for i in "${!names[@]}"; do [ "${names[i]}" = "$2" ] && pid=${pids[i]}; done
 	for _ in $(seq 1 300); do
-		port_busy "$1" && return 0
+		port_open "$1" && return 0
 		alive "$pid" || break
 		sleep 0.2
 	done
@@ -110,35 +93,10 @@ wait_port() { # wait_port PORT NAME
 	exit 1
 }
 
-cat >"$run/mosquitto/mosquitto.conf" <<CONF
-listener $MQTT_PORT 127.0.0.1
-allow_anonymous true
-persistence true
-persistence_location $run/mosquitto/
-autosave_interval 10
-max_queued_messages 1000000
-max_inflight_messages 100
-CONF
-[ "$(id -u)" -eq 0 ] && echo "user root" >>"$run/mosquitto/mosquitto.conf"
+mosquitto_conf "$run/mosquitto/mosquitto.conf" "$MQTT_PORT" "$run/mosquitto" 10
 start mosquitto "$mosquitto" -c "$run/mosquitto/mosquitto.conf"
 
-cat >"$run/influxdb/influxdb.conf" <<CONF
-reporting-disabled = true
-bind-address = "127.0.0.1:$INFLUX_RPC_PORT"
-[meta]
-  dir = "$run/influxdb/meta"
-[data]
-  dir = "$run/influxdb/data"
-  wal-dir = "$run/influxdb/wal"
-  query-log-enabled = false
-[monitor]
-  store-enabled = false
-[http]
-  bind-address = "127.0.0.1:$INFLUX_PORT"
-  log-enabled = false
-[logging]
-  level = "warn"
-CONF
+influxd_conf "$run/influxdb/influxdb.conf" "$run/influxdb" "$INFLUX_PORT" "$INFLUX_RPC_PORT"
 start influxd "$influxd" -config "$run/influxdb/influxdb.conf"
 
 start alertmanager "$alertmanager" --config.file="$root/configs/alertmanager/alertmanager.yml" \
