@@ -310,7 +310,7 @@ func (d *Dispatcher) deliver(ctx context.Context, ts []Transition) {
 		// Alertmanager decides what to notify when a group is flushed; a
 		// resolution that arrives before the flush cancels the firing
 		// unseen. A moment lets the flush happen.
-		_ = journal.Sleep(ctx, flashPause)
+		_ = run.Sleep(ctx, flashPause)
 	}
 	d.sendActive(ctx)
 	if d.o.Webhook != nil {

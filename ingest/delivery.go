@@ -118,7 +118,7 @@ func (d *Delivery) deliver(ctx context.Context) {
 		}
 		if size := recordBytes(recs); d.o.FlushEvery > 0 && size < maxRead/8 {
 			// Little is waiting: gather a while longer.
-			if journal.Sleep(ctx, d.o.FlushEvery) == nil {
+			if run.Sleep(ctx, d.o.FlushEvery) == nil {
 				// An error here comes back from the next Read.
 				if more, err := j.Peek(recs[len(recs)-1].Seq, maxRead-size); err == nil {
 					recs = append(recs, more...)
@@ -270,7 +270,7 @@ func (d *Delivery) publishDeadLetters(ctx context.Context, dls []journal.DeadLet
 				if attempt == 0 {
 					d.o.Logger.Warn("dead-letter publish failed; retrying", "topic", dl.Topic, "err", err)
 				}
-				if err := journal.Sleep(gctx, journal.Backoff(attempt)); err != nil {
+				if err := run.Sleep(gctx, run.Backoff(attempt)); err != nil {
 					return err
 				}
 			}

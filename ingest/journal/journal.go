@@ -12,11 +12,11 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rivermon/rivermon/ingest/spool"
+	"github.com/rivermon/rivermon/internal/run"
 )
 
 // Options configure a Journal.
@@ -104,7 +104,7 @@ func (j *Journal) Append(ctx context.Context, rec *Record) error {
 		// again; the broker holds the messages meanwhile.
 		j.setProblem("spool not writable: " + err.Error())
 		j.lg.Error("cannot write the spool; not acknowledging", "err", err)
-		if err := Sleep(ctx, Backoff(attempt)); err != nil {
+		if err := run.Sleep(ctx, run.Backoff(attempt)); err != nil {
 			return err
 		}
 	}
@@ -204,22 +204,5 @@ func (j *Journal) Readings(fn func(e *Entry)) {
 				}
 			}
 		}
-	}
-}
-
-// Backoff is the wait before retry attempt+1: 100 ms doubling to 10 s.
-func Backoff(attempt int) time.Duration {
-	return min(100*time.Millisecond<<min(attempt, 8), 10*time.Second)
-}
-
-// Sleep waits d or until ctx ends.
-func Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }

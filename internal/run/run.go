@@ -112,3 +112,20 @@ func Grace(ctx context.Context, grace time.Duration) (_ context.Context, stop fu
 		}
 	}
 }
+
+// Backoff is the wait before retry attempt+1: 100 ms doubling to 10 s.
+func Backoff(attempt int) time.Duration {
+	return min(100*time.Millisecond<<min(attempt, 8), 10*time.Second)
+}
+
+// Sleep waits d or until ctx ends, and then returns ctx's error.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
