@@ -1,7 +1,7 @@
 // Package tcp is rivermon's HJ 212-2017 listener: water-quality analysers and
 // data loggers connect and push packets, as they do in the field. Each packet
-// is handed to the pipeline like an MQTT message; a packet whose Flag asks
-// for an answer gets the 9014 data acknowledgement only once the pipeline has
+// is handed to the intake like an MQTT message; a packet whose Flag asks
+// for an answer gets the 9014 data acknowledgement only once the intake has
 // it durably, the same guarantee as the MQTT acknowledgement.
 package tcp
 
@@ -144,7 +144,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) string {
 	var wmu sync.Mutex
 	answer := func(reply []byte) func() {
 		return func() {
-			// Called from the pipeline once the packet is durable; a slow
+			// Called from the intake once the packet is durable; a slow
 			// or gone peer must not hold it up.
 			wmu.Lock()
 			defer wmu.Unlock()

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -69,15 +70,58 @@ func RepoRoot() (string, error) {
 	}
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a loopback TCP port that was free a moment ago, for a
+// server the test starts. It is taken below the kernel's ephemeral range:
+// a port the kernel hands out for port 0 may be given a moment later to an
+// outgoing connection (a broker client, an HTTP request) before the server
+// binds it, and the server then fails with "address already in use" (seen
+// once in 20 runs of cmd/rivermon/app). Ports are not handed out twice by
+// one test process; other processes that bind the port in the moment
+// before the server does are as rare as their own picks.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	lo, hi := portRange()
+	for range 1000 {
+		p := lo + rand.IntN(hi-lo)
+		portsMu.Lock()
+		taken := portsGiven[p]
+		portsGiven[p] = true
+		portsMu.Unlock()
+		if taken {
+			continue
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return p
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatalf("free port: none free among 1000 tried in %d–%d", lo, hi-1)
+	return 0
+}
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
+
+// portRange is [20000, the start of the ephemeral range), or 20000–29999
+// when that range cannot be read or starts too low. make run's ports are
+// below 20000.
+func portRange() (lo, hi int) {
+	lo, hi = 20000, 30000
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return lo, hi
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 2 {
+		if start, err := strconv.Atoi(f[0]); err == nil && start > lo+5000 {
+			hi = start
+		}
+	}
+	return lo, hi
 }
 
 // Process is a server child process that can be stopped and started again

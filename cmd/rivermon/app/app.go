@@ -43,7 +43,8 @@ type Options struct {
 	// OnListen, when set, is called with the HTTP address once it listens
 	// (tests listen on port 0).
 	OnListen func(addr string)
-	// DrainTimeout bounds the flush at shutdown (default: the pipeline's).
+	// DrainTimeout bounds the flush at shutdown: the stream's commits and
+	// delivery's writes (default 3 s each).
 	DrainTimeout time.Duration
 	// SweepEvery and EflowGrace tune the wall-clock checks (silence, end of
 	// day); AlertTick how often wall-clock alert rules run. Zero means the
