@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rivermon/rivermon/ingest/journal"
+	"github.com/rivermon/rivermon/internal/hj212"
 	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/registry"
 )
@@ -28,6 +29,9 @@ type decoded struct {
 	statusOf    *registry.Station
 	statusAt    time.Time
 	deadLetters []journal.DeadLetter
+	// reply is the answer to a TCP peer's frame, sent once it is durable;
+	// nil for none. It is the decoder's own: it is not reused.
+	reply []byte
 }
 
 // group is samples of one station, with the QC flags their device imposed
@@ -50,7 +54,13 @@ func (d *decoded) reset() {
 // their MN.
 func (s *Stream) decode(m *Message, d *decoded) {
 	d.reset()
-	if m.Source == SourceHJ212TCP {
+	if m.Junk > 0 {
+		s.rejectMessage(d, m, "_unknown", junkReason(m.Source),
+			fmt.Sprintf("%d bytes that do not frame (the first %d kept)", m.Junk, len(m.Payload)))
+		return
+	}
+	switch m.Source {
+	case SourceHJ212TCP:
 		s.decodeHJ212(m, nil, d)
 		return
 	}
@@ -78,6 +88,15 @@ func (s *Stream) decode(m *Message, d *decoded) {
 	default:
 		s.rejectMessage(d, m, station, reading.ReasonBadTopic, fmt.Sprintf("unknown message kind %q", kind))
 	}
+}
+
+// junkReason is the dead-letter reason of bytes that do not frame as a
+// source's protocol.
+func junkReason(source string) string {
+	if source == SourceSL651TCP {
+		return "sl651_bad_frame"
+	}
+	return hj212.ReasonBadFrame
 }
 
 // parseTopic splits {prefix}/stations/{station}/{kind}.

@@ -53,6 +53,10 @@ func (s *Stream) decodeHJ212(m *Message, st *registry.Station, d *decoded) {
 			continue
 		}
 		pkt := f.Pkt
+		if m.Reply != nil && pkt.AckRequested() {
+			// Over TCP a message is one packet: the 9014 answer.
+			d.reply = pkt.Ack().Encode()
+		}
 		target := st
 		switch {
 		case st == nil:

@@ -7,12 +7,14 @@ import (
 	"time"
 
 	"github.com/rivermon/rivermon/ingest/journal"
+	"github.com/rivermon/rivermon/ingest/tcp"
 )
 
 // Sources: where a message came from, which decides how it is read.
 const (
 	SourceMQTT     = "mqtt"      // Message.From is the MQTT topic
 	SourceHJ212TCP = "hj212+tcp" // Message.From is the peer address; the station is found by MN
+	SourceSL651TCP = "sl651+tcp" // Message.From is the peer address; the station is found by its address
 )
 
 // Handler takes one message from a source: the broker subscription and the
@@ -23,11 +25,20 @@ type Handler func(from string, payload []byte, received time.Time, ack func())
 
 // Message is one message waiting to be processed.
 type Message struct {
-	Source   string // SourceMQTT, SourceHJ212TCP
+	Source   string // SourceMQTT, SourceHJ212TCP, SourceSL651TCP
 	From     string // the topic, or the peer address
 	Payload  []byte
 	Received time.Time
 	Ack      func()
+	// Reply, set by the TCP listeners instead of Ack, sends the field
+	// protocol's answer to the peer. The stream decides the answer (none
+	// for a frame the protocol says must not be answered) and it is sent
+	// once the message is durable.
+	Reply func(answer []byte)
+	// Junk, when above 0, says Payload is the start of a run of this many
+	// bytes that did not frame as the source's protocol: one dead letter
+	// for the run, not one per fragment.
+	Junk int
 }
 
 // IntakeOptions configure an Intake.
@@ -90,6 +101,15 @@ func NewIntake(o IntakeOptions) *Intake {
 func (in *Intake) Source(source string) Handler {
 	return func(from string, payload []byte, received time.Time, ack func()) {
 		in.Handle(Message{Source: source, From: from, Payload: payload, Received: received, Ack: ack})
+	}
+}
+
+// Peer returns the handler of a TCP listener's source: its frames are
+// answered through Reply, and a run of bytes that did not frame becomes one
+// message.
+func (in *Intake) Peer(source string) func(tcp.Received) {
+	return func(r tcp.Received) {
+		in.Handle(Message{Source: source, From: r.From, Payload: r.Payload, Received: r.At, Reply: r.Reply, Junk: r.Junk})
 	}
 }
 

@@ -252,10 +252,10 @@ func (s *Stream) assemble(ctx context.Context, out chan<- *batch) {
 
 // store decodes one message (decode.go) and adds what it says to b.
 func (s *Stream) store(m *Message, b *batch) {
-	b.acks = append(b.acks, m.Ack)
-	b.received = append(b.received, m.Received)
 	d := &s.dec
 	s.decode(m, d)
+	b.acks = append(b.acks, answer(m, d.reply))
+	b.received = append(b.received, m.Received)
 	b.rec.DeadLetters = append(b.rec.DeadLetters, d.deadLetters...)
 	if d.heard != nil {
 		s.heard(s.state[d.heard.ID], b, m)
@@ -270,6 +270,20 @@ func (s *Stream) store(m *Message, b *batch) {
 		}
 		s.storeSamples(g.st, g.samples, g.forced, m, b)
 	}
+}
+
+// answer is what acknowledges m once it is durable: the broker's ack, or
+// for a TCP peer the protocol's answer that decoding chose (nothing when
+// the frame must not be answered).
+func answer(m *Message, reply []byte) func() {
+	if m.Reply == nil {
+		return m.Ack
+	}
+	if reply == nil {
+		return nil
+	}
+	send := m.Reply
+	return func() { send(reply) }
 }
 
 // storeStatus records a device's status report.

@@ -26,7 +26,8 @@ type Config struct {
 	Stations string   `yaml:"stations"`
 	Rules    string   `yaml:"rules"`
 	Alerting Alerting `yaml:"alerting"`
-	HJ212    HJ212    `yaml:"hj212"`
+	HJ212    Listener `yaml:"hj212"`
+	SL651    Listener `yaml:"sl651"`
 	Timezone string   `yaml:"timezone"`
 
 	// Location is Timezone loaded.
@@ -89,12 +90,22 @@ type Alerting struct {
 	MaxSampleAge     strictyaml.Duration `yaml:"max_sample_age"`
 }
 
-// HJ212 is the TCP listener for HJ 212-2017 analysers; off when Listen is
-// empty.
-type HJ212 struct {
+// Listener is a TCP listener of a field protocol (hj212: HJ 212-2017
+// analysers; sl651: SL 651-2014 RTUs); off when Listen is empty.
+type Listener struct {
 	Listen         string              `yaml:"listen"`
 	IdleTimeout    strictyaml.Duration `yaml:"idle_timeout"`
 	MaxConnections int64               `yaml:"max_connections"`
+	// FirstFrameTimeout closes a connection that has sent no valid frame
+	// this long after it opened.
+	FirstFrameTimeout strictyaml.Duration `yaml:"first_frame_timeout"`
+	// MaxConnectionsPerAddress refuses more connections from one address.
+	MaxConnectionsPerAddress int64 `yaml:"max_connections_per_address"`
+}
+
+func defaultListener() Listener {
+	return Listener{IdleTimeout: strictyaml.Duration(10 * time.Minute), MaxConnections: 1000,
+		FirstFrameTimeout: strictyaml.Duration(30 * time.Second), MaxConnectionsPerAddress: 200}
 }
 
 // Default returns the configuration used for keys a file leaves out.
@@ -107,7 +118,8 @@ func Default() Config {
 		Stations: "stations.yaml",
 		Rules:    "rules.yaml",
 		Alerting: Alerting{ResendInterval: strictyaml.Duration(time.Minute), MaxSampleAge: strictyaml.Duration(time.Hour)},
-		HJ212:    HJ212{IdleTimeout: strictyaml.Duration(10 * time.Minute), MaxConnections: 1000},
+		HJ212:    defaultListener(),
+		SL651:    defaultListener(),
 		Timezone: "Asia/Shanghai",
 	}
 }
@@ -204,13 +216,27 @@ func Load(file string, data []byte, env func(string) (string, bool)) (*Config, e
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 		ps.Add(file, line("http", "listen"), "http.listen %q: want host:port", c.HTTP.Listen)
 	}
-	if c.HJ212.Listen != "" {
-		if _, _, err := net.SplitHostPort(c.HJ212.Listen); err != nil {
-			ps.Add(file, line("hj212", "listen"), "hj212.listen %q: want host:port", c.HJ212.Listen)
+	for _, l := range []struct {
+		key string
+		l   *Listener
+	}{{"hj212", &c.HJ212}, {"sl651", &c.SL651}} {
+		if l.l.Listen != "" {
+			if _, _, err := net.SplitHostPort(l.l.Listen); err != nil {
+				ps.Add(file, line(l.key, "listen"), "%s.listen %q: want host:port", l.key, l.l.Listen)
+			}
 		}
-	}
-	if c.HJ212.MaxConnections < 1 {
-		ps.Add(file, line("hj212", "max_connections"), "hj212.max_connections must be at least 1")
+		if l.l.MaxConnections < 1 {
+			ps.Add(file, line(l.key, "max_connections"), "%s.max_connections must be at least 1", l.key)
+		}
+		if l.l.MaxConnectionsPerAddress < 1 {
+			ps.Add(file, line(l.key, "max_connections_per_address"), "%s.max_connections_per_address must be at least 1", l.key)
+		}
+		if l.l.IdleTimeout <= 0 {
+			ps.Add(file, line(l.key, "idle_timeout"), "%s.idle_timeout must be above 0", l.key)
+		}
+		if l.l.FirstFrameTimeout <= 0 {
+			ps.Add(file, line(l.key, "first_frame_timeout"), "%s.first_frame_timeout must be above 0", l.key)
+		}
 	}
 	if c.Stations == "" {
 		ps.Add(file, line("stations"), "stations is required")

@@ -52,8 +52,9 @@ type Options struct {
 	SweepEvery, EflowGrace, AlertTick, StateEvery time.Duration
 	// Reload, when set, reloads the alert rules on every receive (SIGHUP).
 	Reload <-chan struct{}
-	// OnHJ212, when set, is called with the HJ 212 listener's address.
-	OnHJ212 func(addr string)
+	// OnTCP, when set, is called with each field-protocol listener's
+	// protocol ("hj212", "sl651") and address.
+	OnTCP func(protocol, addr string)
 }
 
 // Check loads every configuration file the service config names and returns
@@ -145,21 +146,30 @@ func Run(ctx context.Context, o Options) error {
 	// Acks of the last batch and the last dead letters are queued in paho
 	// when the stages have stopped: give them a moment to leave.
 	defer broker.Close(500 * time.Millisecond)
-	var hj212 *tcp.Server
-	if cfg.HJ212.Listen != "" {
-		hj212, err = tcp.Listen(tcp.Options{
-			Listen: cfg.HJ212.Listen, IdleTimeout: time.Duration(cfg.HJ212.IdleTimeout), MaxConnections: int(cfg.HJ212.MaxConnections),
-			Handle: intake.Source(ingest.SourceHJ212TCP),
-			Logger: log.With("component", "hj212"), Registerer: promReg,
+	var listeners []*tcp.Server
+	for _, l := range []struct {
+		cfg      config.Listener
+		protocol tcp.Protocol
+		source   string
+	}{{cfg.HJ212, tcp.HJ212, ingest.SourceHJ212TCP}} {
+		if l.cfg.Listen == "" {
+			continue
+		}
+		srv, err := tcp.Listen(tcp.Options{
+			Listen: l.cfg.Listen, Protocol: l.protocol, Handle: intake.Peer(l.source),
+			IdleTimeout: time.Duration(l.cfg.IdleTimeout), FirstFrameTimeout: time.Duration(l.cfg.FirstFrameTimeout),
+			MaxConnections: int(l.cfg.MaxConnections), MaxPerAddress: int(l.cfg.MaxConnectionsPerAddress),
+			Logger: log.With("component", l.protocol.Name), Registerer: promReg,
 		})
 		if err != nil {
-			return fmt.Errorf("hj212 listen: %w", err)
+			return fmt.Errorf("%s listen: %w", l.protocol.Name, err)
 		}
-		defer hj212.Close()
-		if o.OnHJ212 != nil {
-			o.OnHJ212(hj212.Addr().String())
+		defer srv.Close()
+		if o.OnTCP != nil {
+			o.OnTCP(l.protocol.Name, srv.Addr().String())
 		}
-		log.Info("hj212 listener open", "addr", hj212.Addr().String())
+		log.Info(l.protocol.Name+" listener open", "addr", srv.Addr().String())
+		listeners = append(listeners, srv)
 	}
 
 	// The stream, which the alert rules read.
@@ -221,8 +231,8 @@ func Run(ctx context.Context, o Options) error {
 	g.Go("snapshots", snapshots.Run)
 	g.Go("alerts", dispatcher.Run)
 	g.Go("stream", stream.Run)
-	if hj212 != nil {
-		g.Go("hj212", hj212.Serve)
+	for _, l := range listeners {
+		g.Go(l.Name(), l.Serve)
 	}
 	if o.Reload != nil {
 		g.Go("rules", func(ctx context.Context) error { return reloadRules(ctx, o.Reload, cfg.Rules, evaluator, log) })

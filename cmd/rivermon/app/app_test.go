@@ -21,7 +21,8 @@ import (
 type service struct {
 	t      testing.TB
 	base   string
-	hj212  string // address of the HJ 212 listener, when opened
+	hj212  string // addresses of the HJ 212 and SL 651 listeners, when opened
+	sl651  string
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -42,7 +43,7 @@ type serviceOptions struct {
 	sweep    time.Duration
 	grace    time.Duration
 	alerting string // YAML of the alerting section, e.g. "{alertmanager_urls: [...]}"
-	hj212    bool   // open the HJ 212 TCP listener on a free port
+	tcp      bool   // open the HJ 212 and SL 651 TCP listeners on free ports
 	state    time.Duration
 	stations string // registry path; default configs/stations.yaml
 }
@@ -79,18 +80,18 @@ alerting: %s
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	s := &service{t: t, cancel: cancel, done: make(chan error, 1)}
-	if so.hj212 {
-		yml += "hj212: {listen: \"127.0.0.1:0\", idle_timeout: 2s}\n"
+	if so.tcp {
+		yml += "hj212: {listen: \"127.0.0.1:0\", idle_timeout: 2s}\nsl651: {listen: \"127.0.0.1:0\", idle_timeout: 2s}\n"
 		cfg, err = config.Load(filepath.Join(dir, "rivermon.yaml"), []byte(yml), func(string) (string, bool) { return "", false })
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	hjAddr := make(chan string, 1)
+	tcpAddr := make(chan [2]string, 2)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	go func() {
 		s.done <- app.Run(ctx, app.Options{Config: cfg, Logger: log, DrainTimeout: time.Second, SweepEvery: so.sweep, EflowGrace: so.grace, AlertTick: 100 * time.Millisecond,
-			OnHJ212: func(a string) { hjAddr <- a }, StateEvery: so.state,
+			OnTCP: func(p, a string) { tcpAddr <- [2]string{p, a} }, StateEvery: so.state,
 			OnListen: func(a string) { addr <- a }})
 	}()
 	select {
@@ -101,8 +102,13 @@ alerting: %s
 	case <-time.After(30 * time.Second):
 		t.Fatal("rivermon did not listen within 30 s")
 	}
-	if so.hj212 {
-		s.hj212 = <-hjAddr
+	for len(tcpAddr) > 0 {
+		switch a := <-tcpAddr; a[0] {
+		case "hj212":
+			s.hj212 = a[1]
+		case "sl651":
+			s.sl651 = a[1]
+		}
 	}
 	t.Cleanup(func() { s.stop() })
 	testenv.Eventually(t, 30*time.Second, func() bool { return s.status("/readyz") == http.StatusOK }, "rivermon not ready")

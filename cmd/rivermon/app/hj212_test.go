@@ -63,7 +63,7 @@ func readReplies(c net.Conn) (<-chan *hj212.Packet, func() int) {
 func TestHJ212OverTCPAndMQTT(t *testing.T) {
 	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
 	in := testenv.StartInflux(t)
-	svc := startServiceWith(t, mq, in, serviceOptions{clientID: "rivermon-hj212", hj212: true})
+	svc := startServiceWith(t, mq, in, serviceOptions{clientID: "rivermon-hj212", tcp: true})
 	watch := testenv.NewClient(t, mq.URL, "hj212-watch")
 	watch.Subscribe(prefix + "/deadletter/#")
 	reg := loadRegistry(t)
@@ -215,7 +215,7 @@ func TestHJ212OverTCPAndMQTT(t *testing.T) {
 func TestSimulatorSpeaksHJ212(t *testing.T) {
 	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
 	in := testenv.StartInflux(t)
-	svc := startServiceWith(t, mq, in, serviceOptions{clientID: "rivermon-hjsim", hj212: true})
+	svc := startServiceWith(t, mq, in, serviceOptions{clientID: "rivermon-hjsim", tcp: true})
 	reg := loadRegistry(t)
 	for _, transport := range []string{"tcp", "mqtt"} {
 		start := time.Now().UTC().Truncate(time.Hour).Add(-6 * time.Hour)
