@@ -201,6 +201,9 @@ func (p *bodyParser) hexIdentifier(i int) (name string, el *Element, def byte, d
 		}
 		return fmt.Sprintf("FF%02X", b[i+1]), nil, b[i+2], i + 3, nil
 	}
+	if i+2 > len(b) {
+		return "", nil, 0, 0, p.fail(i, "identifier %02X has no data definition byte", b[i])
+	}
 	el = elementByLead(b[i])
 	name = fmt.Sprintf("%02X", b[i])
 	if el != nil {

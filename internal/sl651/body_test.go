@@ -351,6 +351,7 @@ func TestParseBodyRefuses(t *testing.T) {
 		{"step then nothing", HEX, 0x31, head + "0418 000005"},
 		{"step then station", HEX, 0x31, head + "0418 000005 F1F1"},
 		{"series value cut short", HEX, 0x31, head + "0418 000005 3923 00003420 000034"},
+		{"step then a lone lead", HEX, 0x31, head + "0418 000005 39"}, // found by FuzzParseBody
 		{"extension cut short", HEX, 0x32, head + "FF03"},
 		{"ASCII short", ASCII, 0x32, "0001240715"},
 		{"ASCII serial", ASCII, 0x32, "00G1240715100005"},
