@@ -519,8 +519,9 @@ func (f *Frame) encodeASCII(n int, start byte) []byte {
 // internal/hj212.Split does. Bytes that are not a frame come back as one
 // Found (ReasonBadFrame) per contiguous run. A frame whose CRC fails, or
 // whose end has not arrived, is cut short where a whole valid frame starts
-// inside it, so a damaged length word cannot swallow or hold back the good
-// frame after it.
+// inside it (a failed one also where a frame starts whose end has not
+// arrived), so a damaged length word can neither swallow nor hold back the
+// good frame after it, however the stream is cut into reads.
 func Split(buf []byte) (found []Found, rest []byte) {
 	junk := -1
 	flush := func(end int) {
@@ -551,7 +552,7 @@ func Split(buf []byte) (found []Found, rest []byte) {
 			continue
 		}
 		if size > len(buf)-i {
-			if j := validWithin(buf, i+1, len(buf)); j >= 0 {
+			if j := validWithin(buf, i+1, len(buf), false); j >= 0 {
 				found = append(found, Found{Raw: buf[i:j], Err: errorf(ReasonBadLength,
 					"the length field announces a %d-byte frame, but a whole frame starts %d bytes in", size, j-i)})
 				i = j
@@ -572,7 +573,10 @@ func Split(buf []byte) (found []Found, rest []byte) {
 		case derr == nil:
 			found = append(found, Found{Raw: f.Raw, Frame: f})
 		case derr.Reason == ReasonBadCRC:
-			if j := validWithin(buf, i+1, i+size); j >= 0 {
+			// The length word may be wrong too: do not let the frame
+			// swallow one that starts inside it, nor one that may start
+			// inside it but has not fully arrived.
+			if j := validWithin(buf, i+1, i+size, true); j >= 0 {
 				found = append(found, Found{Raw: buf[i:j], Err: derr})
 				i = j
 				continue
@@ -599,14 +603,27 @@ func nextStart(buf []byte, from int) int {
 }
 
 // validWithin is the first index in [from, to) where a whole frame with a
-// good CRC starts, or -1.
-func validWithin(buf []byte, from, to int) int {
+// good CRC starts, or with undecided set also where a frame starts whose
+// end is not in buf yet; -1 if there is none.
+func validWithin(buf []byte, from, to int, undecided bool) int {
 	for j := from; j < to; j++ {
-		if scanStart(buf[j:]) != fullStart {
+		switch scanStart(buf[j:]) {
+		case notStart:
+			continue
+		case partialStart:
+			if undecided {
+				return j
+			}
 			continue
 		}
 		size, err := frameSize(buf[j:])
-		if err != nil || size > len(buf)-j {
+		if err != nil {
+			continue
+		}
+		if size > len(buf)-j {
+			if undecided {
+				return j
+			}
 			continue
 		}
 		raw := buf[j : j+size]

@@ -507,3 +507,23 @@ func TestSplitTenMegabytesWithoutAFrameEnd(t *testing.T) {
 		}
 	})
 }
+
+func TestSplitFailedFrameOverlappingTheNextStart(t *testing.T) {
+	// Found by FuzzSplit: a frame cut short by one CRC byte, so that its
+	// CRC field takes the next frame's first byte. Read in one piece the
+	// next frame is whole and cuts the damaged one short; read in two, with
+	// the next frame's end still to come, the damaged frame must not take
+	// the next one's SOH either.
+	good := []byte(domainASCII)
+	damaged := unhex(t, "7E7E0100123456781234320008020001240715100005")
+	damaged = append(damaged, NAK, 0x30)
+	stream := append(bytes.Clone(damaged), good...)
+	for cut := len(damaged) + 1; cut < len(stream); cut++ {
+		first, rest := Split(stream[:cut])
+		second, rest := Split(append(bytes.Clone(rest), stream[cut:]...))
+		found := append(first, second...)
+		if rest != nil || len(found) != 2 || found[0].Err == nil || found[1].Frame == nil || !bytes.Equal(found[1].Raw, good) {
+			t.Fatalf("cut at %d: %v, rest %q", cut, reasons(found), rest)
+		}
+	}
+}
