@@ -627,12 +627,24 @@ func validWithin(buf []byte, from, to int, undecided bool) int {
 			continue
 		}
 		raw := buf[j : j+size]
-		if !isEnd(raw[endPos(raw, size)]) {
-			continue
-		}
-		if _, derr := Decode(raw); derr == nil {
+		if isEnd(raw[endPos(raw, size)]) && crcOK(raw) {
 			return j
 		}
 	}
 	return -1
+}
+
+// crcOK checks the CRC of a frame whose size is known, without Decode's
+// copy: validWithin may try many candidates.
+func crcOK(raw []byte) bool {
+	n := len(raw)
+	if raw[0] == SOH {
+		for _, c := range raw[n-4:] {
+			if !isUpperHex(c) {
+				return false
+			}
+		}
+		return int(CRC(raw[:n-4])) == parseHex(raw[n-4:])
+	}
+	return CRC(raw[:n-2]) == uint16(raw[n-2])<<8|uint16(raw[n-1])
 }

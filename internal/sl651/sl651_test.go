@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -470,7 +471,13 @@ func TestSplitTenMegabytesWithoutAFrameEnd(t *testing.T) {
 
 	t.Run("one call", func(t *testing.T) {
 		stream := append(bytes.Clone(header), make([]byte, total)...)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
 		found, rest := Split(stream)
+		runtime.ReadMemStats(&after)
+		if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+			t.Errorf("Split of %d bytes allocated %d bytes", len(stream), n)
+		}
 		if rest != nil || len(found) == 0 || found[0].Err == nil {
 			t.Fatalf("found %v, rest %d bytes", reasons(found), len(rest))
 		}
