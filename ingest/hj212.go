@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"fmt"
-	"strconv"
 
 	"github.com/rivermon/rivermon/internal/hj212"
 	"github.com/rivermon/rivermon/internal/reading"
@@ -96,9 +95,10 @@ func (s *Stream) decodeHJ212(m *Message, st *registry.Station, d *decoded) {
 			case !has:
 				continue // a flag without a value, or another interval statistic only
 			}
-			v, err := strconv.ParseFloat(raw, 64)
-			if err != nil {
-				reject(target.ID, reading.ReasonBadValue, fmt.Sprintf("%s-%s %q is not a number", code, field, raw), reading.LevelValue)
+			v, ok := hj212.ParseNumber(raw)
+			if !ok {
+				// NaN, Inf and hex floats would reach InfluxDB (CONTRACT §11).
+				reject(target.ID, reading.ReasonBadValue, fmt.Sprintf("%s-%s %q is not a finite decimal number", code, field, raw), reading.LevelValue)
 				continue
 			}
 			flag, knownFlag := hj212.FlagQC[item["Flag"]]

@@ -1,0 +1,178 @@
+package ingest
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rivermon/rivermon/ingest/influx"
+	"github.com/rivermon/rivermon/internal/hj212"
+	"github.com/rivermon/rivermon/internal/registry"
+	"github.com/rivermon/rivermon/internal/testenv"
+)
+
+// hjRegistry is the shipped registry with extra keys under some stations'
+// hj212_mn line: extra maps a station id to YAML lines.
+func hjRegistry(t *testing.T, extra map[string]string) *registry.Registry {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "configs", "stations.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	for id, lines := range extra {
+		i := strings.Index(text, "  - id: "+id+" ")
+		j := strings.Index(text[i:], "    hj212_mn: ")
+		if i < 0 || j < 0 {
+			t.Fatalf("station %s with hj212_mn not in stations.yaml", id)
+		}
+		at := i + j + strings.Index(text[i+j:], "\n") + 1
+		text = text[:at] + lines + text[at:]
+	}
+	r, err := registry.Load("stations.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// hjHarness is a pipeline with reg as its registry that stores into a real
+// InfluxDB and keeps its dead letters.
+type hjHarness struct {
+	p    *pipeline
+	in   *testenv.Influx
+	pub  *fakePublisher
+	acks *ackLog
+	n    int
+}
+
+func newHJHarness(t *testing.T, reg *registry.Registry) *hjHarness {
+	t.Helper()
+	in := testenv.StartInflux(t)
+	w := influx.New(influx.Options{URL: in.URL, Bucket: "rivermon/autogen", MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	t.Cleanup(w.Close)
+	h := &hjHarness{in: in, pub: &fakePublisher{}, acks: &ackLog{}}
+	h.p = newPipeline(t, t.TempDir(), w, h.pub, Options{})
+	// The stream reads the registry; the intake and delivery do not.
+	so := h.p.stream.o
+	so.Registry = reg
+	h.p.stream = NewStream(so)
+	start(t, h.p)
+	return h
+}
+
+// send hands one MQTT message to the pipeline and waits until it is
+// acknowledged (stored and dead-lettered in the spool).
+func (h *hjHarness) send(t *testing.T, station string, payload []byte, received time.Time) {
+	t.Helper()
+	h.n++
+	h.p.Handle("rivermon/v1/stations/"+station+"/hj212", payload, received, h.acks.ack(h.n))
+	n := h.n
+	eventually(t, func() bool { return len(h.acks.get()) == n }, "message not acknowledged")
+}
+
+// deadLetters waits until station has at least n dead letters and returns
+// them, decoded.
+func (h *hjHarness) deadLetters(t *testing.T, station string, n int) []map[string]any {
+	t.Helper()
+	topic := "rivermon/v1/deadletter/" + station
+	var got []string
+	eventually(t, func() bool {
+		h.pub.mu.Lock()
+		defer h.pub.mu.Unlock()
+		got = append([]string(nil), h.pub.sent[topic]...)
+		return len(got) >= n
+	}, fmt.Sprintf("fewer than %d dead letters on %s", n, topic))
+	out := make([]map[string]any, len(got))
+	for i, s := range got {
+		if err := json.Unmarshal([]byte(s), &out[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// row waits for the reading point of station at time at and returns its
+// fields and tags, numbers as strings.
+func (h *hjHarness) row(t *testing.T, station string, at time.Time) map[string]string {
+	t.Helper()
+	q := fmt.Sprintf("SELECT * FROM reading WHERE station = '%s' AND time = %d", station, at.UnixNano())
+	var row map[string]string
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		ss, err := h.in.Query("rivermon", q)
+		if err != nil || len(ss) == 0 || len(ss[0].Values) == 0 {
+			return false
+		}
+		row = map[string]string{}
+		for k, v := range ss[0].Rows()[0] {
+			if v != nil {
+				row[k] = fmt.Sprint(v)
+			}
+		}
+		return true
+	}, "no reading of %s at %s", station, at)
+	return row
+}
+
+func payloadOf(t *testing.T, dl map[string]any) string {
+	t.Helper()
+	b, err := base64.StdEncoding.DecodeString(fmt.Sprint(dl["payload_b64"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// hjData is a real-time upload (2011) of station MN mn at DataTime at,
+// with items "w01010-Rtd=9.8,w01010-Flag=N;…" in cp.
+func hjData(mn string, at time.Time, cp string) *hj212.Packet {
+	local := at.In(time.FixedZone("CST", 8*3600)).Format("20060102150405")
+	return &hj212.Packet{QN: local + "000", ST: "21", CN: "2011", PW: "123456", MN: mn, Flag: 5, CP: "DataTime=" + local + ";" + cp}
+}
+
+// TestHJ212ValuesMustBeFiniteDecimals: NaN, +Inf and a hex float are each
+// dead-lettered bad_value; the other values of their packet are stored as
+// sent.
+func TestHJ212ValuesMustBeFiniteDecimals(t *testing.T) {
+	reg := hjRegistry(t, nil)
+	h := newHJHarness(t, reg)
+	const st = "nianchu-bainang"
+	mn := reg.Station(st).HJ212MN
+	at := time.Date(2026, 7, 1, 2, 0, 0, 0, time.UTC)
+	pkt := hjData(mn, at, "w01010-Rtd=9.8,w01010-Flag=N;w01009-Rtd=NaN,w01009-Flag=N;w01001-Rtd=+Inf,w01001-Flag=N;w21003-Rtd=0x1p-2,w21003-Flag=N;w01014-Rtd=312.0,w01014-Flag=N;w21011-Rtd=6E-2,w21011-Flag=N")
+	h.send(t, st, pkt.Encode(), at.Add(time.Minute))
+
+	dls := h.deadLetters(t, st, 3)
+	var details []string
+	for _, dl := range dls {
+		if dl["reason"] != "bad_value" || dl["level"] != "value" {
+			t.Errorf("dead letter %v, want bad_value at value level", dl)
+		}
+		if payloadOf(t, dl) != string(pkt.Encode()) {
+			t.Errorf("dead letter payload is not the packet: %q", payloadOf(t, dl))
+		}
+		details = append(details, fmt.Sprint(dl["detail"]))
+	}
+	joined := strings.Join(details, "\n")
+	for _, want := range []string{`w01009-Rtd "NaN"`, `w01001-Rtd "+Inf"`, `w21003-Rtd "0x1p-2"`} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("no dead letter for %s in:\n%s", want, joined)
+		}
+	}
+	row := h.row(t, st, at)
+	for code, want := range map[string]string{"water_temp_c": "9.8", "cond_uscm": "312", "tp_mgl": "0.06"} {
+		if row[code] != want {
+			t.Errorf("%s = %q, want %s", code, row[code], want)
+		}
+	}
+	for _, code := range []string{"do_mgl", "ph", "nh3n_mgl"} {
+		if v, ok := row[code]; ok {
+			t.Errorf("%s stored as %s", code, v)
+		}
+	}
+}
