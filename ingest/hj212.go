@@ -64,6 +64,11 @@ func (s *Stream) decodeHJ212(m *Message, st *registry.Station, d *decoded) {
 			reject(st.ID, ReasonMNMismatch, fmt.Sprintf("MN %s is not station %s's (%s)", pkt.MN, st.ID, st.HJ212MN), reading.LevelMessage)
 			continue
 		}
+		if pkt.CRC != target.HJ212CRC {
+			reject(target.ID, hj212.ReasonBadCRC, fmt.Sprintf("framed with %s; station %s expects %s (hj212_crc)",
+				crcName(pkt.CRC), target.ID, crcName(target.HJ212CRC)), reading.LevelMessage)
+			continue
+		}
 		field, ok := hj212.ValueField(pkt.CN)
 		if !ok {
 			reject(target.ID, ReasonUnsupportedCN, fmt.Sprintf("CN %s is not a data upload (2011, 2051, 2061, 2031)", pkt.CN), reading.LevelMessage)
@@ -126,6 +131,14 @@ func (s *Stream) decodeHJ212(m *Message, st *registry.Station, d *decoded) {
 	default:
 		s.m.msgPartial.Inc()
 	}
+}
+
+// crcName names a CRC variant in a dead letter.
+func crcName(variant string) string {
+	if variant == hj212.CRCVariantModbus {
+		return "CRC-16/MODBUS"
+	}
+	return "the HJ 212 CRC"
 }
 
 // sortValues puts values in the canonical parameter order.

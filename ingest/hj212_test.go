@@ -176,3 +176,45 @@ func TestHJ212ValuesMustBeFiniteDecimals(t *testing.T) {
 		}
 	}
 }
+
+// TestHJ212CRCVariantIsTheStations: a packet framed with CRC-16/MODBUS is
+// stored exactly for a station with hj212_crc: modbus, and dead-lettered
+// hj212_bad_crc, naming both variants, from a station with the default;
+// the standard's CRC from the MODBUS station likewise.
+func TestHJ212CRCVariantIsTheStations(t *testing.T) {
+	const modbusSt, defaultSt = "nianchu-gyantse", "nianchu-mouth"
+	reg := hjRegistry(t, map[string]string{modbusSt: "    hj212_crc: modbus\n"})
+	if reg.Station(modbusSt).HJ212CRC != hj212.CRCVariantModbus || reg.Station(defaultSt).HJ212CRC != hj212.CRCVariantHJ212 {
+		t.Fatalf("hj212_crc %q and %q", reg.Station(modbusSt).HJ212CRC, reg.Station(defaultSt).HJ212CRC)
+	}
+	h := newHJHarness(t, reg)
+	at := time.Date(2026, 7, 1, 3, 0, 0, 0, time.UTC)
+	items := "w01010-Rtd=9.8,w01010-Flag=N;w01001-Rtd=8.21,w01001-Flag=N;w01009-Rtd=6.62,w01009-Flag=N;w21003-Rtd=0.11,w21003-Flag=N"
+
+	h.send(t, modbusSt, hjData(reg.Station(modbusSt).HJ212MN, at, items).EncodeCRC(hj212.CRCVariantModbus), at)
+	row := h.row(t, modbusSt, at)
+	for code, want := range map[string]string{"water_temp_c": "9.8", "ph": "8.21", "do_mgl": "6.62", "nh3n_mgl": "0.11"} {
+		if row[code] != want {
+			t.Errorf("MODBUS station: %s = %q, want %s", code, row[code], want)
+		}
+	}
+
+	wrong := hjData(reg.Station(defaultSt).HJ212MN, at, items).EncodeCRC(hj212.CRCVariantModbus)
+	h.send(t, defaultSt, wrong, at)
+	dls := h.deadLetters(t, defaultSt, 1)
+	want := "framed with CRC-16/MODBUS; station " + defaultSt + " expects the HJ 212 CRC (hj212_crc)"
+	if dls[0]["reason"] != "hj212_bad_crc" || dls[0]["level"] != "message" || dls[0]["detail"] != want || payloadOf(t, dls[0]) != string(wrong) {
+		t.Errorf("dead letter %v, want hj212_bad_crc %q with the packet", dls[0], want)
+	}
+
+	back := hjData(reg.Station(modbusSt).HJ212MN, at.Add(time.Minute), items).Encode()
+	h.send(t, modbusSt, back, at)
+	dls = h.deadLetters(t, modbusSt, 1)
+	want = "framed with the HJ 212 CRC; station " + modbusSt + " expects CRC-16/MODBUS (hj212_crc)"
+	if dls[0]["reason"] != "hj212_bad_crc" || dls[0]["detail"] != want {
+		t.Errorf("dead letter %v, want hj212_bad_crc %q", dls[0], want)
+	}
+	if n := h.in.Count(t, "reading", "ph", fmt.Sprintf("station = '%s' OR station = '%s'", modbusSt, defaultSt)); n != 1 {
+		t.Errorf("%d points stored, want the MODBUS station's one", n)
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/rivermon/rivermon/internal/hj212"
 	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/strictyaml"
 )
@@ -55,8 +56,11 @@ type Station struct {
 	QC         map[string]QC       `yaml:"qc"`
 	Rating     []Rating            `yaml:"rating"`
 	HJ212MN    string              `yaml:"hj212_mn"`
-	Sim        *Sim                `yaml:"sim"`
-	params     map[string]bool
+	// HJ212CRC is the CRC variant of the station's HJ 212 frames,
+	// hj212.CRCVariantHJ212 (when not set) or hj212.CRCVariantModbus.
+	HJ212CRC string `yaml:"hj212_crc"`
+	Sim      *Sim   `yaml:"sim"`
+	params   map[string]bool
 }
 
 // QC holds the QARTOD test settings of one parameter at one station. A nil
@@ -347,6 +351,21 @@ func (r *Registry) validateStation(file string, s *Station, n *yaml.Node, ps *st
 		} else {
 			r.byMN[s.HJ212MN] = s
 		}
+	}
+	r.validateHJ212(file, id, s, at, ps)
+}
+
+// validateHJ212 checks the keys of a station's HJ 212 analyser.
+func (r *Registry) validateHJ212(file, id string, s *Station, at func(string) int, ps *strictyaml.Problems) {
+	switch s.HJ212CRC {
+	case "":
+		s.HJ212CRC = hj212.CRCVariantHJ212
+	case hj212.CRCVariantHJ212, hj212.CRCVariantModbus:
+		if s.HJ212MN == "" {
+			ps.Add(file, at("hj212_crc"), "station %s: hj212_crc is set but hj212_mn is not", id)
+		}
+	default:
+		ps.Add(file, at("hj212_crc"), "station %s: hj212_crc %q: want %s (the default) or %s", id, s.HJ212CRC, hj212.CRCVariantHJ212, hj212.CRCVariantModbus)
 	}
 }
 
