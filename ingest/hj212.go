@@ -11,6 +11,7 @@ import (
 // Reasons of HJ 212 rejections beyond the framing ones of package hj212.
 const (
 	ReasonUnknownMN      = "hj212_unknown_mn"
+	ReasonBadPW          = "hj212_bad_pw"
 	ReasonMNMismatch     = "hj212_mn_mismatch"
 	ReasonUnsupportedCN  = "hj212_unsupported_cn"
 	ReasonBadCP          = "hj212_bad_cp"
@@ -19,7 +20,7 @@ const (
 
 func hj212Reasons() []string {
 	return []string{hj212.ReasonBadFrame, hj212.ReasonBadLength, hj212.ReasonBadCRC, hj212.ReasonBadSegment,
-		ReasonUnknownMN, ReasonMNMismatch, ReasonUnsupportedCN, ReasonBadCP, reasonIncompleteHJ12}
+		ReasonUnknownMN, ReasonBadPW, ReasonMNMismatch, ReasonUnsupportedCN, ReasonBadCP, reasonIncompleteHJ12}
 }
 
 // decodeHJ212 reads one or more HJ 212-2017 packets: from MQTT (st is the
@@ -67,6 +68,16 @@ func (s *Stream) decodeHJ212(m *Message, st *registry.Station, d *decoded) {
 		if pkt.CRC != target.HJ212CRC {
 			reject(target.ID, hj212.ReasonBadCRC, fmt.Sprintf("framed with %s; station %s expects %s (hj212_crc)",
 				crcName(pkt.CRC), target.ID, crcName(target.HJ212CRC)), reading.LevelMessage)
+			continue
+		}
+		if target.HJ212PW != "" && pkt.PW != target.HJ212PW {
+			// The detail never says what the PW should be: dead letters
+			// are published to anyone subscribed.
+			detail := fmt.Sprintf("PW is not station %s's hj212_pw", target.ID)
+			if pkt.PW == "" {
+				detail = fmt.Sprintf("no PW; station %s has an hj212_pw", target.ID)
+			}
+			reject(target.ID, ReasonBadPW, detail, reading.LevelMessage)
 			continue
 		}
 		field, ok := hj212.ValueField(pkt.CN)

@@ -218,3 +218,37 @@ func TestHJ212CRCVariantIsTheStations(t *testing.T) {
 		t.Errorf("%d points stored, want the MODBUS station's one", n)
 	}
 }
+
+// TestHJ212PW: a station with hj212_pw takes only packets carrying it; a
+// wrong or missing PW is dead-lettered hj212_bad_pw without saying what
+// the PW should be.
+func TestHJ212PW(t *testing.T) {
+	const st, secret = "yarlung-shigatse", "s3cr#t"
+	reg := hjRegistry(t, map[string]string{st: "    hj212_pw: \"" + secret + "\"\n"})
+	h := newHJHarness(t, reg)
+	mn := reg.Station(st).HJ212MN
+	at := time.Date(2026, 7, 1, 4, 0, 0, 0, time.UTC)
+	good := hjData(mn, at, "w01001-Rtd=8.1,w01001-Flag=N")
+	good.PW = secret
+	wrong := hjData(mn, at.Add(time.Minute), "w01001-Rtd=8.2,w01001-Flag=N") // PW 123456
+	none := hjData(mn, at.Add(2*time.Minute), "w01001-Rtd=8.3,w01001-Flag=N")
+	none.PW = ""
+	h.send(t, st, append(append(good.Encode(), wrong.Encode()...), none.Encode()...), at.Add(3*time.Minute))
+
+	if row := h.row(t, st, at); row["ph"] != "8.1" {
+		t.Errorf("the packet with the right PW: ph = %q, want 8.1", row["ph"])
+	}
+	dls := h.deadLetters(t, st, 2)
+	for i, want := range []string{"PW is not station " + st + "'s hj212_pw", "no PW; station " + st + " has an hj212_pw"} {
+		dl := dls[i]
+		if dl["reason"] != "hj212_bad_pw" || dl["level"] != "message" || dl["detail"] != want {
+			t.Errorf("dead letter %d: %v, want hj212_bad_pw %q", i, dl, want)
+		}
+		if strings.Contains(fmt.Sprint(dl["detail"]), secret) {
+			t.Errorf("dead letter %d gives the PW away: %v", i, dl["detail"])
+		}
+	}
+	if n := h.in.Count(t, "reading", "ph", fmt.Sprintf("station = '%s'", st)); n != 1 {
+		t.Errorf("%d points stored, want 1", n)
+	}
+}

@@ -31,6 +31,8 @@ func TestCheckReportsProtocolKeys(t *testing.T) {
 	}{
 		{name: "hj212_crc", station: "nianchu-gyantse", add: "    hj212_crc: crc16\n",
 			want: `station nianchu-gyantse: hj212_crc "crc16": want hj212 (the default) or modbus`},
+		{name: "hj212_pw", station: "yarlung-shigatse", add: "    hj212_pw: \"pass;word\"\n",
+			want: `station yarlung-shigatse: hj212_pw must be 1 to 6 printable ASCII characters without space, ';', ',', '=' or '&' (HJ 212-2017 Table 3)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			text := string(shipped)

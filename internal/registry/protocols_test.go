@@ -21,6 +21,7 @@ func protocolRegistry(one, two string) string {
 // is reported at its line, naming the station and the key.
 func TestProtocolKeys(t *testing.T) {
 	const mn1, mn2 = "    hj212_mn: \"540200000000000000SGX001\"\n", "    hj212_mn: \"540200000000000000SGX002\"\n"
+	const badPW = `r.yaml:14: station one: hj212_pw must be 1 to 6 printable ASCII characters without space, ';', ',', '=' or '&' (HJ 212-2017 Table 3)`
 	for _, tc := range []struct {
 		name     string
 		one, two string
@@ -33,6 +34,19 @@ func TestProtocolKeys(t *testing.T) {
 			want: `r.yaml:14: station one: hj212_crc "crc32": want hj212 (the default) or modbus`},
 		{name: "hj212_crc without hj212_mn", one: "    hj212_crc: modbus\n",
 			want: `r.yaml:13: station one: hj212_crc is set but hj212_mn is not`},
+		{name: "hj212_pw", one: mn1 + "    hj212_pw: \"123456\"\n"},
+		{name: "hj212_pw one character", one: mn1 + "    hj212_pw: x\n"},
+		{name: "hj212_pw punctuation", one: mn1 + "    hj212_pw: \"a#b!c~\"\n"},
+		{name: "hj212_pw too long", one: mn1 + "    hj212_pw: \"1234567\"\n", want: badPW},
+		{name: "hj212_pw empty string", one: mn1 + "    hj212_pw: \"\"\n"}, // not set
+		{name: "hj212_pw with ;", one: mn1 + "    hj212_pw: \"12;456\"\n", want: badPW},
+		{name: "hj212_pw with ,", one: mn1 + "    hj212_pw: \"12,456\"\n", want: badPW},
+		{name: "hj212_pw with =", one: mn1 + "    hj212_pw: \"12=456\"\n", want: badPW},
+		{name: "hj212_pw with &", one: mn1 + "    hj212_pw: \"12&456\"\n", want: badPW},
+		{name: "hj212_pw with a space", one: mn1 + "    hj212_pw: \"12 456\"\n", want: badPW},
+		{name: "hj212_pw not ASCII", one: mn1 + "    hj212_pw: \"密码\"\n", want: badPW},
+		{name: "hj212_pw without hj212_mn", one: "    hj212_pw: \"123456\"\n",
+			want: `r.yaml:13: station one: hj212_pw is set but hj212_mn is not`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Load("r.yaml", []byte(protocolRegistry(tc.one, tc.two)))

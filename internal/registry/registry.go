@@ -11,6 +11,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -59,8 +60,11 @@ type Station struct {
 	// HJ212CRC is the CRC variant of the station's HJ 212 frames,
 	// hj212.CRCVariantHJ212 (when not set) or hj212.CRCVariantModbus.
 	HJ212CRC string `yaml:"hj212_crc"`
-	Sim      *Sim   `yaml:"sim"`
-	params   map[string]bool
+	// HJ212PW, when set, is the PW every HJ 212 packet of the station must
+	// carry.
+	HJ212PW string `yaml:"hj212_pw"`
+	Sim     *Sim   `yaml:"sim"`
+	params  map[string]bool
 }
 
 // QC holds the QARTOD test settings of one parameter at one station. A nil
@@ -367,6 +371,31 @@ func (r *Registry) validateHJ212(file, id string, s *Station, at func(string) in
 	default:
 		ps.Add(file, at("hj212_crc"), "station %s: hj212_crc %q: want %s (the default) or %s", id, s.HJ212CRC, hj212.CRCVariantHJ212, hj212.CRCVariantModbus)
 	}
+	if s.HJ212PW != "" {
+		// The password is not repeated in the problem: check output ends
+		// up in logs.
+		switch {
+		case !validPW(s.HJ212PW):
+			ps.Add(file, at("hj212_pw"), "station %s: hj212_pw must be 1 to 6 printable ASCII characters without space, ';', ',', '=' or '&' (HJ 212-2017 Table 3)", id)
+		case s.HJ212MN == "":
+			ps.Add(file, at("hj212_pw"), "station %s: hj212_pw is set but hj212_mn is not", id)
+		}
+	}
+}
+
+// validPW reports whether pw can stand in a data segment as PW=…; (HJ
+// 212-2017 Table 3: 6 characters): printable ASCII, none of the segment's
+// separators.
+func validPW(pw string) bool {
+	if len(pw) < 1 || len(pw) > 6 {
+		return false
+	}
+	for i := 0; i < len(pw); i++ {
+		if c := pw[i]; c <= ' ' || c > '~' || strings.IndexByte(";,=&", c) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func validateQC(file string, line int, id, code string, q QC, ps *strictyaml.Problems) {
