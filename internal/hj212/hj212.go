@@ -244,6 +244,9 @@ func ParseSegment(seg string) (*Packet, *Error) {
 	if p.CN == "" || p.MN == "" {
 		return nil, &Error{ReasonBadSegment, "CN or MN missing"}
 	}
+	if err := checkPieces(p); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -306,6 +309,11 @@ func ParseCP(cp string) (*Data, error) {
 				t, err := time.ParseInLocation("20060102150405", v, reading.Zone)
 				if err != nil {
 					return nil, fmt.Errorf("DataTime %q is not YYYYMMDDhhmmss", v)
+				}
+				if hasTime && !t.UTC().Equal(d.Time) {
+					// One sample has one time; which of the two the
+					// items belong to cannot be told.
+					return nil, fmt.Errorf("two DataTimes, %s and %q", d.Time.In(reading.Zone).Format("20060102150405"), v)
 				}
 				d.Time, hasTime = t.UTC(), true
 				continue
