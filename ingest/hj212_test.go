@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -255,5 +256,150 @@ func TestHJ212PW(t *testing.T) {
 	}
 	if n := h.in.Count(t, "reading", "ph", fmt.Sprintf("station = '%s'", st)); n != 1 {
 		t.Errorf("%d points stored, want 1", n)
+	}
+}
+
+// hjPieces cuts p's data area at the given offsets into the pieces of a
+// split packet (Flag bit D, PNUM and PNO, p's QN), each framed, as a
+// sender that cuts its data area anywhere would.
+func hjPieces(p *hj212.Packet, at ...int) [][]byte {
+	var out [][]byte
+	prev := 0
+	for i, end := range append(at, len(p.CP)) {
+		q := *p
+		q.Flag |= 2
+		q.PNUM, q.PNO = fmt.Sprint(len(at)+1), fmt.Sprint(i+1)
+		q.CP = p.CP[prev:end]
+		prev = end
+		out = append(out, q.Encode())
+	}
+	return out
+}
+
+// TestHJ212SplitPackets: pieces of a split packet are stored whether they
+// come in one message or several, in any order; a piece that stands on its
+// own is stored at once; a packet that cannot be completed is dead-lettered
+// hj212_incomplete with the frames of all its pieces held, and nothing else
+// is dead-lettered.
+func TestHJ212SplitPackets(t *testing.T) {
+	reg := hjRegistry(t, nil)
+	h := newHJHarness(t, reg)
+	base := time.Date(2026, 7, 1, 6, 0, 0, 0, time.UTC)
+	const items = "w01010-Rtd=9.8,w01010-Flag=N;w01001-Rtd=8.21,w01001-Flag=N;w01009-Rtd=6.62,w01009-Flag=N;w21003-Rtd=0.11,w21003-Flag=N"
+	whole := map[string]string{"water_temp_c": "9.8", "ph": "8.21", "do_mgl": "6.62", "nh3n_mgl": "0.11"}
+	mn := func(st string) string { return reg.Station(st).HJ212MN }
+	// cutAt is the offset in a data area just after sub.
+	cutAt := func(p *hj212.Packet, sub string) int { return strings.Index(p.CP, sub) + len(sub) }
+	check := func(t *testing.T, st string, at time.Time, want map[string]string) {
+		t.Helper()
+		row := h.row(t, st, at)
+		for code, v := range want {
+			if row[code] != v {
+				t.Errorf("%s = %q, want %s", code, row[code], v)
+			}
+		}
+	}
+	deadLettered := map[string]int{} // what each station should have in the end
+
+	t.Run("in one message", func(t *testing.T) {
+		const st = "nianchu-gyantse"
+		p := hjData(mn(st), base, items)
+		ps := hjPieces(p, cutAt(p, "w01001-R"), cutAt(p, "w01009-Flag=N;w21"))
+		h.send(t, st, bytes.Join(ps, nil), base.Add(time.Minute))
+		check(t, st, base, whole)
+	})
+
+	t.Run("across messages out of order", func(t *testing.T) {
+		const st = "nianchu-bainang"
+		p := hjData(mn(st), base, items)
+		ps := hjPieces(p, cutAt(p, "Data"), cutAt(p, "w01001-Rtd=8.21,w01001-Flag=N;w01"))
+		for _, i := range []int{2, 0, 1} {
+			h.send(t, st, ps[i], base.Add(time.Minute))
+		}
+		check(t, st, base, whole)
+	})
+
+	t.Run("first piece cut inside a value", func(t *testing.T) {
+		// The first piece parses: stored at once with pH 8.2, then
+		// rewritten with 8.21 when the rest comes.
+		const st = "nianchu-mouth"
+		p := hjData(mn(st), base, items)
+		ps := hjPieces(p, cutAt(p, "w01001-Rtd=8.2"))
+		h.send(t, st, ps[0], base.Add(time.Minute))
+		check(t, st, base, map[string]string{"water_temp_c": "9.8", "ph": "8.2"})
+		h.send(t, st, ps[1], base.Add(time.Minute))
+		testenv.Eventually(t, 10*time.Second, func() bool { return h.row(t, st, base)["nh3n_mgl"] == "0.11" }, "the rest not stored")
+		check(t, st, base, whole)
+	})
+
+	t.Run("pieces that stand on their own", func(t *testing.T) {
+		// As lua-HJ212 sends them: each piece with the DataTime and whole
+		// items, each with its own QN.
+		const st = "yarlung-lhatse"
+		p1 := hjData(mn(st), base, "w01010-Rtd=9.8,w01010-Flag=N;w01001-Rtd=8.21,w01001-Flag=N")
+		p2 := hjData(mn(st), base, "w01009-Rtd=6.62,w01009-Flag=N;w21003-Rtd=0.11,w21003-Flag=N")
+		p1.Flag, p1.PNUM, p1.PNO = 7, "2", "1"
+		p2.Flag, p2.PNUM, p2.PNO, p2.QN = 7, "2", "2", p1.QN[:16]+"1"
+		h.send(t, st, p1.Encode(), base.Add(time.Minute))
+		check(t, st, base, map[string]string{"water_temp_c": "9.8", "ph": "8.21"})
+		h.send(t, st, p2.Encode(), base.Add(time.Minute))
+		testenv.Eventually(t, 10*time.Second, func() bool { return h.row(t, st, base)["nh3n_mgl"] == "0.11" }, "the second piece not stored")
+		check(t, st, base, whole)
+	})
+
+	t.Run("a piece twice", func(t *testing.T) {
+		const st = "xiangqu-namling"
+		p := hjData(mn(st), base, items)
+		ps := hjPieces(p, cutAt(p, "w01001-R"), cutAt(p, "w01009-Flag=N;w21"))
+		h.send(t, st, ps[1], base.Add(time.Minute))
+		h.send(t, st, ps[1], base.Add(time.Minute))
+		dls := h.deadLetters(t, st, 1)
+		if dls[0]["reason"] != "hj212_incomplete" || payloadOf(t, dls[0]) != string(ps[1]) ||
+			!strings.Contains(fmt.Sprint(dls[0]["detail"]), "PNO 2 again") {
+			t.Errorf("dead letter %v, want hj212_incomplete with the second copy of piece 2", dls[0])
+		}
+		deadLettered[st] = 1
+		h.send(t, st, append(ps[0], ps[2]...), base.Add(time.Minute))
+		check(t, st, base, whole)
+	})
+
+	t.Run("a piece missing", func(t *testing.T) {
+		// The first piece is the DataTime alone: no values, held.
+		const st = "duoxiong-phuntsoling"
+		p := hjData(mn(st), base, items)
+		ps := hjPieces(p, len("DataTime=20260701140000;"), cutAt(p, "w01009-Flag=N;w21"))
+		h.send(t, st, ps[2], base.Add(time.Minute))
+		h.send(t, st, ps[0], base.Add(2*time.Minute))
+		// Any HJ 212 message more than ten minutes after the first piece
+		// gives the packet up.
+		other := hjData(mn("pumqu-chentang"), base, items)
+		h.send(t, "pumqu-chentang", other.Encode(), base.Add(12*time.Minute))
+		check(t, "pumqu-chentang", base, whole)
+		dls := h.deadLetters(t, st, 1)
+		dl := dls[0]
+		want := fmt.Sprintf("pieces 1, 3 of 3 (QN %s, MN %s) not joined: not complete 10m0s after its first piece", p.QN, p.MN)
+		if dl["reason"] != "hj212_incomplete" || dl["level"] != "message" || dl["detail"] != want {
+			t.Errorf("dead letter %v, want hj212_incomplete %q", dl, want)
+		}
+		if got := payloadOf(t, dl); got != string(ps[0])+string(ps[2]) {
+			t.Errorf("dead letter payload %q, want pieces 1 and 3 as sent", got)
+		}
+		if dl["received_at"] != base.Add(time.Minute).Format(time.RFC3339Nano) || dl["topic"] != "rivermon/v1/stations/"+st+"/hj212" {
+			t.Errorf("dead letter %v, want the first piece's topic and arrival", dl)
+		}
+		deadLettered[st] = 1
+	})
+
+	// Every packet given up by now: only the two dead letters above.
+	h.send(t, "gyirong-town", hjData(mn("gyirong-town"), base, items).Encode(), base.Add(time.Hour))
+	check(t, "gyirong-town", base, whole)
+	h.deadLetters(t, "duoxiong-phuntsoling", 1)
+	h.pub.mu.Lock()
+	defer h.pub.mu.Unlock()
+	for topic, dls := range h.pub.sent {
+		st := strings.TrimPrefix(topic, "rivermon/v1/deadletter/")
+		if len(dls) != deadLettered[st] {
+			t.Errorf("%s: %d dead letters, want %d:\n%s", st, len(dls), deadLettered[st], strings.Join(dls, "\n"))
+		}
 	}
 }
