@@ -59,6 +59,7 @@ type Stream struct {
 	state    map[string]*station // owned by the assembler goroutine once Run starts
 	free     chan *batch         // committed batches, for the assembler to reuse
 	dec      decoded             // the message being stored (assembler goroutine)
+	pieces   hj212Pieces         // pieces of split HJ 212 packets (hj212.go; assembler goroutine)
 }
 
 // NewStream returns a Stream; Run starts it. Every station counts as heard

@@ -24,6 +24,13 @@ const (
 	overhead   = 12 // "##" + 4 length digits + 4 CRC hex + "\r\n"
 )
 
+// CRC variants: which CRC16 a frame carries (Packet.CRC), and the values of
+// a station's hj212_crc in the registry.
+const (
+	CRCVariantHJ212  = "hj212"  // the standard's own (CRC)
+	CRCVariantModbus = "modbus" // CRC-16/MODBUS (CRCModbus)
+)
+
 // CRC computes the HJ 212 CRC16 of data (Appendix A): register 0xFFFF, the
 // register shifted right by 8 before each byte is mixed in, polynomial
 // 0xA001, no final XOR. It is not CRC-16/MODBUS.
@@ -42,6 +49,35 @@ func CRC(data []byte) uint16 {
 	return reg
 }
 
+// CRCModbus computes CRC-16/MODBUS of data: register 0xFFFF, each byte
+// XORed into the low byte of the register, polynomial 0xA001 (reflected
+// 0x8005), no final XOR. Many data loggers and a public HJ 212 simulator
+// frame their packets with it instead of the standard's CRC (domain.md
+// §3.4; HJ-LUA ships both, hj212/utils/crc.lua and crc_serial.lua).
+func CRCModbus(data []byte) uint16 {
+	reg := uint16(0xFFFF)
+	for _, b := range data {
+		reg ^= uint16(b)
+		for range 8 {
+			lsb := reg & 1
+			reg >>= 1
+			if lsb == 1 {
+				reg ^= 0xA001
+			}
+		}
+	}
+	return reg
+}
+
+// checksum is the CRC of data in variant; anything but CRCVariantModbus is
+// the standard's.
+func checksum(variant string, data []byte) uint16 {
+	if variant == CRCVariantModbus {
+		return CRCModbus(data)
+	}
+	return CRC(data)
+}
+
 // Packet is one HJ 212 data segment.
 type Packet struct {
 	QN   string
@@ -53,6 +89,10 @@ type Packet struct {
 	PNUM string // only in split packets
 	PNO  string
 	CP   string // the data area between && and &&
+	// CRC is the variant of the frame's CRC, CRCVariantHJ212 or
+	// CRCVariantModbus: Decode sets it, Encode uses it ("" is HJ 212), and
+	// the answers to p are framed with it.
+	CRC string
 }
 
 // AckRequested reports Flag bit A: the sender wants a 9014 reply.
@@ -146,10 +186,22 @@ func Decode(raw []byte) (*Packet, *Error) {
 	if err != nil {
 		return nil, &Error{ReasonBadCRC, fmt.Sprintf("CRC field %q is not hex", raw[6+n:10+n])}
 	}
+	// A frame is taken with either CRC; which one it carries is recorded,
+	// for the station's hj212_crc to be checked and the answer framed alike.
+	variant := CRCVariantHJ212
 	if got := CRC(data); uint16(want) != got {
-		return nil, &Error{ReasonBadCRC, fmt.Sprintf("CRC %04X, computed %04X", want, got)}
+		mb := CRCModbus(data)
+		if uint16(want) != mb {
+			return nil, &Error{ReasonBadCRC, fmt.Sprintf("CRC %04X, computed %04X (HJ 212) or %04X (CRC-16/MODBUS)", want, got, mb)}
+		}
+		variant = CRCVariantModbus
 	}
-	return ParseSegment(string(data))
+	p, perr := ParseSegment(string(data))
+	if perr != nil {
+		return nil, perr
+	}
+	p.CRC = variant
+	return p, nil
 }
 
 // ParseSegment parses a data segment "QN=…;ST=…;…;CP=&&…&&".
@@ -192,6 +244,9 @@ func ParseSegment(seg string) (*Packet, *Error) {
 	if p.CN == "" || p.MN == "" {
 		return nil, &Error{ReasonBadSegment, "CN or MN missing"}
 	}
+	if err := checkPieces(p); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -211,15 +266,21 @@ func (p *Packet) Segment() string {
 	return b.String()
 }
 
-// Encode frames the packet: "##" length segment CRC "\r\n".
-func (p *Packet) Encode() []byte {
+// Encode frames the packet: "##" length segment CRC "\r\n", with the CRC
+// of p.CRC.
+func (p *Packet) Encode() []byte { return p.EncodeCRC(p.CRC) }
+
+// EncodeCRC frames the packet with the CRC of variant (CRCVariantHJ212 or
+// CRCVariantModbus; "" is HJ 212).
+func (p *Packet) EncodeCRC(variant string) []byte {
 	seg := p.Segment()
-	return []byte(fmt.Sprintf("##%04d%s%04X\r\n", len(seg), seg, CRC([]byte(seg))))
+	return []byte(fmt.Sprintf("##%04d%s%04X\r\n", len(seg), seg, checksum(variant, []byte(seg))))
 }
 
-// Ack is the centre's 9014 data acknowledgement of p (domain.md §3.11 b).
+// Ack is the centre's 9014 data acknowledgement of p (domain.md §3.11 b),
+// framed with p's CRC variant.
 func (p *Packet) Ack() *Packet {
-	return &Packet{QN: p.QN, ST: "91", CN: "9014", PW: p.PW, MN: p.MN, Flag: 4}
+	return &Packet{QN: p.QN, ST: "91", CN: "9014", PW: p.PW, MN: p.MN, Flag: 4, CRC: p.CRC}
 }
 
 // Data is the content of a data upload's CP area.
@@ -248,6 +309,11 @@ func ParseCP(cp string) (*Data, error) {
 				t, err := time.ParseInLocation("20060102150405", v, reading.Zone)
 				if err != nil {
 					return nil, fmt.Errorf("DataTime %q is not YYYYMMDDhhmmss", v)
+				}
+				if hasTime && !t.UTC().Equal(d.Time) {
+					// One sample has one time; which of the two the
+					// items belong to cannot be told.
+					return nil, fmt.Errorf("two DataTimes, %s and %q", d.Time.In(reading.Zone).Format("20060102150405"), v)
 				}
 				d.Time, hasTime = t.UTC(), true
 				continue

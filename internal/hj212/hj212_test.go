@@ -105,12 +105,16 @@ func TestSplitStream(t *testing.T) {
 }
 
 func FuzzSplit(f *testing.F) {
-	for _, s := range []string{rtd, ack, hourly, appA, rtd + ack, "##9999", "####0000&&"} {
+	piece2 := Packet{QN: "1", ST: "21", CN: "2011", PW: "1", MN: "M", Flag: 7, PNUM: "2", PNO: "2", CP: ".1;w01009-Rtd=6.6"}
+	split := string(piece2.Encode())
+	for _, s := range []string{rtd, ack, hourly, appA, rtd + ack, "##9999", "####0000&&", split} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		frames, rest := Split(b)
 		total := len(rest)
+		lim := AssemblerLimits{MaxPieces: 8, MaxBytes: 4096, MaxAge: time.Minute}
+		pieces := NewAssembler[int](lim)
 		for _, fr := range frames {
 			total += len(fr.Raw)
 			if fr.Err == nil {
@@ -120,8 +124,23 @@ func FuzzSplit(f *testing.F) {
 				if again := fr.Pkt.Encode(); len(again) == 0 {
 					t.Fatal("empty encoding")
 				}
-				if _, err := ParseCP(fr.Pkt.CP); err != nil {
-					continue
+				if d, err := ParseCP(fr.Pkt.CP); err == nil {
+					for _, item := range d.Items {
+						for _, v := range item {
+							ParseNumber(v)
+						}
+					}
+				}
+				if pnum, pno, split := fr.Pkt.Pieces(); split {
+					done, _ := pieces.Add(Piece[int]{Pkt: fr.Pkt, PNUM: pnum, PNO: pno, Raw: fr.Raw})
+					for i, p := range done {
+						if len(done) != pnum || p.PNO != i+1 {
+							t.Fatalf("a packet of %d pieces completed with piece %d at %d of %d", pnum, p.PNO, i, len(done))
+						}
+					}
+					if n, by := pieces.Held(); n > lim.MaxPieces || by > lim.MaxBytes {
+						t.Fatalf("%d pieces, %d bytes held beyond %+v", n, by, lim)
+					}
 				}
 			}
 		}

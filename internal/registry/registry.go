@@ -11,10 +11,12 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/rivermon/rivermon/internal/hj212"
 	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/strictyaml"
 )
@@ -30,6 +32,7 @@ type Registry struct {
 	rivers   map[string]*River
 	stations map[string]*Station
 	byMN     map[string]*Station
+	bySL651  map[string]*Station // by upper-case address
 }
 
 // River is one river of the registry.
@@ -55,8 +58,20 @@ type Station struct {
 	QC         map[string]QC       `yaml:"qc"`
 	Rating     []Rating            `yaml:"rating"`
 	HJ212MN    string              `yaml:"hj212_mn"`
-	Sim        *Sim                `yaml:"sim"`
-	params     map[string]bool
+	// HJ212CRC is the CRC variant of the station's HJ 212 frames,
+	// hj212.CRCVariantHJ212 (when not set) or hj212.CRCVariantModbus.
+	HJ212CRC string `yaml:"hj212_crc"`
+	// HJ212PW, when set, is the PW every HJ 212 packet of the station must
+	// carry.
+	HJ212PW string `yaml:"hj212_pw"`
+	// SL651Address is the address of the station's SL 651-2014 RTU as it
+	// appears in frames: 10 hex digits (5 bytes), upper-case once loaded.
+	SL651Address string `yaml:"sl651_address"`
+	// SL651Password, when set, is the password every SL 651 frame of the
+	// station must carry: 4 hex digits (2 bytes), upper-case once loaded.
+	SL651Password string `yaml:"sl651_password"`
+	Sim           *Sim   `yaml:"sim"`
+	params        map[string]bool
 }
 
 // QC holds the QARTOD test settings of one parameter at one station. A nil
@@ -158,6 +173,12 @@ func (r *Registry) Station(id string) *Station { return r.stations[id] }
 // StationByMN returns the station whose HJ 212 MN is mn, or nil.
 func (r *Registry) StationByMN(mn string) *Station { return r.byMN[mn] }
 
+// StationBySL651Address returns the station whose SL 651 address is addr,
+// in either case, or nil.
+func (r *Registry) StationBySL651Address(addr string) *Station {
+	return r.bySL651[strings.ToUpper(addr)]
+}
+
 // River returns the river with id, or nil.
 func (r *Registry) River(id string) *River { return r.rivers[id] }
 
@@ -215,6 +236,7 @@ func Load(file string, data []byte) (*Registry, error) {
 	}
 	r.stations = map[string]*Station{}
 	r.byMN = map[string]*Station{}
+	r.bySL651 = map[string]*Station{}
 	for i := range r.Stations {
 		s, n := &r.Stations[i], node(stationsNode, i)
 		r.validateStation(file, s, n, &ps)
@@ -348,6 +370,86 @@ func (r *Registry) validateStation(file string, s *Station, n *yaml.Node, ps *st
 			r.byMN[s.HJ212MN] = s
 		}
 	}
+	r.validateHJ212(file, id, s, at, ps)
+	r.validateSL651(file, id, s, at, ps)
+}
+
+// mnRE is an MN: HJ 212-2017 Table 3 gives 24 hex characters of an EPC-96
+// code; letters beyond F are taken, as station numbers such as
+// 540200000000000000SGX002 use them.
+var mnRE = regexp.MustCompile(`^[0-9A-Za-z]{24}$`)
+
+// validateHJ212 checks the keys of a station's HJ 212 analyser.
+func (r *Registry) validateHJ212(file, id string, s *Station, at func(string) int, ps *strictyaml.Problems) {
+	if s.HJ212MN != "" && !mnRE.MatchString(s.HJ212MN) {
+		ps.Add(file, at("hj212_mn"), "station %s: hj212_mn %q: want 24 letters and digits (HJ 212-2017 Table 3)", id, s.HJ212MN)
+	}
+	switch s.HJ212CRC {
+	case "":
+		s.HJ212CRC = hj212.CRCVariantHJ212
+	case hj212.CRCVariantHJ212, hj212.CRCVariantModbus:
+		if s.HJ212MN == "" {
+			ps.Add(file, at("hj212_crc"), "station %s: hj212_crc is set but hj212_mn is not", id)
+		}
+	default:
+		ps.Add(file, at("hj212_crc"), "station %s: hj212_crc %q: want %s (the default) or %s", id, s.HJ212CRC, hj212.CRCVariantHJ212, hj212.CRCVariantModbus)
+	}
+	if s.HJ212PW != "" {
+		// The password is not repeated in the problem: check output ends
+		// up in logs.
+		switch {
+		case !validPW(s.HJ212PW):
+			ps.Add(file, at("hj212_pw"), "station %s: hj212_pw must be 1 to 6 printable ASCII characters without space, ';', ',', '=' or '&' (HJ 212-2017 Table 3)", id)
+		case s.HJ212MN == "":
+			ps.Add(file, at("hj212_pw"), "station %s: hj212_pw is set but hj212_mn is not", id)
+		}
+	}
+}
+
+var (
+	sl651AddressRE  = regexp.MustCompile(`^[0-9A-Fa-f]{10}$`)
+	sl651PasswordRE = regexp.MustCompile(`^[0-9A-Fa-f]{4}$`)
+)
+
+// validateSL651 checks the keys of a station's SL 651 RTU (SL 651-2014
+// §6.2.3: a 5-byte address, a 2-byte password) and stores them upper-case.
+func (r *Registry) validateSL651(file, id string, s *Station, at func(string) int, ps *strictyaml.Problems) {
+	if addr := s.SL651Address; addr != "" {
+		s.SL651Address = strings.ToUpper(addr)
+		switch other := r.bySL651[s.SL651Address]; {
+		case !sl651AddressRE.MatchString(addr):
+			ps.Add(file, at("sl651_address"), "station %s: sl651_address %q: want 10 hex digits (5 bytes, SL 651-2014 §6.2.3)", id, addr)
+		case other != nil:
+			ps.Add(file, at("sl651_address"), "station %s: sl651_address %q is already station %s's", id, s.SL651Address, other.ID)
+		default:
+			r.bySL651[s.SL651Address] = s
+		}
+	}
+	if s.SL651Password != "" {
+		s.SL651Password = strings.ToUpper(s.SL651Password)
+		// The password is not repeated in the problem, as hj212_pw.
+		switch {
+		case !sl651PasswordRE.MatchString(s.SL651Password):
+			ps.Add(file, at("sl651_password"), "station %s: sl651_password must be 4 hex digits (2 bytes, SL 651-2014 §6.2.3)", id)
+		case s.SL651Address == "":
+			ps.Add(file, at("sl651_password"), "station %s: sl651_password is set but sl651_address is not", id)
+		}
+	}
+}
+
+// validPW reports whether pw can stand in a data segment as PW=…; (HJ
+// 212-2017 Table 3: 6 characters): printable ASCII, none of the segment's
+// separators.
+func validPW(pw string) bool {
+	if len(pw) < 1 || len(pw) > 6 {
+		return false
+	}
+	for i := 0; i < len(pw); i++ {
+		if c := pw[i]; c <= ' ' || c > '~' || strings.IndexByte(";,=&", c) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func validateQC(file string, line int, id, code string, q QC, ps *strictyaml.Problems) {
