@@ -11,6 +11,7 @@ import (
 	"github.com/rivermon/rivermon/internal/hj212"
 	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/registry"
+	"github.com/rivermon/rivermon/internal/sl651"
 )
 
 // Reasons produced by ingest beyond those of package reading.
@@ -63,11 +64,14 @@ func (s *Stream) decode(m *Message, d *decoded) {
 	case SourceHJ212TCP:
 		s.decodeHJ212(m, nil, d)
 		return
+	case SourceSL651TCP:
+		s.decodeSL651(m, nil, d)
+		return
 	}
 	station, kind, ok := s.parseTopic(m.From)
 	if !ok || !reading.ValidStationID(station) {
 		s.rejectMessage(d, m, station, reading.ReasonBadTopic,
-			fmt.Sprintf("topic %q is not %s/stations/{station}/{readings|status|hj212}", m.From, s.o.TopicPrefix))
+			fmt.Sprintf("topic %q is not %s/stations/{station}/{readings|status|hj212|sl651}", m.From, s.o.TopicPrefix))
 		return
 	}
 	st := s.o.Registry.Station(station)
@@ -85,6 +89,8 @@ func (s *Stream) decode(m *Message, d *decoded) {
 		s.decodeStatus(m, st, d)
 	case "hj212":
 		s.decodeHJ212(m, st, d)
+	case "sl651":
+		s.decodeSL651(m, st, d)
 	default:
 		s.rejectMessage(d, m, station, reading.ReasonBadTopic, fmt.Sprintf("unknown message kind %q", kind))
 	}
@@ -94,7 +100,7 @@ func (s *Stream) decode(m *Message, d *decoded) {
 // source's protocol.
 func junkReason(source string) string {
 	if source == SourceSL651TCP {
-		return "sl651_bad_frame"
+		return sl651.ReasonBadFrame
 	}
 	return hj212.ReasonBadFrame
 }

@@ -23,6 +23,8 @@ type Metrics struct {
 	qcFlags    *prometheus.CounterVec
 	qcFlag     [5]prometheus.Counter // by flag value 1–4, resolved once (hot path)
 	skipped    *prometheus.CounterVec
+	// sl651Skipped counts SL 651 elements not stored.
+	sl651Skipped *prometheus.CounterVec
 	// The results counted for every message, resolved once (hot path).
 	msgAccepted, msgPartial, msgRejected prometheus.Counter
 	samplesStored, samplesRejected       prometheus.Counter
@@ -78,6 +80,10 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 			Name: "rivermon_derived_skipped_total",
 			Help: "Derivations not made, by reason: outside_rating (stage outside every segment, no extrapolation), no_rating (no curve in force), eflow_too_late (older than the days kept).",
 		}, []string{"reason"}),
+		sl651Skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rivermon_sl651_skipped_total",
+			Help: "SL 651 element values not stored, by element (mnemonic, or identifier in hex) and why: unmapped (an element rivermon does not map), missing (marked missing by the RTU), superseded (a shorter-period rainfall at the same time was kept).",
+		}, []string{"element", "why"}),
 	}
 	m.msgAccepted, m.msgPartial, m.msgRejected = m.messages.WithLabelValues("accepted"),
 		m.messages.WithLabelValues("partial"), m.messages.WithLabelValues("rejected")
@@ -88,11 +94,11 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 		m.skipped.WithLabelValues(r)
 	}
 	m.samplesStored, m.samplesRejected = m.samples.WithLabelValues("stored"), m.samples.WithLabelValues("rejected")
-	for _, r := range append(append(reading.Reasons(), ReasonInfluxRejected), hj212Reasons()...) {
+	for _, r := range append(append(reading.Reasons(), ReasonInfluxRejected), append(hj212Reasons(), sl651Reasons()...)...) {
 		m.rejected.WithLabelValues(r)
 	}
 	if r != nil {
-		r.MustRegister(m.messages, m.samples, m.rejected, m.delay, m.lastSeen, m.queued, m.seqGaps, m.seqRepeats, m.ackDelay, m.qcFlags, m.skipped)
+		r.MustRegister(m.messages, m.samples, m.rejected, m.delay, m.lastSeen, m.queued, m.seqGaps, m.seqRepeats, m.ackDelay, m.qcFlags, m.skipped, m.sl651Skipped)
 	}
 	return m
 }

@@ -42,7 +42,9 @@ type Received struct {
 
 // Unit is what a Session makes of the bytes it was fed.
 type Unit struct {
-	Payload []byte // the session's own copy
+	// Payload is the session's own copy; nil for a unit that only says
+	// the peer sent a valid frame (a packet of an unfinished transfer).
+	Payload []byte
 	// Valid: a frame that passed the protocol's framing checks (CRC): the
 	// peer speaks the protocol.
 	Valid bool
@@ -289,6 +291,9 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) string {
 				spoke, unframed = true, 0
 			} else {
 				unframed += len(u.Payload)
+			}
+			if u.Payload == nil {
+				continue
 			}
 			s.o.Handle(Received{From: peer, Payload: u.Payload, At: now, Reply: reply})
 		}

@@ -401,6 +401,10 @@ func paramOf[T string | []byte](code T) int {
 		return 11
 	case "tn_mgl":
 		return 12
+	case "rain_mm":
+		return 13
+	case "rain_total_mm":
+		return 14
 	}
 	return -1
 }

@@ -45,10 +45,12 @@ var params = []Param{
 	{"nh3n_mgl", "ammonia nitrogen (NH3-N)", "mg/L"},
 	{"tp_mgl", "total phosphorus", "mg/L"},
 	{"tn_mgl", "total nitrogen", "mg/L"},
+	{"rain_mm", "rainfall in the period ending at the sample time (SL 651 PJ)", "mm"},
+	{"rain_total_mm", "cumulative rainfall counter of the gauge (SL 651 PT)", "mm"},
 }
 
 // NumParams is len(Params()), as a constant.
-const NumParams = 13
+const NumParams = 15
 
 // Params returns the parameter codes in their canonical order.
 func Params() []Param { return append([]Param(nil), params...) }

@@ -70,6 +70,9 @@ type Station struct {
 	// SL651Password, when set, is the password every SL 651 frame of the
 	// station must carry: 4 hex digits (2 bytes), upper-case once loaded.
 	SL651Password string `yaml:"sl651_password"`
+	// SL651LevelBase, when set, is the RTU's water-level base (水位基值):
+	// the relative levels of its 5-minute arrays (DRZ1) are added to it.
+	SL651LevelBase *float64 `yaml:"sl651_level_base_m"`
 	Sim           *Sim   `yaml:"sim"`
 	params        map[string]bool
 }

@@ -135,7 +135,7 @@ func Run(ctx context.Context, o Options) error {
 		Brokers: cfg.MQTT.Brokers(), ClientID: cfg.MQTT.ClientID,
 		Username: cfg.MQTT.Username, Password: cfg.MQTT.Password,
 		CAFile: cfg.MQTT.TLS.CAFile, CertFile: cfg.MQTT.TLS.CertFile, KeyFile: cfg.MQTT.TLS.KeyFile,
-		Filters:  []string{prefix + "/stations/+/readings", prefix + "/stations/+/status", prefix + "/stations/+/hj212"},
+		Filters:  []string{prefix + "/stations/+/readings", prefix + "/stations/+/status", prefix + "/stations/+/hj212", prefix + "/stations/+/sl651"},
 		Handle:   intake.Source(ingest.SourceMQTT),
 		WaitRoom: intake.WaitRoom,
 		Logger:   log.With("component", "mqtt"),
@@ -151,7 +151,7 @@ func Run(ctx context.Context, o Options) error {
 		cfg      config.Listener
 		protocol tcp.Protocol
 		source   string
-	}{{cfg.HJ212, tcp.HJ212, ingest.SourceHJ212TCP}} {
+	}{{cfg.HJ212, tcp.HJ212, ingest.SourceHJ212TCP}, {cfg.SL651, tcp.SL651, ingest.SourceSL651TCP}} {
 		if l.cfg.Listen == "" {
 			continue
 		}
