@@ -73,8 +73,8 @@ type Station struct {
 	// SL651LevelBase, when set, is the RTU's water-level base (水位基值):
 	// the relative levels of its 5-minute arrays (DRZ1) are added to it.
 	SL651LevelBase *float64 `yaml:"sl651_level_base_m"`
-	Sim           *Sim   `yaml:"sim"`
-	params        map[string]bool
+	Sim            *Sim     `yaml:"sim"`
+	params         map[string]bool
 }
 
 // QC holds the QARTOD test settings of one parameter at one station. A nil
