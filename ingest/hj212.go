@@ -49,12 +49,13 @@ const (
 // hj212 send them) is stored at once and never waits; only a piece that
 // does not (a data area cut anywhere: no DataTime, an item cut off) is
 // held, and each packet's first piece beside it, since a data area cut
-// inside a value still parses. The pieces are in memory only: the messages
-// that brought them are acknowledged once their batch is spooled, so a
-// restart loses the pieces of a packet not yet complete; a packet that
-// cannot be completed is dead-lettered hj212_incomplete with the frames of
-// all its pieces held. Packets too old are given up when an HJ 212 message
-// next comes. The stream's assembler goroutine owns it.
+// inside a value still parses. A packet that cannot be completed is
+// dead-lettered hj212_incomplete with the frames of all its pieces held:
+// one too old at the next sweep or HJ 212 message, and every one held when
+// rivermon stops. The pieces are in memory only and the messages that
+// brought them are acknowledged once their batch is spooled, so a crash
+// loses the pieces of a packet not yet complete. The stream's assembler
+// goroutine owns it.
 type hj212Pieces struct{ a *hj212.Assembler[pieceOrigin] }
 
 // pieceOrigin is what the stream keeps of a piece beside its frame.
@@ -106,9 +107,14 @@ func (s *Stream) decodeHJ212(m *Message, st *registry.Station, d *decoded) {
 			continue
 		}
 		pkt := f.Pkt
-		if m.Reply != nil && pkt.AckRequested() {
-			// Over TCP a message is one packet: the 9014 answer.
-			d.reply = pkt.Ack().Encode()
+		// answer adds the answers the packet asks for (over TCP, where a
+		// message is one packet), sent once it is durable.
+		answer := func(v hj212.Verdict) {
+			if m.Reply != nil {
+				for _, a := range hj212.Answers(pkt, v) {
+					d.reply = append(d.reply, a...)
+				}
+			}
 		}
 		target := st
 		switch {
@@ -116,15 +122,19 @@ func (s *Stream) decodeHJ212(m *Message, st *registry.Station, d *decoded) {
 			target = s.o.Registry.StationByMN(pkt.MN)
 			if target == nil {
 				reject("_unknown", ReasonUnknownMN, fmt.Sprintf("MN %s is no station's hj212_mn", pkt.MN), reading.LevelMessage)
+				answer(hj212.BadMN)
 				continue
 			}
 		case st.HJ212MN != pkt.MN:
 			reject(st.ID, ReasonMNMismatch, fmt.Sprintf("MN %s is not station %s's (%s)", pkt.MN, st.ID, st.HJ212MN), reading.LevelMessage)
+			answer(hj212.BadMN)
 			continue
 		}
 		if pkt.CRC != target.HJ212CRC {
 			reject(target.ID, hj212.ReasonBadCRC, fmt.Sprintf("framed with %s; station %s expects %s (hj212_crc)",
 				crcName(pkt.CRC), target.ID, crcName(target.HJ212CRC)), reading.LevelMessage)
+			// A CRC error gets no answer (HJ 212-2017 §6.4): the logger
+			// tries again, and its operator sees the dead letters.
 			continue
 		}
 		if target.HJ212PW != "" && pkt.PW != target.HJ212PW {
@@ -135,11 +145,21 @@ func (s *Stream) decodeHJ212(m *Message, st *registry.Station, d *decoded) {
 				detail = fmt.Sprintf("no PW; station %s has an hj212_pw", target.ID)
 			}
 			reject(target.ID, ReasonBadPW, detail, reading.LevelMessage)
+			answer(hj212.BadPW)
 			continue
 		}
 		field, ok := hj212.ValueField(pkt.CN)
-		if !ok {
+		switch {
+		case !ok && pkt.CN == hj212.CNBootTime:
+			// The logger says it has restarted: a sign of life, nothing
+			// to store.
+			d.heard = target
+			accepted++
+			answer(hj212.Taken)
+			continue
+		case !ok:
 			reject(target.ID, ReasonUnsupportedCN, fmt.Sprintf("CN %s is not a data upload (2011, 2051, 2061, 2031)", pkt.CN), reading.LevelMessage)
+			answer(hj212.Rejected)
 			continue
 		}
 		pnum, pno, piece := pkt.Pieces()
@@ -150,11 +170,14 @@ func (s *Stream) decodeHJ212(m *Message, st *registry.Station, d *decoded) {
 			s.holdHJ212(d, m, f.Raw, target, pkt, pnum, pno, false)
 			d.heard = target
 			accepted++
+			answer(hj212.Taken)
 			continue
 		case err != nil:
 			reject(target.ID, ReasonBadCP, err.Error(), reading.LevelMessage)
+			answer(hj212.Rejected)
 			continue
 		}
+		answer(hj212.Taken)
 		stored := s.hj212Sample(d, m.Received, target, field, data, reject)
 		if stored {
 			accepted++
@@ -301,6 +324,30 @@ func (s *Stream) giveUpHJ212(d *decoded, g hj212.Incomplete[pieceOrigin]) {
 	m := Message{Source: first.Meta.source, From: first.Meta.from, Payload: frames, Received: first.At}
 	detail := fmt.Sprintf("pieces %s of %d (QN %s, MN %s) not joined: %s", strings.Join(nos, ", "), g.PNUM, g.Key.QN, g.Key.MN, g.Why)
 	s.reject(d, &m, first.Meta.station.ID, &reading.Rejection{Level: reading.LevelMessage, Reason: reasonIncompleteHJ12, Detail: detail})
+}
+
+// expirePieces dead-letters into b the split packets held too long (now
+// set) or, when rivermon stops (now zero), all of them: their pieces were
+// answered, so they are kept as dead letters rather than lost.
+func (s *Stream) expirePieces(b *batch, now time.Time) {
+	if s.pieces.a == nil {
+		return
+	}
+	var gone []hj212.Incomplete[pieceOrigin]
+	if now.IsZero() {
+		gone = s.pieces.a.GiveUpAll("rivermon stopped before the rest came")
+	} else {
+		gone = s.pieces.a.Expire(now)
+	}
+	if len(gone) == 0 {
+		return
+	}
+	d := &s.dec
+	d.reset()
+	for _, g := range gone {
+		s.giveUpHJ212(d, g)
+	}
+	b.rec.DeadLetters = append(b.rec.DeadLetters, d.deadLetters...)
 }
 
 // crcName names a CRC variant in a dead letter.

@@ -50,6 +50,7 @@ type hjHarness struct {
 	pub  *fakePublisher
 	acks *ackLog
 	n    int
+	stop func()
 }
 
 func newHJHarness(t *testing.T, reg *registry.Registry) *hjHarness {
@@ -62,8 +63,11 @@ func newHJHarness(t *testing.T, reg *registry.Registry) *hjHarness {
 	// The stream reads the registry; the intake and delivery do not.
 	so := h.p.stream.o
 	so.Registry = reg
+	// Messages here carry receive times of the past: the wall-clock sweep
+	// would give held pieces up at once.
+	so.SweepEvery = time.Hour
 	h.p.stream = NewStream(so)
-	start(t, h.p)
+	h.stop = start(t, h.p)
 	return h
 }
 
@@ -401,5 +405,24 @@ func TestHJ212SplitPackets(t *testing.T) {
 		if len(dls) != deadLettered[st] {
 			t.Errorf("%s: %d dead letters, want %d:\n%s", st, len(dls), deadLettered[st], strings.Join(dls, "\n"))
 		}
+	}
+}
+
+// TestHJ212PiecesHeldAtShutdownAreDeadLettered: the pieces of a packet not
+// complete when rivermon stops were answered; they are kept as a dead
+// letter, not lost.
+func TestHJ212PiecesHeldAtShutdownAreDeadLettered(t *testing.T) {
+	reg := hjRegistry(t, nil)
+	h := newHJHarness(t, reg)
+	const st = "duoxiong-phuntsoling"
+	base := time.Now().UTC().Truncate(time.Minute).Add(-time.Hour)
+	p := hjData(reg.Station(st).HJ212MN, base, "w01010-Rtd=9.8,w01010-Flag=N;w01001-Rtd=8.21,w01001-Flag=N")
+	ps := hjPieces(p, len("DataTime=20260701140000;"))
+	h.send(t, st, ps[1], base.Add(time.Minute))
+	h.stop()
+	dls := h.deadLetters(t, st, 1)
+	if dls[0]["reason"] != "hj212_incomplete" || payloadOf(t, dls[0]) != string(ps[1]) ||
+		!strings.HasSuffix(fmt.Sprint(dls[0]["detail"]), "rivermon stopped before the rest came") {
+		t.Errorf("dead letter %v, want hj212_incomplete with the held piece", dls[0])
 	}
 }

@@ -221,6 +221,7 @@ func (s *Stream) assemble(ctx context.Context, out chan<- *batch) {
 			}
 		}
 		if closed {
+			s.expirePieces(cur, time.Time{})
 			if s.o.Observed != nil {
 				// Values still waiting for a next one are evaluated as they
 				// are: after a restart nothing would show them to alerts.
@@ -406,6 +407,7 @@ func (s *Stream) heard(ss *station, b *batch, m *Message) {
 // held values that waited too long for the next one are released.
 func (s *Stream) sweep(b *batch) {
 	now := s.o.Now()
+	s.expirePieces(b, now)
 	var silenced []string
 	for i := range s.o.Registry.Stations {
 		ss := s.state[s.o.Registry.Stations[i].ID]

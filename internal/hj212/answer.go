@@ -46,6 +46,10 @@ func (p *Packet) answer(cn, cp string) *Packet {
 	return &Packet{QN: p.QN, ST: "91", CN: cn, PW: p.PW, MN: p.MN, Flag: 4, CP: cp, CRC: p.CRC}
 }
 
+// CNBootTime is the data logger's boot-time notification (2081, site to
+// centre): rivermon takes it as a sign of life.
+const CNBootTime = "2081"
+
 // IsDataUpload reports whether cn uploads monitoring data: real-time
 // (2011), minute (2051), hourly (2061) or daily (2031) data, which the
 // centre acknowledges with 9014.

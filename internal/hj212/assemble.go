@@ -187,6 +187,16 @@ func (a *Assembler[T]) Expire(now time.Time) []Incomplete[T] {
 	return out
 }
 
+// GiveUpAll returns every packet held, each given up for why, and holds
+// nothing more.
+func (a *Assembler[T]) GiveUpAll(why string) []Incomplete[T] {
+	var out []Incomplete[T]
+	for _, k := range slices.Clone(a.order) {
+		out = append(out, a.remove(k, why))
+	}
+	return out
+}
+
 // remove takes packet k out of a.
 func (a *Assembler[T]) remove(k Key, why string) Incomplete[T] {
 	g := a.groups[k]

@@ -108,6 +108,26 @@ func TestHJ212OverTCPAndMQTT(t *testing.T) {
 	// The connection is still good.
 	c.Write(hjPacket(mn, at(4), values))
 	testenv.Eventually(t, 10*time.Second, func() bool { return count() == 4 }, "no answer after the damaged packet")
+	if p := <-replies; p.CN != "9014" {
+		t.Errorf("answer %+v, want 9014", p)
+	}
+
+	// Commands that ask get the request answer (9011) and, when taken, the
+	// execution result (9012); a packet framed with CRC-16/MODBUS from a
+	// station using the standard's CRC gets none.
+	cmd := func(cn string) []byte {
+		p := hj212.Packet{QN: "20261203080000000", ST: "21", CN: cn, PW: "123456", MN: mn, Flag: 5}
+		return p.Encode()
+	}
+	modbus := hj212.Packet{QN: "20261203080000001", ST: "21", CN: "2011", PW: "123456", MN: mn, Flag: 5,
+		CP: "DataTime=" + at(5).In(cst).Format("20060102150405") + ";w01001-Rtd=8.1,w01001-Flag=N"}
+	c.Write(append(append(cmd("1011"), modbus.EncodeCRC(hj212.CRCVariantModbus)...), cmd("2081")...))
+	testenv.Eventually(t, 10*time.Second, func() bool { return count() == 7 }, "answers to the commands: %d of 3", count()-4)
+	for _, want := range []string{"9011 QnRtn=2", "9011 QnRtn=1", "9012 ExeRtn=1"} {
+		if p := <-replies; p.CN+" "+p.CP != want {
+			t.Errorf("answer %s %s, want %s", p.CN, p.CP, want)
+		}
+	}
 
 	testenv.Eventually(t, 10*time.Second, func() bool {
 		return in.Count(t, "reading", "ph", fmt.Sprintf("station = '%s'", st)) == 4
