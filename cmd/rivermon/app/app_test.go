@@ -81,7 +81,7 @@ alerting: %s
 	addr := make(chan string, 1)
 	s := &service{t: t, cancel: cancel, done: make(chan error, 1)}
 	if so.tcp {
-		yml += "hj212: {listen: \"127.0.0.1:0\", idle_timeout: 2s}\nsl651: {listen: \"127.0.0.1:0\", idle_timeout: 2s}\n"
+		yml += "hj212: {listen: \"127.0.0.1:0\", idle_timeout: 2s, first_frame_timeout: 1s}\nsl651: {listen: \"127.0.0.1:0\", idle_timeout: 2s, first_frame_timeout: 1s}\n"
 		cfg, err = config.Load(filepath.Join(dir, "rivermon.yaml"), []byte(yml), func(string) (string, bool) { return "", false })
 		if err != nil {
 			t.Fatal(err)
