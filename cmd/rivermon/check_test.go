@@ -36,6 +36,16 @@ func TestCheckReportsProtocolKeys(t *testing.T) {
 		mn := under(station)
 		return [2]string{mn, mn + lines}
 	}
+	// set gives a station's key, a line of the shipped registry, another value.
+	set := func(station, key, value string) [2]string {
+		i := strings.Index(string(shipped), "  - id: "+station+" ")
+		j := strings.Index(string(shipped)[i:], "    "+key+": ")
+		if i < 0 || j < 0 {
+			t.Fatalf("station %s with %s not in stations.yaml", station, key)
+		}
+		end := i + j + strings.Index(string(shipped)[i+j:], "\n") + 1
+		return [2]string{string(shipped)[i+j : end], "    " + key + ": " + value + "\n"}
+	}
 	for _, tc := range []struct {
 		name   string
 		edits  [][2]string // old, new
@@ -50,13 +60,13 @@ func TestCheckReportsProtocolKeys(t *testing.T) {
 			want: `station duoxiong-phuntsoling: hj212_mn "5402-SGX013": want 24 letters and digits (HJ 212-2017 Table 3)`},
 		{name: "hj212_mn twice", edits: [][2]string{{`"540200000000000000SGX014"`, `"540200000000000000SGX013" # twice`}}, marker: "# twice",
 			want: `station xiangqu-namling: hj212_mn "540200000000000000SGX013" is already station duoxiong-phuntsoling's`},
-		{name: "sl651_address", edits: [][2]string{add("boqu-nyalam", "    sl651_address: \"54021\"\n")}, marker: `"54021"`,
+		{name: "sl651_address", edits: [][2]string{set("boqu-nyalam", "sl651_address", `"54021"`)}, marker: `"54021"`,
 			want: `station boqu-nyalam: sl651_address "54021": want 10 hex digits (5 bytes, SL 651-2014 §6.2.3)`},
 		{name: "sl651_address twice", edits: [][2]string{
-			add("gyirong-town", "    sl651_address: \"540200001a\"\n"),
-			add("boqu-nyalam", "    sl651_address: \"540200001A\"\n")}, marker: `"540200001A"`,
+			set("gyirong-town", "sl651_address", `"540200001a"`),
+			set("boqu-nyalam", "sl651_address", `"540200001A"`)}, marker: `"540200001A"`,
 			want: `station boqu-nyalam: sl651_address "540200001A" is already station gyirong-town's`},
-		{name: "sl651_password", edits: [][2]string{add("yadong-yadong", "    sl651_address: \"5402000022\"\n    sl651_password: \"12345\"\n")}, marker: `"12345"`,
+		{name: "sl651_password", edits: [][2]string{set("yadong-yadong", "sl651_password", `"12345"`)}, marker: `"12345"`,
 			want: `station yadong-yadong: sl651_password must be 4 hex digits (2 bytes, SL 651-2014 §6.2.3)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
