@@ -4,14 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
+	"math"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rivermon/rivermon/ingest/influx"
+	"github.com/rivermon/rivermon/internal/hydro"
 	"github.com/rivermon/rivermon/internal/registry"
 )
 
@@ -416,4 +418,106 @@ func TestIntakeWaitIsShort(t *testing.T) {
 	if el := time.Since(start); el > 5*time.Second {
 		t.Errorf("WaitRoom held the connection for %v with the spool full", el)
 	}
+}
+
+// TestSpikeRevisedLaterLeavesItsDay: a stage spike is flagged only when
+// the next value comes; by then its rated flow is in the day's
+// ecological-flow account. The revision takes it out again: the day's
+// account is that of every other value.
+func TestSpikeRevisedLaterLeavesItsDay(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2026, 7, 20, 0, 0, 0, 0, time.UTC)}
+	w := &fakeWriter{}
+	p := newPipeline(t, t.TempDir(), w, &fakePublisher{}, Options{Now: clock.Now, Location: time.UTC})
+	start(t, p)
+	const st = "yarlung-dazhuka" // stage only: its flow is rated
+	day := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
+	const spike = 144 // at noon
+	var ss []string
+	for i := 0; i <= 288; i++ { // every 5 minutes, and the next day's first
+		level := 2.0 + 0.01*float64(i%3) // not a flat line
+		if i == spike {
+			level = 3.0
+		}
+		ss = append(ss, fmt.Sprintf(`{"time": %d, "values": {"level_m": %g}}`, day.Add(time.Duration(i)*5*time.Minute).UnixMilli(), level))
+	}
+	acks := &ackLog{}
+	p.Handle("rivermon/v1/stations/"+st+"/readings", []byte(`{"station": "`+st+`", "samples": [`+strings.Join(ss, ",")+`]}`), clock.Now(), acks.ack(0))
+	eventually(t, func() bool { return len(acks.get()) == 1 }, "not acked")
+	stamp := fmt.Sprintf(" %d", day.UnixNano())
+	var account string
+	eventually(t, func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for _, l := range w.lines {
+			if strings.HasPrefix(l, "eflow_daily,") && strings.Contains(l, "station="+st) && strings.HasSuffix(l, stamp) {
+				account = l
+				return true
+			}
+		}
+		return false
+	}, "no account of the day")
+	// The account of the day's rated flows that end with a flag of 1 or 2:
+	// the spike, and its neighbours, which the spike test fails too.
+	type value struct {
+		q    float64
+		flag float64
+	}
+	final := map[int64]*value{}
+	w.mu.Lock()
+	for _, l := range w.lines {
+		if !strings.HasPrefix(l, "reading,") || !strings.Contains(l, "station="+st+" ") {
+			continue
+		}
+		ns, _ := strconv.ParseInt(l[strings.LastIndex(l, " ")+1:], 10, 64)
+		if final[ns] == nil {
+			final[ns] = &value{}
+		}
+		if strings.Contains(l, "flow_rated_m3s=") {
+			final[ns].q = fieldOf(t, l, "flow_rated_m3s")
+		}
+		final[ns].flag = fieldOf(t, l, "flow_rated_m3s_qc") // a revision comes after its reading
+	}
+	w.mu.Unlock()
+	want := hydro.NewFlowDays(time.UTC, 5*time.Minute, 35, 8)
+	flagged := 0
+	for ns, v := range final {
+		if at := time.Unix(0, ns).UTC(); at.Before(day.Add(24 * time.Hour)) {
+			if v.flag > 2 {
+				flagged++
+				continue
+			}
+			want.Add(at, v.q)
+		}
+	}
+	if flagged != 3 {
+		t.Errorf("%d values flagged, want the spike and its two neighbours", flagged)
+	}
+	acc, _ := want.Account(day)
+	if !strings.Contains(account, fmt.Sprintf("samples=%di", acc.Samples)) || acc.Samples != 285 {
+		t.Errorf("account %s, want %d samples (the flagged ones taken out)", account, acc.Samples)
+	}
+	if mean := fieldOf(t, account, "mean_flow_m3s"); math.Abs(mean-acc.MeanFlow) > 1e-9 {
+		t.Errorf("day mean %v, want %v (without the spike)", mean, acc.MeanFlow)
+	}
+}
+
+// fieldOf reads a float field of a line of line protocol.
+func fieldOf(t *testing.T, line, field string) float64 {
+	t.Helper()
+	_, rest, ok := strings.Cut(line, " "+field+"=")
+	if !ok {
+		_, rest, ok = strings.Cut(line, ","+field+"=")
+	}
+	if !ok {
+		t.Fatalf("no %s in %s", field, line)
+	}
+	v := rest
+	if i := strings.IndexAny(v, ", "); i >= 0 {
+		v = v[:i]
+	}
+	f, err := strconv.ParseFloat(strings.TrimSuffix(v, "i"), 64)
+	if err != nil {
+		t.Fatalf("%s=%s in %s: %v", field, v, line, err)
+	}
+	return f
 }

@@ -52,7 +52,7 @@ type assessed struct {
 	wqClass   int // 0: no graded item
 	revisions []revision
 	eflow     []hydro.Day // accounts of days this sample closed
-	reopened  time.Time   // start of the closed day this sample changed, if any
+	reopened  []time.Time // starts of the closed days this sample changed (nil nearly always)
 }
 
 type revision struct {
@@ -143,6 +143,17 @@ func (s *station) assess(smp *reading.Sample, forced map[string]int, m *Metrics)
 	// Ecological flow: measured flow, else rated flow, from values that
 	// passed QC or could not be judged (suspect and failed values excluded).
 	if s.days != nil {
+		// A value flagged suspect or failed only now (its spike seen with
+		// this sample) leaves its day: measured flow's own revision, or
+		// the stage's at a station without a flow meter (rated flow).
+		for _, r := range a.revisions {
+			if r.flag <= int(quality.NotEvaluated) || (r.codes[0] != "flow_m3s" && (r.codes[0] != "level_m" || s.reg.Reports("flow_m3s"))) {
+				continue
+			}
+			if day, reopened, removed := s.days.Remove(r.t); removed && reopened {
+				a.reopened = append(a.reopened, day)
+			}
+		}
 		q, ok := flow, !math.IsNaN(flow) && flowFlag <= int(quality.NotEvaluated)
 		if math.IsNaN(flow) && a.hasRated {
 			q, ok = a.rated, a.ratedFlag <= int(quality.NotEvaluated)
@@ -154,7 +165,7 @@ func (s *station) assess(smp *reading.Sample, forced map[string]int, m *Metrics)
 				m.skipped.WithLabelValues("eflow_too_late").Inc()
 			case reopened:
 				// Written again once the whole message is in.
-				a.reopened = day
+				a.reopened = append(a.reopened, day)
 			}
 			// Data for a later day closes the days before it.
 			if kept {

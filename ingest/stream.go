@@ -361,8 +361,10 @@ func (s *Stream) storeSamples(st *registry.Station, samples []reading.Sample, fo
 		for _, d := range a.eflow {
 			put(d)
 		}
-		if !a.reopened.IsZero() && !slices.ContainsFunc(reopened, a.reopened.Equal) {
-			reopened = append(reopened, a.reopened)
+		for _, day := range a.reopened {
+			if !slices.ContainsFunc(reopened, day.Equal) {
+				reopened = append(reopened, day)
+			}
 		}
 		if s.o.Observed != nil {
 			b.observed = ss.observe(b.observed, &a, m.Received)

@@ -139,6 +139,26 @@ func (f *FlowDays) Add(t time.Time, q float64) (day time.Time, reopened, ok bool
 	return day, d.closed, true
 }
 
+// Remove takes out the value at t, one that QC has since flagged suspect or
+// failed (a spike is seen only when the next value comes). It returns the
+// start of t's day, whether that day was closed (its account must be
+// written again), and whether there was a value at t.
+func (f *FlowDays) Remove(t time.Time) (day time.Time, reopened, removed bool) {
+	day = f.DayStart(t)
+	d := f.days[day]
+	if d == nil {
+		return day, false, false
+	}
+	off := t.Sub(day)
+	i := sort.Search(len(d.pts), func(i int) bool { return d.pts[i].off >= off })
+	if i == len(d.pts) || d.pts[i].off != off {
+		return day, false, false
+	}
+	d.pts = append(d.pts[:i], d.pts[i+1:]...)
+	d.summed = false
+	return day, d.closed, true
+}
+
 func (f *FlowDays) forget() {
 	f.cutoff = f.newestDay.AddDate(0, 0, -f.keep)
 	for d := range f.days {
