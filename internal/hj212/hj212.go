@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rivermon/rivermon/internal/crc16"
 	"github.com/rivermon/rivermon/internal/reading"
 )
 
@@ -34,40 +35,14 @@ const (
 // CRC computes the HJ 212 CRC16 of data (Appendix A): register 0xFFFF, the
 // register shifted right by 8 before each byte is mixed in, polynomial
 // 0xA001, no final XOR. It is not CRC-16/MODBUS.
-func CRC(data []byte) uint16 {
-	reg := uint16(0xFFFF)
-	for _, b := range data {
-		reg = (reg >> 8) ^ uint16(b)
-		for range 8 {
-			lsb := reg & 1
-			reg >>= 1
-			if lsb == 1 {
-				reg ^= 0xA001
-			}
-		}
-	}
-	return reg
-}
+func CRC(data []byte) uint16 { return crc16.HJ212(data) }
 
 // CRCModbus computes CRC-16/MODBUS of data: register 0xFFFF, each byte
 // XORed into the low byte of the register, polynomial 0xA001 (reflected
 // 0x8005), no final XOR. Many data loggers and a public HJ 212 simulator
 // frame their packets with it instead of the standard's CRC (domain.md
 // §3.4; HJ-LUA ships both, hj212/utils/crc.lua and crc_serial.lua).
-func CRCModbus(data []byte) uint16 {
-	reg := uint16(0xFFFF)
-	for _, b := range data {
-		reg ^= uint16(b)
-		for range 8 {
-			lsb := reg & 1
-			reg >>= 1
-			if lsb == 1 {
-				reg ^= 0xA001
-			}
-		}
-	}
-	return reg
-}
+func CRCModbus(data []byte) uint16 { return crc16.Modbus(data) }
 
 // checksum is the CRC of data in variant; anything but CRCVariantModbus is
 // the standard's.

@@ -4,13 +4,15 @@
 // starting 7E 7E, and ASCII, starting SOH), the CRC, multi-packet (M3)
 // reassembly, the centre's confirmation, and the bodies of the uplink
 // reports rivermon stores (functions 2F–35). It imports the standard library
-// only, apart from the module's reading.Zone (Beijing time).
+// only, apart from the module's reading.Zone (Beijing time) and crc16.
 package sl651
 
 import (
 	"bytes"
 	"fmt"
 	"strings"
+
+	"github.com/rivermon/rivermon/internal/crc16"
 )
 
 // Control characters (SL 651-2014 Table 10).
@@ -66,20 +68,7 @@ func (e Encoding) String() string {
 // the polynomial X¹⁶+X¹⁵+X²+1 but not the initial value; every public
 // implementation and sample frame uses these (domain.md §4.10). Frames carry
 // it high byte first, unlike Modbus RTU.
-func CRC(data []byte) uint16 {
-	reg := uint16(0xFFFF)
-	for _, b := range data {
-		reg ^= uint16(b)
-		for range 8 {
-			if reg&1 == 1 {
-				reg = reg>>1 ^ 0xA001
-			} else {
-				reg >>= 1
-			}
-		}
-	}
-	return reg
-}
+func CRC(data []byte) uint16 { return crc16.Modbus(data) }
 
 // Error reasons, the dead-letter reason codes of SL 651 input (CONTRACT §11).
 const (
