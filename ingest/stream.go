@@ -45,6 +45,10 @@ type StreamOptions struct {
 	EflowGrace time.Duration
 	// SweepEvery is how often silence and day ends are checked (default 30 s).
 	SweepEvery time.Duration
+	// MonthsFile is where the days behind the monthly ecological-flow
+	// accounts are kept across restarts (beside the spool); "" keeps them
+	// in memory.
+	MonthsFile string
 }
 
 // Stream is the second stage: it takes the intake's messages in arrival
@@ -59,6 +63,7 @@ type Stream struct {
 	state    map[string]*station // owned by the assembler goroutine once Run starts
 	free     chan *batch         // committed batches, for the assembler to reuse
 	dec      decoded             // the message being stored (assembler goroutine)
+	months   *monthAccounts      // days behind the monthly ecological-flow accounts (months.go)
 	pieces   hj212Pieces         // pieces of split HJ 212 packets (hj212.go; assembler goroutine)
 }
 
@@ -89,8 +94,12 @@ func NewStream(o StreamOptions) *Stream {
 	if o.SweepEvery <= 0 {
 		o.SweepEvery = 30 * time.Second
 	}
+	months, err := loadMonthAccounts(o.MonthsFile, o.Location)
+	if err != nil {
+		o.Logger.Error("ecological-flow month accounts not read; months are accounted from the days written from now on", "err", err)
+	}
 	s := &Stream{o: o, m: o.Metrics, stations: newStations(o.Registry, o.Metrics.lastSeen),
-		state: map[string]*station{}, free: make(chan *batch, 2)}
+		state: map[string]*station{}, free: make(chan *batch, 2), months: months}
 	start := o.Now()
 	for i := range o.Registry.Stations {
 		st := &o.Registry.Stations[i]
@@ -213,6 +222,7 @@ func (s *Stream) assemble(ctx context.Context, out chan<- *batch) {
 		items, closed := s.o.Intake.take()
 		for i := range items {
 			s.store(&items[i], cur)
+			s.saveMonths()
 			// Dead letters count too: a flood of bad messages while the
 			// spool is full must not pile up here either.
 			if len(cur.rec.Entries)+len(cur.rec.DeadLetters) >= s.o.MaxBatchPoints {
@@ -245,6 +255,7 @@ func (s *Stream) assemble(ctx context.Context, out chan<- *batch) {
 		case <-s.o.Intake.notify:
 		case <-tick.C:
 			s.sweep(cur)
+			s.saveMonths()
 		case <-done:
 			s.o.Intake.close()
 			done = nil
@@ -375,7 +386,7 @@ func (s *Stream) storeSamples(st *registry.Station, samples []reading.Sample, fo
 	}
 	account()
 	for _, d := range days {
-		b.add(eflowEntry(b.buf, st, d, m.Source))
+		s.eflowDay(b, st, d, m.Source)
 	}
 	s.m.samplesStored.Add(float64(len(samples)))
 	u := update{station: st.ID, received: m.Received, sample: newest.sample, flags: newest.flags, wqClass: newest.wqClass}
@@ -403,6 +414,20 @@ func (s *Stream) heard(ss *station, b *batch, m *Message) {
 	b.updates = append(b.updates, update{station: ss.reg.ID, received: m.Received, status: st, statusTime: m.Received})
 }
 
+// eflowDay adds a day's ecological-flow account to b, and its month's.
+func (s *Stream) eflowDay(b *batch, st *registry.Station, d hydro.Day, source string) {
+	b.add(eflowEntry(b.buf, st, d, source))
+	b.add(eflowMonthEntry(b.buf, st, s.months.put(st.ID, d), source))
+}
+
+// saveMonths saves the month accounts' day marks when they changed, before
+// the batch holding the days is made durable.
+func (s *Stream) saveMonths() {
+	if err := s.months.save(); err != nil {
+		s.o.Logger.Error("ecological-flow month accounts not saved; after a crash a month's account may miss the days written since", "err", err)
+	}
+}
+
 // sweep runs on the wall clock: a station silent for three reporting
 // intervals is marked offline (station_status online=false), the
 // ecological-flow days that ended more than EflowGrace ago are closed, and
@@ -422,7 +447,7 @@ func (s *Stream) sweep(b *batch) {
 		}
 		if ss.days != nil {
 			for _, d := range ss.days.Close(ss.days.DayStart(now.Add(-s.o.EflowGrace))) {
-				b.add(eflowEntry(b.buf, ss.reg, d, sourceSweep))
+				s.eflowDay(b, ss.reg, d, sourceSweep)
 			}
 		}
 		if s.o.Observed != nil {

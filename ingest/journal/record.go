@@ -22,6 +22,7 @@ const (
 	KindStatus                   // `station_status`
 	KindState                    // `station_state`
 	KindAlert                    // `alert`
+	KindEflowMonth               // `eflow_monthly`
 	numKinds
 )
 

@@ -177,6 +177,7 @@ func Run(ctx context.Context, o Options) error {
 	stream := ingest.NewStream(ingest.StreamOptions{
 		Registry: reg, TopicPrefix: prefix, Intake: intake, Observed: observed,
 		Metrics: metrics, Logger: log.With("component", "ingest"), Location: cfg.Location,
+		MonthsFile: filepath.Join(cfg.Spool.Dir, "eflow-months.json"),
 		SweepEvery: o.SweepEvery, EflowGrace: o.EflowGrace, DrainTimeout: o.DrainTimeout,
 	})
 	rebuild(ctx, log, writer, stream, jrn)
