@@ -31,12 +31,12 @@ type dayMark struct {
 
 // monthAccount is the ecological-flow account of one calendar month.
 type monthAccount struct {
-	Start                   time.Time // local midnight of the 1st
-	Days, Valid, Compliant  int       // calendar days; days with 18 h of data; days at or above the target
-	Rate, RateCalendar      float64   // Compliant/Valid; Compliant/Days
-	MeanFlow, Target        float64   // mean of the valid days' means
-	MeetsGuarantee          bool      // Rate ≥ GuaranteeLevel
-	hasRate                 bool      // a valid day: Rate and MeanFlow hold
+	Start                  time.Time // local midnight of the 1st
+	Days, Valid, Compliant int       // calendar days; days with 18 h of data; days at or above the target
+	Rate, RateCalendar     float64   // Compliant/Valid; Compliant/Days
+	MeanFlow, Target       float64   // mean of the valid days' means
+	MeetsGuarantee         bool      // Rate ≥ GuaranteeLevel
+	hasRate                bool      // a valid day: Rate and MeanFlow hold
 }
 
 // monthAccounts keeps, per station, the marks of the days of the months it

@@ -16,13 +16,13 @@ type Kind uint8
 
 // Kinds of entries, one per measurement rivermon writes (CONTRACT §6).
 const (
-	KindReading  Kind = iota + 1 // `reading`: a sample with its flags and derivations
-	KindRevision                 // `reading`: a later QC flag of an earlier sample
-	KindEflow                    // `eflow_daily`
-	KindStatus                   // `station_status`
-	KindState                    // `station_state`
-	KindAlert                    // `alert`
-	KindEflowMonth               // `eflow_monthly`
+	KindReading    Kind = iota + 1 // `reading`: a sample with its flags and derivations
+	KindRevision                   // `reading`: a later QC flag of an earlier sample
+	KindEflow                      // `eflow_daily`
+	KindStatus                     // `station_status`
+	KindState                      // `station_state`
+	KindAlert                      // `alert`
+	KindEflowMonth                 // `eflow_monthly`
 	numKinds
 )
 
