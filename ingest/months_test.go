@@ -66,7 +66,7 @@ func TestMonthAccounts(t *testing.T) {
 		_, b := eflowMonthEntry(nil, testRegistry(t).Station("sagya-sagya"), none, "test")
 		return b
 	}())
-	if none.hasRate || strings.Contains(line, "guarantee_rate=") || !strings.Contains(line, "days_valid=0i") || !strings.Contains(line, "meets_guarantee=false") {
+	if none.hasRate || strings.Contains(line, "rate=") || !strings.Contains(line, "days_valid=0i") || !strings.Contains(line, "guaranteed=false") {
 		t.Errorf("a month without a valid day: %s", line)
 	}
 }

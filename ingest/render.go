@@ -79,16 +79,16 @@ func eflowEntry(buf []byte, st *registry.Station, d hydro.Day, source string) (j
 // `eflow_monthly`, stamped with the local midnight of its 1st.
 func eflowMonthEntry(buf []byte, st *registry.Station, a monthAccount, source string) (journal.Entry, []byte) {
 	b := lineproto.AppendSeries(buf[:0], "eflow_monthly", st.ID, st.River)
-	b = lineproto.AppendFloatField(b, true, "guarantee_rate_calendar", a.RateCalendar)
+	b = lineproto.AppendFloatField(b, true, "rate_calendar", a.RateCalendar)
 	b = lineproto.AppendIntField(b, "days", int64(a.Days))
 	b = lineproto.AppendIntField(b, "days_valid", int64(a.Valid))
 	b = lineproto.AppendIntField(b, "days_compliant", int64(a.Compliant))
 	if a.hasRate {
-		b = lineproto.AppendFloatField(b, false, "guarantee_rate", a.Rate)
+		b = lineproto.AppendFloatField(b, false, "rate", a.Rate)
 		b = lineproto.AppendFloatField(b, false, "mean_flow_m3s", a.MeanFlow)
 	}
 	b = lineproto.AppendFloatField(b, false, "target_m3s", a.Target)
-	b = lineproto.AppendBoolField(b, "meets_guarantee", a.MeetsGuarantee)
+	b = lineproto.AppendBoolField(b, "guaranteed", a.MeetsGuarantee)
 	b = lineproto.AppendTime(b, a.Start)
 	return journal.Entry{Kind: journal.KindEflowMonth, Station: st.ID, Time: a.Start, Source: source, Line: string(b)}, b
 }
