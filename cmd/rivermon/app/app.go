@@ -135,10 +135,11 @@ func Run(ctx context.Context, o Options) error {
 		Brokers: cfg.MQTT.Brokers(), ClientID: cfg.MQTT.ClientID,
 		Username: cfg.MQTT.Username, Password: cfg.MQTT.Password,
 		CAFile: cfg.MQTT.TLS.CAFile, CertFile: cfg.MQTT.TLS.CertFile, KeyFile: cfg.MQTT.TLS.KeyFile,
-		Filters:  []string{prefix + "/stations/+/readings", prefix + "/stations/+/status", prefix + "/stations/+/hj212", prefix + "/stations/+/sl651"},
-		Handle:   intake.Source(ingest.SourceMQTT),
-		WaitRoom: intake.WaitRoom,
-		Logger:   log.With("component", "mqtt"),
+		Filters:    []string{prefix + "/stations/+/readings", prefix + "/stations/+/status", prefix + "/stations/+/hj212", prefix + "/stations/+/sl651"},
+		Handle:     intake.Source(ingest.SourceMQTT),
+		WaitRoom:   intake.WaitRoom,
+		Logger:     log.With("component", "mqtt"),
+		Registerer: promReg,
 	})
 	if err != nil {
 		return err
