@@ -17,8 +17,9 @@ import (
 // with the shipped configs/mosquitto (paths and ports moved to a temporary
 // folder), credentials made by scripts/mqtt-credentials.sh from the shipped
 // registry, and a TLS listener; rivermon connects over TLS as user rivermon.
-// A station's own readings are stored; what it publishes as another station
-// never reaches rivermon; anonymous and wrong-password clients are refused.
+// A station's own readings are stored, and what it sends on its HJ 212 and
+// SL 651 topics reaches rivermon; what it publishes as another station never
+// does; anonymous and wrong-password clients are refused.
 func TestShippedBrokerConfigAuthenticatesAndConfinesStations(t *testing.T) {
 	root, _ := testenv.RepoRoot()
 	etc := t.TempDir()
@@ -67,7 +68,7 @@ func TestShippedBrokerConfigAuthenticatesAndConfinesStations(t *testing.T) {
 		t.Error("a wrong password was let in")
 	}
 
-	startServiceWith(t, mq, in, serviceOptions{clientID: "rivermon-acl", mqURL: tlsURL, username: "rivermon", password: creds["rivermon"], caFile: certs.CA})
+	svc := startServiceWith(t, mq, in, serviceOptions{clientID: "rivermon-acl", mqURL: tlsURL, username: "rivermon", password: creds["rivermon"], caFile: certs.CA})
 	station, err := testenv.Dial(t, testenv.ClientOptions{URL: tlsURL, ID: "nianchu-gyantse", Username: "nianchu-gyantse", Password: creds["nianchu-gyantse"], CAFile: certs.CA})
 	if err != nil {
 		t.Fatalf("station connect over TLS: %v", err)
@@ -90,6 +91,13 @@ func TestShippedBrokerConfigAuthenticatesAndConfinesStations(t *testing.T) {
 	if n := in.Count(t, "reading", "level_m", ""); n != 1 {
 		t.Errorf("%d points stored, want only the genuine one", n)
 	}
+	// Its raw-protocol topics are its own too: what it sends there reaches
+	// rivermon (here, frames that do not parse, dead-lettered).
+	station.Publish(prefix+"/stations/nianchu-gyantse/hj212", []byte("not a packet"))
+	station.Publish(prefix+"/stations/nianchu-gyantse/sl651", []byte("not a frame"))
+	testenv.Eventually(t, 15*time.Second, func() bool {
+		return svc.metric(`rivermon_messages_total{result="rejected"}`) == 2
+	}, "the station's HJ 212 and SL 651 messages did not reach rivermon")
 }
 
 func readCredentials(t *testing.T, path string) map[string]string {
