@@ -46,8 +46,8 @@ type NATSClusterOptions struct {
 // with JetStream (its store in a temporary folder) and an MQTT listener
 // whose streams have a replica on every node (mqtt.stream_replicas), and
 // waits until the nodes have agreed on a JetStream meta leader. Without
-// stream_replicas NATS gives the MQTT streams as many replicas as nodes
-// have joined when the first MQTT client connects, and one lost node may
+// stream_replicas NATS picks the MQTT streams' replicas from the cluster
+// size it sees when the first MQTT client connects, and one lost node may
 // then stall them. A missing nats-server skips the test locally and fails
 // it under CI=true.
 func StartNATSCluster(t testing.TB, o NATSClusterOptions) *NATSCluster {
