@@ -7,7 +7,12 @@ PKGS := ./...
 # and then rivermon says what the Go build info knows, or "dev".
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 
-.PHONY: all deps build test lint check run bench bench-peer bench-cmp fuzz clean
+# make install: PREFIX and DESTDIR as usual; BIN is where build puts the programs.
+PREFIX ?= /usr/local
+DESTDIR ?=
+BIN ?= bin
+
+.PHONY: all deps build install test lint check run bench bench-peer bench-cmp fuzz clean
 
 all: build
 
@@ -17,8 +22,12 @@ deps:
 
 ## build: build rivermon and stationsim into bin/
 build:
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/rivermon ./cmd/rivermon
-	$(GO) build -o bin/stationsim ./cmd/stationsim
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/rivermon ./cmd/rivermon
+	$(GO) build -o $(BIN)/stationsim ./cmd/stationsim
+
+## install: the built programs into PREFIX/bin, configs into /etc/rivermon (if absent), the systemd unit and its user (after make build; DESTDIR for a staging root)
+install:
+	@PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" BIN="$(abspath $(BIN))" bash scripts/install.sh
 
 ## lint: gofmt, go vet, staticcheck
 lint: deps

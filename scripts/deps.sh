@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what rivermon's build, tests and `make run` need, when missing.
 # Idempotent: a second run only checks. Debian packages: mosquitto,
-# mosquitto-clients, prometheus-alertmanager, curl. Go tools built into
+# mosquitto-clients, nats-server (the clustered broker's tests),
+# prometheus-alertmanager, curl, systemd (systemd-analyze and systemd-sysusers
+# check the unit make install ships). Go tools built into
 # .tools/bin: influxd 1.8.10 (InfluxDB OSS, from the Go module proxy) and
 # staticcheck.
 set -euo pipefail
@@ -29,8 +31,10 @@ missing=()
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
 have mosquitto || missing+=(mosquitto)
 have mosquitto_pub || missing+=(mosquitto-clients)
+have nats-server || missing+=(nats-server)
 have prometheus-alertmanager || missing+=(prometheus-alertmanager)
 have curl || missing+=(curl)
+have systemd-analyze || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
 	say "installing Debian packages: ${missing[*]}"
 	sudo=""
@@ -59,4 +63,4 @@ if ! go version -m "$tools/staticcheck" 2>/dev/null | grep -q 'honnef.co/go/tool
 	say "building staticcheck into .tools/bin"
 	GOBIN="$tools" GOFLAGS=-mod=mod go install honnef.co/go/tools/cmd/staticcheck@v0.7.0
 fi
-say "ok: mosquitto, prometheus-alertmanager, curl, .tools/bin/influxd (1.8.10), .tools/bin/staticcheck"
+say "ok: mosquitto, nats-server, prometheus-alertmanager, curl, systemd-analyze, .tools/bin/influxd (1.8.10), .tools/bin/staticcheck"

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -96,5 +97,40 @@ func TestCheckReportsProtocolKeys(t *testing.T) {
 				t.Errorf("exit %d, output:\n%s\nwant exit 1 and exactly:\n%s", code, out, want)
 			}
 		})
+	}
+}
+
+// TestCheckWarnsWhenClientIDIsNotTheUserName: with a user name set, a
+// client_id other than it is allowed but warned about (a broker with
+// use_username_as_clientid keeps the session under the user name); the
+// check still passes.
+func TestCheckWarnsWhenClientIDIsNotTheUserName(t *testing.T) {
+	root, _ := testenv.RepoRoot()
+	for _, tc := range []struct {
+		mqtt string
+		warn bool
+	}{
+		{mqtt: "{url: tcp://127.0.0.1:1883, client_id: rivermon-1, username: rivermon-a}", warn: true},
+		{mqtt: "{url: tcp://127.0.0.1:1883, client_id: rivermon-a, username: rivermon-a}"},
+		{mqtt: "{url: tcp://127.0.0.1:1883, client_id: rivermon-1}"},
+	} {
+		cfg := filepath.Join(t.TempDir(), "rivermon.yaml")
+		text := fmt.Sprintf("influx: {url: http://127.0.0.1:8086}\nmqtt: %s\nstations: %s\nrules: %s\n", tc.mqtt,
+			filepath.Join(root, "configs", "stations.yaml"), filepath.Join(root, "configs", "rules.yaml"))
+		if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var stdout, stderr bytes.Buffer
+		if code := run([]string{"check", "-config", cfg}, &stdout, &stderr); code != 0 {
+			t.Fatalf("%s: exit %d\n%s%s", tc.mqtt, code, &stdout, &stderr)
+		}
+		want := "ok\n"
+		if tc.warn {
+			want = cfg + `:2: warning: mqtt.client_id "rivermon-1" differs from mqtt.username "rivermon-a": ` +
+				`a broker with use_username_as_clientid (configs/mosquitto) keeps the session under "rivermon-a"; make them equal` + "\nok\n"
+		}
+		if stdout.String() != want {
+			t.Errorf("%s: output\n%s\nwant\n%s", tc.mqtt, &stdout, want)
+		}
 	}
 }

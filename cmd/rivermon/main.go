@@ -83,7 +83,7 @@ func usage(w io.Writer, cmd string) {
 		fmt.Fprint(w, "Usage: rivermon [run] [FLAGS]\n\nRun the service until SIGTERM or SIGINT; SIGHUP reloads the alert rules.\n\nFlags:\n")
 		printFlags("run")
 	case "check":
-		fmt.Fprint(w, "Usage: rivermon check [-config FILE]\n\nLoad and validate every config file (service, stations, rules); print ok and exit 0,\nor print one FILE:LINE: message line per problem and exit 1.\n\nFlags:\n")
+		fmt.Fprint(w, "Usage: rivermon check [-config FILE]\n\nLoad and validate every config file (service, stations, rules); print ok and exit 0,\nor print one FILE:LINE: message line per problem and exit 1. Warnings\n(FILE:LINE: warning: message) are printed and do not fail the check.\n\nFlags:\n")
 		printFlags("check")
 	case "version":
 		fmt.Fprintln(w, "Usage: rivermon version\n\nPrint the version.")
@@ -161,8 +161,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "rivermon", versionOf(version, bi))
 		return 0
 	case "check":
-		problems := app.Check(o.config)
-		for _, p := range problems {
+		problems, warnings := app.Check(o.config)
+		for _, p := range append(problems, warnings...) {
 			fmt.Fprintln(stdout, p)
 		}
 		if len(problems) > 0 {

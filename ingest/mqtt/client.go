@@ -20,6 +20,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Options configure a Client.
@@ -47,6 +48,8 @@ type Options struct {
 	Logger   *slog.Logger
 	// Now is the clock stamped on deliveries; nil means time.Now.
 	Now func() time.Time
+	// Registerer, when set, gets rivermon_mqtt_connections_total.
+	Registerer prometheus.Registerer
 }
 
 // Client is a connected broker session.
@@ -66,6 +69,16 @@ func Connect(o Options) (*Client, error) {
 		o.Now = time.Now
 	}
 	cl := &Client{log: o.Logger}
+	// Each session made, the first and every reconnect: a count that keeps
+	// rising says the link flaps, or another client takes over the client
+	// id (MQTT-3.1.4-2: the broker disconnects the older connection).
+	connections := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "rivermon_mqtt_connections_total",
+		Help: "Connections to the broker made and subscribed, the first and every reconnect.",
+	})
+	if o.Registerer != nil {
+		o.Registerer.MustRegister(connections)
+	}
 	po := paho.NewClientOptions()
 	for _, b := range o.Brokers {
 		po.AddBroker(b)
@@ -126,6 +139,7 @@ func Connect(o Options) (*Client, error) {
 			return
 		}
 		cl.connected.Store(true)
+		connections.Inc()
 		cl.log.Info("mqtt connected and subscribed", "filters", o.Filters)
 	})
 	po.SetConnectionLostHandler(func(_ paho.Client, err error) {

@@ -32,6 +32,9 @@ type Config struct {
 
 	// Location is Timezone loaded.
 	Location *time.Location `yaml:"-"`
+	// Warnings are what is allowed but likely a mistake, each with its
+	// file and line; `rivermon check` prints them and still passes.
+	Warnings strictyaml.Problems `yaml:"-"`
 }
 
 // MQTT is the broker connection.
@@ -194,6 +197,14 @@ func Load(file string, data []byte, env func(string) (string, bool)) (*Config, e
 	}
 	if c.MQTT.ClientID == "" {
 		ps.Add(file, line("mqtt", "client_id"), "mqtt.client_id is required: the persistent session belongs to it")
+	}
+	if c.MQTT.Username != "" && c.MQTT.ClientID != "" && c.MQTT.Username != c.MQTT.ClientID {
+		// A broker that takes the user name as the client id (Mosquitto's
+		// use_username_as_clientid, as configs/mosquitto sets it) keys the
+		// persistent session by the user name, whatever client_id says.
+		c.Warnings.Add(file, line("mqtt", "client_id"), "warning: mqtt.client_id %q differs from mqtt.username %q: "+
+			"a broker with use_username_as_clientid (configs/mosquitto) keeps the session under %q; make them equal",
+			c.MQTT.ClientID, c.MQTT.Username, c.MQTT.Username)
 	}
 	if c.MQTT.TopicPrefix == "" || strings.ContainsAny(c.MQTT.TopicPrefix, "+#") || strings.HasSuffix(c.MQTT.TopicPrefix, "/") {
 		ps.Add(file, line("mqtt", "topic_prefix"), "mqtt.topic_prefix %q: want topic levels without wildcards or a trailing /", c.MQTT.TopicPrefix)

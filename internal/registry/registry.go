@@ -262,10 +262,11 @@ func (r *Registry) validateStation(file string, s *Station, n *yaml.Node, ps *st
 		id = fmt.Sprintf("(station at line %d)", n.Line)
 	case !reading.ValidStationID(id):
 		ps.Add(file, at("id"), "station id %q: use lower-case letters, digits and -", id)
-	case id == "rivermon":
-		// The id is also the station's MQTT user name; rivermon's own user
-		// has wider rights (configs/mosquitto/acl).
-		ps.Add(file, at("id"), "station id %q is reserved for the service's MQTT user", id)
+	case id == "rivermon" || strings.HasPrefix(id, "rivermon-"):
+		// The id is also the station's MQTT user name (and so its client
+		// id); rivermon's own users, rivermon-1, rivermon-a, …, have wider
+		// rights (configs/mosquitto/acl).
+		ps.Add(file, at("id"), "station id %q is reserved for rivermon's MQTT users (rivermon, rivermon-*)", id)
 	case r.stations[id] != nil:
 		ps.Add(file, at("id"), "duplicate station id %q", id)
 	}

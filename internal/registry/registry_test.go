@@ -131,3 +131,24 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// TestServiceUserNamesAreNotStationIDs: a station's id is its MQTT user
+// name, which the broker makes its client id; rivermon's own users
+// (rivermon, rivermon-1, rivermon-a, …) cannot be stations.
+func TestServiceUserNamesAreNotStationIDs(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "configs", "stations.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const shipped = "  - id: nianchu-gyantse  #"
+	if !strings.Contains(string(data), shipped) {
+		t.Fatalf("%q not in the shipped registry", shipped)
+	}
+	for id, reserved := range map[string]bool{"rivermon": true, "rivermon-1": true, "rivermon-b": true, "rivermonx": false} {
+		_, err := Load("stations.yaml", []byte(strings.Replace(string(data), shipped, "  - id: "+id+"  #", 1)))
+		want := `station id "` + id + `" is reserved`
+		if got := err != nil && strings.Contains(err.Error(), want); got != reserved {
+			t.Errorf("id %s: err = %v, want reserved %v", id, err, reserved)
+		}
+	}
+}

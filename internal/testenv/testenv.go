@@ -141,8 +141,15 @@ type Process struct {
 
 func startProcess(t testing.TB, name, bin string, port int, logPath string, args ...string) *Process {
 	t.Helper()
-	p := &Process{t: t, name: name, bin: bin, args: args, logPath: logPath, port: port}
+	p := newProcess(t, name, bin, port, logPath, args...)
 	p.Start()
+	return p
+}
+
+// newProcess returns a process that is not started yet and is stopped when
+// the test ends.
+func newProcess(t testing.TB, name, bin string, port int, logPath string, args ...string) *Process {
+	p := &Process{t: t, name: name, bin: bin, args: args, logPath: logPath, port: port}
 	t.Cleanup(func() {
 		p.Kill(syscall.SIGTERM)
 		if t.Failed() {
@@ -154,6 +161,13 @@ func startProcess(t testing.TB, name, bin string, port int, logPath string, args
 
 // Start starts the process and waits until its port accepts connections.
 func (p *Process) Start() {
+	p.t.Helper()
+	p.launch()
+	p.awaitPort()
+}
+
+// launch starts the process without waiting for it.
+func (p *Process) launch() {
 	p.t.Helper()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -178,6 +192,18 @@ func (p *Process) Start() {
 		close(done)
 	}()
 	p.cmd, p.done = cmd, done
+}
+
+// awaitPort waits until the launched process accepts connections on its
+// port; it fails the test if the process exits first or takes over 60 s.
+func (p *Process) awaitPort() {
+	p.t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		p.t.Fatalf("%s is not running", p.name)
+	}
+	done := p.done
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(p.port), 200*time.Millisecond)

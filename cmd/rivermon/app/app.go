@@ -58,11 +58,12 @@ type Options struct {
 }
 
 // Check loads every configuration file the service config names and returns
-// every problem found, each as "FILE:LINE: message".
-func Check(configFile string) []string {
+// every problem found, each as "FILE:LINE: message", and the warnings about
+// what is allowed but likely a mistake, as "FILE:LINE: warning: message".
+func Check(configFile string) (problems, warnings []string) {
 	cfg, err := config.LoadFile(configFile)
 	if err != nil {
-		return lines(strictyaml.AsProblems(configFile, err))
+		return lines(strictyaml.AsProblems(configFile, err)), nil
 	}
 	var out []string
 	if _, err := registry.LoadFile(cfg.Stations); err != nil {
@@ -71,7 +72,7 @@ func Check(configFile string) []string {
 	if _, err := alerts.LoadRulesFile(cfg.Rules); err != nil {
 		out = append(out, lines(strictyaml.AsProblems(cfg.Rules, err))...)
 	}
-	return out
+	return out, lines(cfg.Warnings)
 }
 
 func lines(ps strictyaml.Problems) []string {
@@ -96,6 +97,9 @@ func Run(ctx context.Context, o Options) error {
 	cfg, log := o.Config, o.Logger
 	if log == nil {
 		log = slog.Default()
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn("config: " + w.String())
 	}
 	reg, err := registry.LoadFile(cfg.Stations)
 	if err != nil {
@@ -135,10 +139,11 @@ func Run(ctx context.Context, o Options) error {
 		Brokers: cfg.MQTT.Brokers(), ClientID: cfg.MQTT.ClientID,
 		Username: cfg.MQTT.Username, Password: cfg.MQTT.Password,
 		CAFile: cfg.MQTT.TLS.CAFile, CertFile: cfg.MQTT.TLS.CertFile, KeyFile: cfg.MQTT.TLS.KeyFile,
-		Filters:  []string{prefix + "/stations/+/readings", prefix + "/stations/+/status", prefix + "/stations/+/hj212", prefix + "/stations/+/sl651"},
-		Handle:   intake.Source(ingest.SourceMQTT),
-		WaitRoom: intake.WaitRoom,
-		Logger:   log.With("component", "mqtt"),
+		Filters:    []string{prefix + "/stations/+/readings", prefix + "/stations/+/status", prefix + "/stations/+/hj212", prefix + "/stations/+/sl651"},
+		Handle:     intake.Source(ingest.SourceMQTT),
+		WaitRoom:   intake.WaitRoom,
+		Logger:     log.With("component", "mqtt"),
+		Registerer: promReg,
 	})
 	if err != nil {
 		return err

@@ -34,7 +34,8 @@ func startService(t testing.TB, mq *testenv.Mosquitto, in *testenv.Influx, clien
 
 type serviceOptions struct {
 	clientID string
-	mqURL    string // default: the broker's plain URL
+	mqURL    string   // default: the broker's plain URL
+	mqURLs   []string // mqtt.urls: the nodes of a clustered broker (mqURL and mq unused)
 	username string
 	password string
 	caFile   string
@@ -61,17 +62,18 @@ func startServiceWith(t testing.TB, mq *testenv.Mosquitto, in *testenv.Influx, s
 	if so.maxBytes == 0 {
 		so.maxBytes = 1 << 30
 	}
-	if so.mqURL == "" {
+	if so.mqURL == "" && len(so.mqURLs) == 0 {
 		so.mqURL = mq.URL
 	}
-	yml := fmt.Sprintf(`mqtt: {url: %q, client_id: %q, username: %q, password: %q, tls: {ca_file: %q}}
+	urls, _ := json.Marshal(append([]string{}, so.mqURLs...)) // a YAML flow sequence
+	yml := fmt.Sprintf(`mqtt: {url: %q, urls: %s, client_id: %q, username: %q, password: %q, tls: {ca_file: %q}}
 influx: {url: %q, bucket: rivermon/autogen}
 spool: {dir: %q, max_bytes: %d}
 http: {listen: "127.0.0.1:0"}
 stations: %q
 rules: %q
 alerting: %s
-`, so.mqURL, so.clientID, so.username, so.password, so.caFile, in.URL, so.spoolDir, so.maxBytes,
+`, so.mqURL, urls, so.clientID, so.username, so.password, so.caFile, in.URL, so.spoolDir, so.maxBytes,
 		stationsPath(root, so.stations), filepath.Join(root, "configs", "rules.yaml"), alertingYAML(so.alerting))
 	cfg, err := config.Load(filepath.Join(dir, "rivermon.yaml"), []byte(yml), func(string) (string, bool) { return "", false })
 	if err != nil {
