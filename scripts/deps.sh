@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what rivermon's build, tests and `make run` need, when missing.
 # Idempotent: a second run only checks. Debian packages: mosquitto,
-# mosquitto-clients, prometheus-alertmanager, curl. Go tools built into
+# mosquitto-clients, prometheus-alertmanager, curl, chromium (the headless
+# browser of the operations page's test) and fonts-wqy-microhei (so that its
+# Chinese shows in the screenshots). Go tools built into
 # .tools/bin: influxd 1.8.10 (InfluxDB OSS, from the Go module proxy) and
 # staticcheck.
 set -euo pipefail
@@ -31,6 +33,8 @@ have mosquitto || missing+=(mosquitto)
 have mosquitto_pub || missing+=(mosquitto-clients)
 have prometheus-alertmanager || missing+=(prometheus-alertmanager)
 have curl || missing+=(curl)
+have chromium || missing+=(chromium)
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
 if [ ${#missing[@]} -gt 0 ]; then
 	say "installing Debian packages: ${missing[*]}"
 	sudo=""
@@ -59,4 +63,4 @@ if ! go version -m "$tools/staticcheck" 2>/dev/null | grep -q 'honnef.co/go/tool
 	say "building staticcheck into .tools/bin"
 	GOBIN="$tools" GOFLAGS=-mod=mod go install honnef.co/go/tools/cmd/staticcheck@v0.7.0
 fi
-say "ok: mosquitto, prometheus-alertmanager, curl, .tools/bin/influxd (1.8.10), .tools/bin/staticcheck"
+say "ok: mosquitto, prometheus-alertmanager, curl, chromium, fonts-wqy-microhei, .tools/bin/influxd (1.8.10), .tools/bin/staticcheck"
