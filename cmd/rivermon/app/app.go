@@ -215,7 +215,7 @@ func Run(ctx context.Context, o Options) error {
 
 	// Delivery: the journal into InfluxDB, rejections to the broker.
 	delivery := ingest.NewDelivery(ingest.DeliveryOptions{Journal: jrn, Writer: writer, DeadLetters: broker, TopicPrefix: prefix,
-		DrainTimeout: o.DrainTimeout, Metrics: metrics, Logger: log.With("component", "delivery")})
+		DrainTimeout: o.DrainTimeout, Metrics: metrics, Logger: log.With("component", "delivery"), Stations: stream.Stations()})
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
@@ -363,7 +363,7 @@ func newMux(promReg *prometheus.Registry, stream *ingest.Stream, intake *ingest.
 		fmt.Fprintln(w, "ready")
 	})
 	mux.HandleFunc("GET /api/v1/stations", func(w http.ResponseWriter, _ *http.Request) {
-		views := stream.Stations().Snapshot()
+		views := stream.Stations().Snapshot(time.Now())
 		byStation := map[string][]any{}
 		for _, a := range ev.Firing() {
 			byStation[a.Labels["station"]] = append(byStation[a.Labels["station"]], a)
