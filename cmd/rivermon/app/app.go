@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -184,8 +185,20 @@ func Run(ctx context.Context, o Options) error {
 	// size of the state; give it back now rather than carry it at idle.
 	debug.FreeOSMemory()
 
+	// The HTTP listener opens here, before the alerts: they link to the
+	// operations page, at the address it listens on unless
+	// http.external_url says where people reach it. It serves once every
+	// part is built.
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("http listen: %w", err)
+	}
+	defer ln.Close()
+	pageURL := pageURL(cfg.HTTP.ExternalURL, ln.Addr().String())
+
 	// Alerts: evaluated from the stream, history into the journal.
-	evaluator := alerts.NewEvaluator(rules, alerts.Options{Registry: reg, MaxSampleAge: time.Duration(cfg.Alerting.MaxSampleAge)}, time.Now())
+	evaluator := alerts.NewEvaluator(rules, alerts.Options{Registry: reg, MaxSampleAge: time.Duration(cfg.Alerting.MaxSampleAge),
+		PageURL: pageURL}, time.Now())
 	statePath := filepath.Join(cfg.Spool.Dir, "alerts-state.json")
 	if n, err := evaluator.Load(statePath); err != nil {
 		log.Error("alert state not restored; firing alerts will be announced again", "err", err)
@@ -217,10 +230,6 @@ func Run(ctx context.Context, o Options) error {
 	delivery := ingest.NewDelivery(ingest.DeliveryOptions{Journal: jrn, Writer: writer, DeadLetters: broker, TopicPrefix: prefix,
 		DrainTimeout: o.DrainTimeout, Metrics: metrics, Logger: log.With("component", "delivery"), Stations: stream.Stations()})
 
-	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
-	if err != nil {
-		return fmt.Errorf("http listen: %w", err)
-	}
 	srv := &http.Server{
 		Handler:           newMux(promReg, stream, intake, broker, writer, evaluator, cfg.Spool.Dir),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -250,6 +259,16 @@ func Run(ctx context.Context, o Options) error {
 		log.Info("rivermon stopped")
 	}
 	return err
+}
+
+// pageURL is the operations page's address: external, or else http:// and
+// the address listened on; with a trailing slash, so that the page's
+// relative links and the alerts' "#/station/…" stay under its path.
+func pageURL(external, listening string) string {
+	if external == "" {
+		external = "http://" + listening
+	}
+	return strings.TrimRight(external, "/") + "/"
 }
 
 // serveHTTP serves until ctx ends, then lets requests under way finish for
