@@ -31,6 +31,7 @@ import (
 	"github.com/rivermon/rivermon/ingest/spool"
 	"github.com/rivermon/rivermon/ingest/tcp"
 	"github.com/rivermon/rivermon/internal/config"
+	"github.com/rivermon/rivermon/internal/opspage"
 	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/registry"
 	"github.com/rivermon/rivermon/internal/run"
@@ -231,7 +232,9 @@ func Run(ctx context.Context, o Options) error {
 		DrainTimeout: o.DrainTimeout, Metrics: metrics, Logger: log.With("component", "delivery"), Stations: stream.Stations()})
 
 	srv := &http.Server{
-		Handler:           newMux(promReg, stream, intake, broker, writer, evaluator, cfg.Spool.Dir),
+		Handler: newMux(promReg, stream, intake, broker, writer, evaluator, cfg.Spool.Dir,
+			opspage.New(opspage.Options{Registry: reg, Stations: stream.Stations(), Alerts: evaluator, History: writer,
+				Logger: log.With("component", "opspage")})),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 
@@ -352,8 +355,10 @@ func reloadRules(ctx context.Context, reload <-chan struct{}, path string, ev *a
 	}
 }
 
-func newMux(promReg *prometheus.Registry, stream *ingest.Stream, intake *ingest.Intake, broker *mqtt.Client, writer *influx.Writer, ev *alerts.Evaluator, spoolDir string) *http.ServeMux {
+func newMux(promReg *prometheus.Registry, stream *ingest.Stream, intake *ingest.Intake, broker *mqtt.Client, writer *influx.Writer,
+	ev *alerts.Evaluator, spoolDir string, page *opspage.Page) *http.ServeMux {
 	mux := http.NewServeMux()
+	page.Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{Registry: promReg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
