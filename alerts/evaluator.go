@@ -148,8 +148,10 @@ type Options struct {
 	// that Alertmanager learns of it despite a failure (default 15 min, as
 	// Prometheus).
 	ResolvedRetention time.Duration
-	// GeneratorURL is a link back for receivers; empty for none.
-	GeneratorURL string
+	// PageURL is the operations page (http.external_url): each alert's
+	// generatorURL links to its station's view there, PageURL +
+	// "#/station/" + station id. Empty: alerts carry no link.
+	PageURL string
 }
 
 // Evaluator keeps the state of every alert instance. Time comes in as a

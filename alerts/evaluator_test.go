@@ -83,6 +83,38 @@ func only(t *testing.T, ts []Transition, name string) []Transition {
 	return out
 }
 
+// TestAlertsLinkToTheirStationsView: with the operations page's URL, every
+// alert, firing or resolved, links to its station's view; without it, to
+// nothing.
+func TestAlertsLinkToTheirStationsView(t *testing.T) {
+	reg, err := registry.Load("stations.yaml", []byte(testRegistry))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, err := LoadRules("rules.yaml", []byte(testRules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewEvaluator(rules, Options{Registry: reg, PageURL: "https://ops.example.org/rivermon/"}, t0)
+	const want = "https://ops.example.org/rivermon/#/station/gauge"
+	at(e, "gauge", 0, "level_m", 3.5)
+	fired := only(t, at(e, "gauge", 10, "level_m", 3.5), "LevelCritical")
+	resolved := only(t, at(e, "gauge", 15, "level_m", 1), "LevelCritical")
+	if len(fired) != 1 || len(resolved) != 1 {
+		t.Fatalf("fired %+v, resolved %+v", fired, resolved)
+	}
+	for _, tr := range append(fired, resolved...) {
+		if tr.Alert.GeneratorURL != want {
+			t.Errorf("%s: generatorURL %q, want %q", tr.State, tr.Alert.GeneratorURL, want)
+		}
+	}
+	e = newEval(t, 0)
+	at(e, "gauge", 0, "level_m", 3.5)
+	if tr := only(t, at(e, "gauge", 10, "level_m", 3.5), "LevelCritical"); len(tr) != 1 || tr[0].Alert.GeneratorURL != "" {
+		t.Errorf("without a page URL: %+v", tr)
+	}
+}
+
 func TestLateSamplesDoNotMoveState(t *testing.T) {
 	e := newEval(t, 0)
 	at(e, "gauge", 0, "level_m", 3.5)

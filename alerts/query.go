@@ -42,6 +42,29 @@ func (e *Evaluator) Firing() []Alert {
 	return out
 }
 
+// StationURL is the link to a station's view on the operations page; empty
+// without Options.PageURL. Station ids are lower-case letters, digits and
+// hyphens: nothing to escape.
+func (e *Evaluator) StationURL(station string) string {
+	if e.o.PageURL == "" {
+		return ""
+	}
+	return e.o.PageURL + "#/station/" + station
+}
+
+// SilentStations returns the stations with a firing silent_for alert.
+func (e *Evaluator) SilentStations() map[string]bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := map[string]bool{}
+	for _, in := range e.silent {
+		if in.State == StateFiring {
+			out[in.station.ID] = true
+		}
+	}
+	return out
+}
+
 // WorstLevel is the severity of the worst firing alert of a station: 0
 // none, 1 info, 2 warning, 3 critical (for dashboards).
 func (e *Evaluator) WorstLevel(station string) int {
@@ -113,7 +136,7 @@ func (e *Evaluator) alertOf(in *instance, state string, endsAt time.Time) Alert 
 	if ann["description"] == "" {
 		ann["description"] = fmt.Sprintf("%s: %s = %s, threshold %s (%s, %s)", r.Name, nonEmpty(in.param, "value"), format(in.LastValue), format(in.Threshold), in.station.Name, in.station.River)
 	}
-	a := Alert{Status: state, Labels: labels, Annotations: ann, StartsAt: in.StartsAt, Fingerprint: Fingerprint(labels), GeneratorURL: e.o.GeneratorURL}
+	a := Alert{Status: state, Labels: labels, Annotations: ann, StartsAt: in.StartsAt, Fingerprint: Fingerprint(labels), GeneratorURL: e.StationURL(in.station.ID)}
 	switch {
 	case state == StateResolved:
 		a.EndsAt = in.EndsAt

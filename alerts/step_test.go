@@ -1,6 +1,7 @@
 package alerts
 
 import (
+	"maps"
 	"testing"
 	"time"
 )
@@ -106,8 +107,14 @@ func TestSilenceByWallClockDoesNotResolveLevelAlerts(t *testing.T) {
 	if firing != 1 {
 		t.Error("the level alert did not stay firing through the silence")
 	}
+	if got := e.SilentStations(); !maps.Equal(got, map[string]bool{"gauge": true, "levelonly": true}) {
+		t.Errorf("silent stations %v, want gauge and levelonly", got)
+	}
 	if s := only(t, at(e, "gauge", 42, "level_m", 3.5), "Silent"); len(s) != 1 || s[0].State != StateResolved {
 		t.Fatalf("a new sample did not resolve the silence: %+v", s)
+	}
+	if got := e.SilentStations(); !maps.Equal(got, map[string]bool{"levelonly": true}) {
+		t.Errorf("silent stations %v, want levelonly", got)
 	}
 }
 

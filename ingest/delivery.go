@@ -47,6 +47,9 @@ type DeliveryOptions struct {
 	Metrics      *Metrics
 	Logger       *slog.Logger
 	Now          func() time.Time
+	// Stations, when set, counts the points InfluxDB refused among their
+	// stations' dead letters (the stream counts the others).
+	Stations *Stations
 }
 
 // Delivery is the last stage: it writes the journal to InfluxDB in order,
@@ -245,6 +248,9 @@ func (d *Delivery) poisonLetters(rs []refused) []journal.DeadLetter {
 		})
 		out = append(out, journal.DeadLetter{Topic: deadLetterTopic(d.o.TopicPrefix, r.entry.Station), Reason: ReasonInfluxRejected, Body: body})
 		d.m.rejected.WithLabelValues(ReasonInfluxRejected).Inc()
+	}
+	if d.o.Stations != nil {
+		d.o.Stations.deadLettered(out, d.o.Now())
 	}
 	return out
 }

@@ -126,7 +126,7 @@ func TestSectionClass(t *testing.T) {
 			t.Errorf("sample %d (%v): class %v, want %v", k, times[k], classes[k], want[k])
 		}
 	}
-	for _, v := range p.Stations().Snapshot() {
+	for _, v := range p.Stations().Snapshot(time.Now()) {
 		if v.ID == "nianchu-mouth" && (v.WQClass == nil || *v.WQClass != 2) {
 			t.Errorf("the stations view shows class %v, want 2", v.WQClass)
 		}

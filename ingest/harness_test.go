@@ -58,7 +58,7 @@ func newPipeline(t *testing.T, dir string, w PointWriter, pub Publisher, o Optio
 	}
 	p.stream = NewStream(so)
 	p.delivery = NewDelivery(DeliveryOptions{Journal: p.journal, Writer: w, DeadLetters: pub, TopicPrefix: "rivermon/v1",
-		MaxBatchPoints: o.MaxBatchPoints, DrainTimeout: o.DrainTimeout, Metrics: m, Now: o.Now})
+		MaxBatchPoints: o.MaxBatchPoints, DrainTimeout: o.DrainTimeout, Metrics: m, Now: o.Now, Stations: p.stream.Stations()})
 	return p
 }
 

@@ -236,7 +236,7 @@ func TestSeqGapsAndRepeats(t *testing.T) {
 		p.Handle("rivermon/v1/stations/yeru-dinggye/readings", readingPayload("yeru-dinggye", seq), time.Now(), acks.ack(i))
 	}
 	eventually(t, func() bool { return len(acks.get()) == 8 }, "not acked")
-	for _, v := range p.Stations().Snapshot() {
+	for _, v := range p.Stations().Snapshot(time.Now()) {
 		if v.ID == "yeru-dinggye" {
 			// 5 6 [gap 7,8] 9 | 9 repeat | 7 repeat | 10 | 2 repeat | 3 repeat
 			if v.Seq.Gaps != 2 || v.Seq.Repeats != 4 || v.Seq.Last != 10 {
@@ -290,7 +290,7 @@ func TestSilentStationIsMarkedOffline(t *testing.T) {
 	eventually(t, func() bool { return len(lines("station_status,river=sagya,station=sagya-sagya online=false")) == 1 }, "silent station not marked offline")
 	p.Handle("rivermon/v1/stations/sagya-sagya/readings", readingPayload("sagya-sagya", 2), clock.Now(), acks.ack(1))
 	eventually(t, func() bool { return len(lines("station_status,river=sagya,station=sagya-sagya online=true")) == 1 }, "station not back online")
-	for _, v := range p.Stations().Snapshot() {
+	for _, v := range p.Stations().Snapshot(time.Now()) {
 		if v.ID == "sagya-sagya" && (v.Online == nil || !*v.Online) {
 			t.Errorf("view online %v", v.Online)
 		}

@@ -59,7 +59,7 @@ func (s *Snapshots) Run(ctx context.Context) error {
 func (s *Snapshots) write() {
 	now := s.o.Now()
 	var rec journal.Record
-	for _, v := range s.o.Stations.Snapshot() {
+	for _, v := range s.o.Stations.Snapshot(now) {
 		level := 0
 		if s.o.AlertLevel != nil {
 			level = s.o.AlertLevel(v.ID)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rivermon/rivermon/ingest/journal"
 	"github.com/rivermon/rivermon/internal/hydro"
 	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/registry"
@@ -56,7 +57,11 @@ type StationView struct {
 	Seq          SeqView              `json:"seq"`
 	Online       *bool                `json:"online"`
 	Status       *StatusView          `json:"status,omitempty"`
-	ActiveAlerts []any                `json:"active_alerts"`
+	// DeadLetters counts the station's rejections by reason over the last
+	// DeadLetterWindow (since rivermon started, at most), at an hour's
+	// resolution: what the station has been sending wrong lately.
+	DeadLetters  map[string]int `json:"dead_letters_24h"`
+	ActiveAlerts []any          `json:"active_alerts"`
 }
 
 // Stations is the live view of every registered station, updated as
@@ -70,21 +75,24 @@ type Stations struct {
 	// The last-seen gauge of each station that has one (a station never
 	// heard from has none), resolved once.
 	lastSeenOf map[string]prometheus.Gauge
+	dead       map[string]*deadLetterHours
 }
 
 func newStations(reg *registry.Registry, lastSeen *prometheus.GaugeVec) *Stations {
 	s := &Stations{byID: map[string]*StationView{}, seqSeen: map[string]bool{}, lastSeen: lastSeen,
-		lastSeenOf: map[string]prometheus.Gauge{}}
+		lastSeenOf: map[string]prometheus.Gauge{}, dead: map[string]*deadLetterHours{}}
 	for _, st := range reg.Stations {
 		s.order = append(s.order, st.ID)
+		s.dead[st.ID] = &deadLetterHours{}
 		s.byID[st.ID] = &StationView{ID: st.ID, Name: st.Name, NameEN: st.NameEN, River: st.River,
 			Values: map[string]ValueView{}, ActiveAlerts: []any{}}
 	}
 	return s
 }
 
-// Snapshot returns a copy of every station's view in registry order.
-func (s *Stations) Snapshot() []StationView {
+// Snapshot returns a copy of every station's view in registry order, with
+// the dead letters of the window ending at now.
+func (s *Stations) Snapshot(now time.Time) []StationView {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]StationView, 0, len(s.order))
@@ -94,9 +102,27 @@ func (s *Stations) Snapshot() []StationView {
 		for k, x := range s.byID[id].Values {
 			v.Values[k] = x
 		}
+		v.DeadLetters = map[string]int{}
+		s.dead[id].count(now, v.DeadLetters)
 		out = append(out, v)
 	}
 	return out
+}
+
+// deadLettered counts dead letters made at at. Those of a station not in
+// the registry (unknown_station, _unknown) are not counted here: they have
+// no row to show them (rivermon_rejected_total counts every one).
+func (s *Stations) deadLettered(dls []journal.DeadLetter, at time.Time) {
+	if len(dls) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range dls {
+		if c := s.dead[deadLetterStation(dls[i].Topic)]; c != nil {
+			c.add(dls[i].Reason, at)
+		}
+	}
 }
 
 // seqRestart is how far below the last counter a value must fall to be taken

@@ -203,6 +203,7 @@ func (s *Stream) commit(ctx context.Context, b *batch) error {
 	for i := range b.updates {
 		s.stations.stored(&b.updates[i])
 	}
+	s.stations.deadLettered(b.rec.DeadLetters, s.o.Now())
 	if s.o.Observed != nil && len(b.observed) > 0 {
 		s.o.Observed <- b.observed
 	}

@@ -3,7 +3,9 @@
 # Idempotent: a second run only checks. Debian packages: mosquitto,
 # mosquitto-clients, nats-server (the clustered broker's tests),
 # prometheus-alertmanager, curl, systemd (systemd-analyze and systemd-sysusers
-# check the unit make install ships). Go tools built into
+# check the unit make install ships), chromium (the headless browser of the
+# operations page's test) and fonts-wqy-microhei (so that its Chinese shows
+# in the screenshots). Go tools built into
 # .tools/bin: influxd 1.8.10 (InfluxDB OSS, from the Go module proxy) and
 # staticcheck.
 set -euo pipefail
@@ -35,6 +37,8 @@ have nats-server || missing+=(nats-server)
 have prometheus-alertmanager || missing+=(prometheus-alertmanager)
 have curl || missing+=(curl)
 have systemd-analyze || missing+=(systemd)
+have chromium || missing+=(chromium)
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
 if [ ${#missing[@]} -gt 0 ]; then
 	say "installing Debian packages: ${missing[*]}"
 	sudo=""
@@ -63,4 +67,4 @@ if ! go version -m "$tools/staticcheck" 2>/dev/null | grep -q 'honnef.co/go/tool
 	say "building staticcheck into .tools/bin"
 	GOBIN="$tools" GOFLAGS=-mod=mod go install honnef.co/go/tools/cmd/staticcheck@v0.7.0
 fi
-say "ok: mosquitto, nats-server, prometheus-alertmanager, curl, systemd-analyze, .tools/bin/influxd (1.8.10), .tools/bin/staticcheck"
+say "ok: mosquitto, nats-server, prometheus-alertmanager, curl, systemd-analyze, chromium, fonts-wqy-microhei, .tools/bin/influxd (1.8.10), .tools/bin/staticcheck"

@@ -142,6 +142,7 @@ see README "What make run pages" for the alerts to expect in Alertmanager.
 The water-quality analysers speak HJ 212-2017 over TCP to 127.0.0.1:$HJ212_PORT; levels and flows
 come as JSON over MQTT.
 
+  On call        http://127.0.0.1:$HTTP_PORT/  (the operations page; alerts in Alertmanager link to it)
   Stations API   http://127.0.0.1:$HTTP_PORT/api/v1/stations
   Metrics        http://127.0.0.1:$HTTP_PORT/metrics
   Ready?         http://127.0.0.1:$HTTP_PORT/readyz

@@ -80,9 +80,13 @@ type Spool struct {
 	MaxBytes int64  `yaml:"max_bytes"`
 }
 
-// HTTP is the metrics and API listener.
+// HTTP is the listener of the metrics, the API and the operations page.
 type HTTP struct {
 	Listen string `yaml:"listen"`
+	// ExternalURL is where people reach the operations page (a phone
+	// cannot open 127.0.0.1): the link alerts carry to their station's
+	// view. Empty: http:// and the address rivermon listens on.
+	ExternalURL string `yaml:"external_url"`
 }
 
 // Alerting is where alerts go.
@@ -226,6 +230,11 @@ func Load(file string, data []byte, env func(string) (string, bool)) (*Config, e
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 		ps.Add(file, line("http", "listen"), "http.listen %q: want host:port", c.HTTP.Listen)
+	}
+	if u := c.HTTP.ExternalURL; u != "" {
+		if pu, err := url.Parse(u); err != nil || !oneOf(pu.Scheme, "http", "https") || pu.Host == "" || pu.RawQuery != "" || pu.Fragment != "" {
+			ps.Add(file, line("http", "external_url"), "http.external_url %q: want http(s)://host[:port][/path], without query or fragment", u)
+		}
 	}
 	for _, l := range []struct {
 		key string

@@ -46,6 +46,7 @@ func TestEnvironmentOverridesEveryKey(t *testing.T) {
 		"RIVERMON_SPOOL_DIR":                  "/var/lib/rivermon",
 		"RIVERMON_SPOOL_MAX_BYTES":            "2097152",
 		"RIVERMON_HTTP_LISTEN":                "0.0.0.0:9464",
+		"RIVERMON_HTTP_EXTERNAL_URL":          "https://ops.example.org/rivermon/",
 		"RIVERMON_ALERTING_ALERTMANAGER_URLS": "http://am1:9093, http://am2:9093",
 		"RIVERMON_ALERTING_RESEND_INTERVAL":   "30s",
 		"RIVERMON_TIMEZONE":                   "UTC",
@@ -56,6 +57,7 @@ func TestEnvironmentOverridesEveryKey(t *testing.T) {
 	if c.MQTT.URL != "ssl://broker:8883" || c.MQTT.ClientID != "rivermon-2" || c.MQTT.TLS.CAFile != "/etc/ca.pem" ||
 		c.Influx.URL != "http://influx:8086" || c.Influx.Bucket != "river/autogen" || c.Influx.Token != "admin:s3cret" ||
 		c.Spool.Dir != "/var/lib/rivermon" || c.Spool.MaxBytes != 2097152 || c.HTTP.Listen != "0.0.0.0:9464" ||
+		c.HTTP.ExternalURL != "https://ops.example.org/rivermon/" ||
 		strings.Join(c.Alerting.AlertmanagerURLs, " ") != "http://am1:9093 http://am2:9093" ||
 		time.Duration(c.Alerting.ResendInterval) != 30*time.Second || c.Location != time.UTC {
 		t.Errorf("overrides not applied: %+v", c)
@@ -74,7 +76,7 @@ influx:
   url: nowhere
   bucket: ""
 spool: {dir: x, max_bytes: 10}
-http: {listen: "9464"}
+http: {listen: "9464", external_url: "ops.example.org"}
 timezone: Mars/Olympus
 alerting: {resend_interval: 0}
 `
@@ -90,6 +92,7 @@ alerting: {resend_interval: 0}
 		`rivermon.yaml:6: influx.url "nowhere"`,
 		`rivermon.yaml:7: influx.bucket is required`,
 		`rivermon.yaml:9: http.listen "9464": want host:port`,
+		`rivermon.yaml:9: http.external_url "ops.example.org": want http(s)://host[:port][/path]`,
 		`rivermon.yaml:10: timezone "Mars/Olympus"`,
 		`rivermon.yaml:11: alerting.resend_interval must be positive`,
 		`environment: RIVERMON_SPOOL_MAX_BYTES="lots": not an integer`,

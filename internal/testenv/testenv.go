@@ -1,6 +1,7 @@
 // Package testenv starts the real servers rivermon talks to (Mosquitto,
 // InfluxDB 1.8, Alertmanager) as child processes on free loopback ports with
-// their data in a test's temporary folder, and stops them when the test ends.
+// their data in a test's temporary folder, and stops them when the test ends;
+// and a headless Chromium for the operations page.
 // Nothing is mocked, and nothing depends on servers already running on the
 // machine. A missing server binary skips the test locally and fails it under
 // CI=true (scripts/deps.sh installs them; `make test` runs it first).

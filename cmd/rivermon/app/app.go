@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +31,7 @@ import (
 	"github.com/rivermon/rivermon/ingest/spool"
 	"github.com/rivermon/rivermon/ingest/tcp"
 	"github.com/rivermon/rivermon/internal/config"
+	"github.com/rivermon/rivermon/internal/opspage"
 	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/registry"
 	"github.com/rivermon/rivermon/internal/run"
@@ -190,8 +192,20 @@ func Run(ctx context.Context, o Options) error {
 	// size of the state; give it back now rather than carry it at idle.
 	debug.FreeOSMemory()
 
+	// The HTTP listener opens here, before the alerts: they link to the
+	// operations page, at the address it listens on unless
+	// http.external_url says where people reach it. It serves once every
+	// part is built.
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("http listen: %w", err)
+	}
+	defer ln.Close()
+	pageURL := pageURL(cfg.HTTP.ExternalURL, ln.Addr().String())
+
 	// Alerts: evaluated from the stream, history into the journal.
-	evaluator := alerts.NewEvaluator(rules, alerts.Options{Registry: reg, MaxSampleAge: time.Duration(cfg.Alerting.MaxSampleAge)}, time.Now())
+	evaluator := alerts.NewEvaluator(rules, alerts.Options{Registry: reg, MaxSampleAge: time.Duration(cfg.Alerting.MaxSampleAge),
+		PageURL: pageURL}, time.Now())
 	statePath := filepath.Join(cfg.Spool.Dir, "alerts-state.json")
 	if n, err := evaluator.Load(statePath); err != nil {
 		log.Error("alert state not restored; firing alerts will be announced again", "err", err)
@@ -221,14 +235,12 @@ func Run(ctx context.Context, o Options) error {
 
 	// Delivery: the journal into InfluxDB, rejections to the broker.
 	delivery := ingest.NewDelivery(ingest.DeliveryOptions{Journal: jrn, Writer: writer, DeadLetters: broker, TopicPrefix: prefix,
-		DrainTimeout: o.DrainTimeout, Metrics: metrics, Logger: log.With("component", "delivery")})
+		DrainTimeout: o.DrainTimeout, Metrics: metrics, Logger: log.With("component", "delivery"), Stations: stream.Stations()})
 
-	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
-	if err != nil {
-		return fmt.Errorf("http listen: %w", err)
-	}
 	srv := &http.Server{
-		Handler:           newMux(promReg, stream, intake, broker, writer, evaluator, cfg.Spool.Dir),
+		Handler: newMux(promReg, stream, intake, broker, writer, evaluator, cfg.Spool.Dir,
+			opspage.New(opspage.Options{Registry: reg, Stations: stream.Stations(), Alerts: evaluator, History: writer,
+				Logger: log.With("component", "opspage")})),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 
@@ -256,6 +268,16 @@ func Run(ctx context.Context, o Options) error {
 		log.Info("rivermon stopped")
 	}
 	return err
+}
+
+// pageURL is the operations page's address: external, or else http:// and
+// the address listened on; with a trailing slash, so that the page's
+// relative links and the alerts' "#/station/…" stay under its path.
+func pageURL(external, listening string) string {
+	if external == "" {
+		external = "http://" + listening
+	}
+	return strings.TrimRight(external, "/") + "/"
 }
 
 // serveHTTP serves until ctx ends, then lets requests under way finish for
@@ -339,8 +361,10 @@ func reloadRules(ctx context.Context, reload <-chan struct{}, path string, ev *a
 	}
 }
 
-func newMux(promReg *prometheus.Registry, stream *ingest.Stream, intake *ingest.Intake, broker *mqtt.Client, writer *influx.Writer, ev *alerts.Evaluator, spoolDir string) *http.ServeMux {
+func newMux(promReg *prometheus.Registry, stream *ingest.Stream, intake *ingest.Intake, broker *mqtt.Client, writer *influx.Writer,
+	ev *alerts.Evaluator, spoolDir string, page *opspage.Page) *http.ServeMux {
 	mux := http.NewServeMux()
+	page.Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{Registry: promReg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
@@ -369,7 +393,7 @@ func newMux(promReg *prometheus.Registry, stream *ingest.Stream, intake *ingest.
 		fmt.Fprintln(w, "ready")
 	})
 	mux.HandleFunc("GET /api/v1/stations", func(w http.ResponseWriter, _ *http.Request) {
-		views := stream.Stations().Snapshot()
+		views := stream.Stations().Snapshot(time.Now())
 		byStation := map[string][]any{}
 		for _, a := range ev.Firing() {
 			byStation[a.Labels["station"]] = append(byStation[a.Labels["station"]], a)
