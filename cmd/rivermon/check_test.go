@@ -50,13 +50,14 @@ func TestCheckReportsProtocolKeys(t *testing.T) {
 			want: `station duoxiong-phuntsoling: hj212_mn "5402-SGX013": want 24 letters and digits (HJ 212-2017 Table 3)`},
 		{name: "hj212_mn twice", edits: [][2]string{{`"540200000000000000SGX014"`, `"540200000000000000SGX013" # twice`}}, marker: "# twice",
 			want: `station xiangqu-namling: hj212_mn "540200000000000000SGX013" is already station duoxiong-phuntsoling's`},
-		{name: "sl651_address", edits: [][2]string{add("boqu-nyalam", "    sl651_address: \"54021\"\n")}, marker: `"54021"`,
+		// Every section has an SL 651 RTU: its keys are changed, not added.
+		{name: "sl651_address", edits: [][2]string{{`sl651_address: "0091400211"`, `sl651_address: "54021"`}}, marker: `"54021"`,
 			want: `station boqu-nyalam: sl651_address "54021": want 10 hex digits (5 bytes, SL 651-2014 §6.2.3)`},
 		{name: "sl651_address twice", edits: [][2]string{
-			add("gyirong-town", "    sl651_address: \"540200001a\"\n"),
-			add("boqu-nyalam", "    sl651_address: \"540200001A\"\n")}, marker: `"540200001A"`,
+			{`sl651_address: "0091400201"`, `sl651_address: "540200001a"`},
+			{`sl651_address: "0091400211"`, `sl651_address: "540200001A"`}}, marker: `"540200001A"`,
 			want: `station boqu-nyalam: sl651_address "540200001A" is already station gyirong-town's`},
-		{name: "sl651_password", edits: [][2]string{add("yadong-yadong", "    sl651_address: \"5402000022\"\n    sl651_password: \"12345\"\n")}, marker: `"12345"`,
+		{name: "sl651_password", edits: [][2]string{{`sl651_password: "1216"`, `sl651_password: "12345"`}}, marker: `"12345"`,
 			want: `station yadong-yadong: sl651_password must be 4 hex digits (2 bytes, SL 651-2014 §6.2.3)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
