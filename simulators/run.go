@@ -11,6 +11,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/rivermon/rivermon/internal/hj212"
 	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/registry"
 )
@@ -42,6 +43,11 @@ type Options struct {
 	Protocol  string
 	Transport string
 	HJ212Addr string
+	// HJ212CRC, when set, frames every station's HJ 212 packets with this
+	// CRC (hj212.CRCVariantHJ212 or hj212.CRCVariantModbus) instead of the
+	// one its registry entry gives (hj212_crc), to try a mismatch. The PW
+	// is the station's hj212_pw, else 123456.
+	HJ212CRC string
 	// Scenarios maps station ids to the scenarios they play (ParseScenarios).
 	Scenarios map[string][]string
 	// ScenarioStart is when the scenarios start; the zero time means
@@ -102,6 +108,11 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		o.ClientID = "stationsim"
 	}
 	var sum Summary
+	switch o.HJ212CRC {
+	case "", hj212.CRCVariantHJ212, hj212.CRCVariantModbus:
+	default:
+		return sum, fmt.Errorf("HJ 212 CRC %q: want %s or %s", o.HJ212CRC, hj212.CRCVariantHJ212, hj212.CRCVariantModbus)
+	}
 	stations, err := o.pick()
 	if err != nil {
 		return sum, err
@@ -165,7 +176,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 			SetWill(s.statusTop, `{"online": false}`, 1, true)
 		s.client = paho.NewClient(po)
 		if o.Protocol == "hj212" && st.HJ212MN != "" {
-			s.hj = &hjLink{mn: st.HJ212MN, transport: o.Transport, addr: o.HJ212Addr}
+			s.hj = newHJLink(st, o.HJ212CRC, o.Transport, o.HJ212Addr)
 		}
 		if t := s.client.Connect(); !t.WaitTimeout(30*time.Second) || t.Error() != nil {
 			return sum, fmt.Errorf("station %s: connect %s: %v", st.ID, o.Broker, t.Error())

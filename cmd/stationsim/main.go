@@ -50,6 +50,7 @@ func run(args []string) int {
 	protocol := fs.String("protocol", "native", `"native" JSON readings, or "hj212": water-quality values as HJ 212-2017 packets`)
 	transport := fs.String("transport", "mqtt", `with -protocol hj212: "mqtt" (the station's hj212 topic) or "tcp" (to -hj212-addr)`)
 	hjAddr := fs.String("hj212-addr", "127.0.0.1:9212", "rivermon's HJ 212 listener, for -transport tcp")
+	crc := fs.String("crc", "", `with -protocol hj212: frame every packet with this CRC, "hj212" or "modbus" (default: each station's hj212_crc)`)
 	var scenarioSpecs []string
 	fs.Func("scenario", "name:station[,station…] (repeatable): "+strings.Join(simulators.Scenarios, ", ")+"; starts at -scenario-start",
 		func(v string) error { scenarioSpecs = append(scenarioSpecs, strings.Fields(v)...); return nil })
@@ -81,6 +82,10 @@ func run(args []string) int {
 	}
 	if *protocol != "native" && *protocol != "hj212" {
 		fmt.Fprintf(os.Stderr, "stationsim: -protocol %q: want native or hj212\n", *protocol)
+		return 2
+	}
+	if *crc != "" && *crc != "hj212" && *crc != "modbus" {
+		fmt.Fprintf(os.Stderr, "stationsim: -crc %q: want hj212 or modbus\n", *crc)
 		return 2
 	}
 	if *transport != "mqtt" && *transport != "tcp" {
@@ -119,7 +124,7 @@ func run(args []string) int {
 		Broker: *broker, Username: *username, Password: *password, TopicPrefix: *prefix,
 		Registry: reg, Stations: ids, Start: w.start, Speed: *speed, Duration: w.duration, Seed: *seed,
 		ClientID: *clientID, Logger: log, Scenarios: scenarios, ScenarioStart: w.scenarioStart,
-		Protocol: *protocol, Transport: *transport, HJ212Addr: *hjAddr,
+		Protocol: *protocol, Transport: *transport, HJ212Addr: *hjAddr, HJ212CRC: *crc,
 	})
 	log.Info("stationsim done", "messages", sum.Messages, "hj212_packets", sum.Packets, "samples", sum.Samples, "statuses", sum.Statuses,
 		"errors", sum.Errors, "sim_end", sum.SimEnd.UTC().Format(time.RFC3339))
