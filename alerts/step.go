@@ -79,10 +79,16 @@ func (e *Evaluator) qcFail(in *instance, t, wall time.Time, val Value, notify bo
 	in.LastValue, in.Threshold = float64(val.Flag), float64(qcFail)
 	if val.Flag != qcFail {
 		in.failSince = time.Time{}
-		if in.State == StateFiring {
+		switch in.State {
+		case StateFiring:
 			return e.resolve(in, t, wall, float64(val.Flag), notify)
+		case StatePending:
+			in.State = StateInactive // a pending alert that clears is dropped, never sent
 		}
-		in.State = StateInactive
+		// A resolved alert stays resolved, as a threshold rule's does: it
+		// is still posted to Alertmanager resolved (Active), and one that
+		// fired and resolved within one delivery is still posted firing
+		// first (Flashed).
 		return nil
 	}
 	if in.failSince.IsZero() {

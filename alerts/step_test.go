@@ -194,4 +194,36 @@ func TestSensorFault(t *testing.T) {
 	if tr := obs(35, 1); len(tr) != 1 || tr[0].State != StateResolved {
 		t.Fatalf("passing again: %+v", tr)
 	}
+	// More values that pass leave it resolved, as a threshold alert: it is
+	// still posted to Alertmanager resolved, and had it fired and resolved
+	// within one delivery, it would still be posted firing first. (It went
+	// back to inactive, and a sensor fault replayed at full speed never
+	// reached Alertmanager.)
+	if tr := obs(40, 1); len(tr) != 0 {
+		t.Fatalf("passing on: %+v", tr)
+	}
+	sensorFault := func(as []Alert) []Alert {
+		var out []Alert
+		for _, a := range as {
+			if a.Labels["alertname"] == "SensorFault" {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	if as := sensorFault(e.Active(t0.Add(40*time.Minute), time.Minute)); len(as) != 1 || as[0].Status != StateResolved {
+		t.Errorf("active after it resolved: %+v, want it resolved", as)
+	}
+	var fired []Transition
+	for m := 45; m <= 75; m += 5 {
+		fired = append(fired, obs(m, 4)...)
+	}
+	resolved := obs(80, 1)
+	obs(85, 1)
+	if len(fired) != 1 || len(resolved) != 1 {
+		t.Fatalf("fired %+v, resolved %+v", fired, resolved)
+	}
+	if as := sensorFault(e.Flashed(append(fired, resolved...), t0.Add(85*time.Minute), time.Minute)); len(as) != 1 || as[0].Status != StateFiring {
+		t.Errorf("a fault that fired and resolved within one delivery, flashed: %+v, want it firing", as)
+	}
 }

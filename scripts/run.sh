@@ -2,21 +2,30 @@
 # `make run`: start Mosquitto, InfluxDB 1.8 and Alertmanager on their own
 # ports (never the standard ones, so nothing already running on this machine
 # is touched), create the database, then run rivermon and the simulator for
-# the 23 stations. Data lives under var/run/; each run's logs go to
-# var/run/log/<UTC time>/ and var/run/log/latest points at the newest.
-# Ctrl-C stops everything, one component after the other, newest first.
+# the 23 stations, which speak the field protocols side by side: some
+# sections' RTUs SL 651-2014 over TCP (HEX), two over MQTT (ASCII), the
+# water-quality analysers HJ 212-2017 over TCP, the rest native JSON. Data
+# lives under var/run/; each run's logs go to var/run/log/<UTC time>/ and
+# var/run/log/latest points at the newest. Ctrl-C stops everything, one
+# component after the other, newest first.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 # shellcheck source=scripts/lib.sh
 . "$root/scripts/lib.sh"
-: "${MQTT_PORT:=18831}" "${INFLUX_PORT:=18087}" "${INFLUX_RPC_PORT:=18089}" "${AM_PORT:=19094}" "${HTTP_PORT:=19464}" "${HJ212_PORT:=19212}"
+: "${MQTT_PORT:=18831}" "${INFLUX_PORT:=18087}" "${INFLUX_RPC_PORT:=18089}" "${AM_PORT:=19094}" "${HTTP_PORT:=19464}" "${HJ212_PORT:=19212}" "${SL651_PORT:=19651}"
 # 80 h of past at 1200×, about four minutes: long enough for a stuck stage
 # gauge to fail QC even under the ice-season flat-line window (72 h), so
 # every scenario plays out, fires and resolves during the replay.
 : "${SIM_START:=-80h}" "${SIM_SPEED:=1200}"
-: "${SIM_SCENARIOS:=flood:pumqu-chentang pollution:nianchu-mouth sensor-stuck:boqu-nyalam lowflow:sagya-sagya sensor-spike:yarlung-dazhuka drift:maquan-saga}"
+: "${SIM_SCENARIOS:=flood:pumqu-chentang pollution:nianchu-mouth sensor-stuck:boqu-nyalam lowflow:sagya-sagya sensor-spike:yarlung-dazhuka drift:maquan-saga storm:gyirong-zongga}"
+# The sections whose RTUs speak SL 651-2014: over TCP in HEX/BCD (their
+# water quality, if any, over HJ 212 TCP like every analyser's), and over
+# MQTT in ASCII. The other sections send native JSON, their analysers HJ
+# 212 over TCP.
+: "${SL651_TCP_STATIONS:=nianchu-manla-outlet,nianchu-gyantse-bainang,kangmar-kangmar,yarlung-rinbung,duoxiong-sangsang,xiangqu-mouth,gyirong-zongga,gyirong-town,yadong-yadong}"
+: "${SL651_MQTT_STATIONS:=pumqu-gangga,yeru-dinggye}"
 : "${STOP_TIMEOUT:=15}" # seconds a component gets to exit after SIGTERM before SIGKILL (rivermon needs at most 10)
 run="$root/var/run"
 
@@ -26,11 +35,46 @@ bin() { # bin NAME: the server program, or exit
 mosquitto=$(bin mosquitto)
 influxd=$(bin influxd)
 alertmanager=$(bin prometheus-alertmanager)
-for p in "$MQTT_PORT" "$INFLUX_PORT" "$INFLUX_RPC_PORT" "$AM_PORT" "$HTTP_PORT" "$HJ212_PORT"; do
+for p in "$MQTT_PORT" "$INFLUX_PORT" "$INFLUX_RPC_PORT" "$AM_PORT" "$HTTP_PORT" "$HJ212_PORT" "$SL651_PORT"; do
 	if port_open "$p"; then
-		echo "make run: port $p is in use (another make run?). Stop it, or set MQTT_PORT/INFLUX_PORT/INFLUX_RPC_PORT/AM_PORT/HTTP_PORT/HJ212_PORT." >&2
+		echo "make run: port $p is in use (another make run?). Stop it, or set MQTT_PORT/INFLUX_PORT/INFLUX_RPC_PORT/AM_PORT/HTTP_PORT/HJ212_PORT/SL651_PORT." >&2
 		exit 1
 	fi
+done
+
+# Which stationsim process sends which sections: the SL 651 lists, and the
+# rest of the registry natively.
+all_stations=$(sed -n 's/^  - id: \([a-z0-9-]*\).*/\1/p' configs/stations.yaml)
+native_stations=""
+for id in $all_stations; do
+	case ",$SL651_TCP_STATIONS,$SL651_MQTT_STATIONS," in
+	*",$id,"*) ;;
+	*) native_stations+="${native_stations:+,}$id" ;;
+	esac
+done
+for id in ${SL651_TCP_STATIONS//,/ } ${SL651_MQTT_STATIONS//,/ }; do
+	if ! grep -qx -- "$id" <<<"$all_stations"; then
+		echo "make run: SL651_TCP_STATIONS/SL651_MQTT_STATIONS name $id, which is not in configs/stations.yaml" >&2
+		exit 1
+	fi
+done
+scenario_flags() { # scenario_flags STATIONS: the -scenario flags of SIM_SCENARIOS for the stations of a comma list
+	local sc st list
+	for sc in $SIM_SCENARIOS; do
+		IFS=, read -ra list <<<"${sc#*:}"
+		for st in "${list[@]}"; do
+			case ",$1," in *",$st,"*) printf '%s\n' -scenario "${sc%%:*}:$st" ;; esac
+		done
+	done
+}
+for sc in $SIM_SCENARIOS; do
+	IFS=, read -ra list <<<"${sc#*:}"
+	for st in "${list[@]}"; do
+		if ! grep -qx -- "$st" <<<"$all_stations"; then
+			echo "make run: SIM_SCENARIOS plays $sc at $st, which is not in configs/stations.yaml" >&2
+			exit 1
+		fi
+	done
 done
 
 mkdir -p "$run"/{mosquitto,influxdb,alertmanager,spool}
@@ -115,6 +159,7 @@ export RIVERMON_SPOOL_DIR="$run/spool"
 export RIVERMON_HTTP_LISTEN="127.0.0.1:$HTTP_PORT"
 export RIVERMON_ALERTING_ALERTMANAGER_URLS="http://127.0.0.1:$AM_PORT"
 export RIVERMON_HJ212_LISTEN="127.0.0.1:$HJ212_PORT"
+export RIVERMON_SL651_LISTEN="127.0.0.1:$SL651_PORT"
 # The demo replays the past: let its samples page (a production service
 # keeps max_sample_age at 1h, so that a station's backlog pages nobody).
 replay_h=${SIM_START#-}
@@ -125,13 +170,25 @@ fi
 start rivermon bin/rivermon -config configs/rivermon.yaml
 wait_port "$HTTP_PORT" rivermon
 
-scenario_flags=()
-for sc in $SIM_SCENARIOS; do scenario_flags+=(-scenario "$sc"); done
-start stationsim bin/stationsim -broker "tcp://127.0.0.1:$MQTT_PORT" -registry configs/stations.yaml \
-	-start "$SIM_START" -speed "$SIM_SPEED" "${scenario_flags[@]}" \
-	-protocol hj212 -transport tcp -hj212-addr "127.0.0.1:$HJ212_PORT"
+# One simulator process per way in, each given the scenarios of its
+# sections; the same seed gives each section the data a single process
+# would send it.
+sim() { # sim NAME STATIONS FLAG...: start a stationsim for the comma list STATIONS, if any
+	local name=$1 stations=$2 flags
+	shift 2
+	[ -n "$stations" ] || return 0
+	mapfile -t flags < <(scenario_flags "$stations")
+	start "$name" bin/stationsim -broker "tcp://127.0.0.1:$MQTT_PORT" -registry configs/stations.yaml \
+		-start "$SIM_START" -speed "$SIM_SPEED" -stations "$stations" -client-id "$name" "${flags[@]}" "$@"
+}
+sim stationsim "$native_stations" -protocol hj212 -transport tcp -hj212-addr "127.0.0.1:$HJ212_PORT"
+sim stationsim-sl651-tcp "$SL651_TCP_STATIONS" -protocol sl651,hj212 -transport tcp -encoding hex \
+	-sl651-addr "127.0.0.1:$SL651_PORT" -hj212-addr "127.0.0.1:$HJ212_PORT"
+sim stationsim-sl651-mqtt "$SL651_MQTT_STATIONS" -protocol sl651 -transport mqtt -encoding ascii
 
 q="SELECT last(level_m), last(flow_m3s) FROM reading GROUP BY station"
+sl651_stations="$SL651_TCP_STATIONS${SL651_MQTT_STATIONS:+,$SL651_MQTT_STATIONS}"
+q651="SELECT count(level_m), count(rain_mm), last(rain_total_mm) FROM reading WHERE station =~ /^(${sl651_stations//,/|})\$/ GROUP BY station"
 cat <<MSG
 
 rivermon is running with the simulator for the 23 stations (simulated time starts
@@ -139,8 +196,17 @@ at now$SIM_START and runs ${SIM_SPEED}× faster until it reaches the present, th
 Scenarios played from one simulated hour in: $SIM_SCENARIOS
 Samples up to ${RIVERMON_ALERTING_MAX_SAMPLE_AGE:-1h} old page, so the scenarios page during the replay:
 see README "What make run pages" for the alerts to expect in Alertmanager.
-The water-quality analysers speak HJ 212-2017 over TCP to 127.0.0.1:$HJ212_PORT; levels and flows
-come as JSON over MQTT.
+
+How the sections come in:
+  SL 651-2014 over TCP (HEX/BCD) to 127.0.0.1:$SL651_PORT, each frame confirmed by rivermon:
+                 ${SL651_TCP_STATIONS//,/, }
+                 (level, flow, water temperature, rain and battery; their water quality as below)
+  SL 651-2014 over MQTT (ASCII), topic rivermon/v1/stations/{station}/sl651:
+                 ${SL651_MQTT_STATIONS//,/, }
+  HJ 212-2017 over TCP to 127.0.0.1:$HJ212_PORT, answered 9014: the water quality of every
+                 water-quality section (Yadong's logger with CRC-16/MODBUS, hj212_crc: modbus)
+  native JSON over MQTT: everything else, e.g. velocity, volume and the levels and flows of
+                 ${native_stations//,/, }
 
   On call        http://127.0.0.1:$HTTP_PORT/  (the operations page; alerts in Alertmanager link to it)
   Stations API   http://127.0.0.1:$HTTP_PORT/api/v1/stations
@@ -155,7 +221,8 @@ come as JSON over MQTT.
                  (dashboards: River network overview, Station detail, Water quality,
                  Ecological flow compliance, Data quality)
   MQTT           mosquitto_sub -p $MQTT_PORT -t 'rivermon/v1/#' -v
-  Logs           $logs/{rivermon,stationsim,mosquitto,influxd,alertmanager}.log
+  SL 651 data    curl -G 'http://127.0.0.1:$INFLUX_PORT/query' --data-urlencode 'db=rivermon' --data-urlencode "q=$q651"
+  Logs           $logs/{rivermon,stationsim,stationsim-sl651-tcp,stationsim-sl651-mqtt,mosquitto,influxd,alertmanager}.log
                  (var/run/log/latest is this run's folder)
 
 Press Ctrl-C to stop everything.

@@ -13,15 +13,35 @@ import (
 
 	"github.com/rivermon/rivermon/internal/hj212"
 	"github.com/rivermon/rivermon/internal/reading"
+	"github.com/rivermon/rivermon/internal/registry"
 )
 
 // hjLink sends a station's water-quality values as HJ 212-2017 packets.
 type hjLink struct {
 	mn        string
+	pw        string // the PW its packets carry
+	crc       string // hj212.CRCVariantHJ212 or hj212.CRCVariantModbus
 	transport string
 	addr      string
 	conn      net.Conn
 	r         *bufio.Reader
+}
+
+// defaultPW is the PW of a station whose registry entry sets none: the
+// standard's examples and most analysers as delivered use it.
+const defaultPW = "123456"
+
+// newHJLink is the HJ 212 link of st: its MN, its hj212_pw (else
+// defaultPW) and its hj212_crc, unless crc overrides it.
+func newHJLink(st *registry.Station, crc, transport, addr string) *hjLink {
+	h := &hjLink{mn: st.HJ212MN, pw: st.HJ212PW, crc: st.HJ212CRC, transport: transport, addr: addr}
+	if h.pw == "" {
+		h.pw = defaultPW
+	}
+	if crc != "" {
+		h.crc = crc
+	}
+	return h
 }
 
 // packet splits the water-quality values off a sample into a real-time
@@ -45,8 +65,8 @@ func (h *hjLink) packet(s reading.Sample) (reading.Sample, []byte) {
 	}
 	qn := s.Time.In(reading.Zone).Format("20060102150405.000")
 	p := hj212.Packet{QN: qn[:14] + qn[15:], ST: "21", CN: "2011",
-		PW: "123456", MN: h.mn, Flag: 5, CP: cp.String()}
-	return rest, p.Encode()
+		PW: h.pw, MN: h.mn, Flag: 5, CP: cp.String()}
+	return rest, p.EncodeCRC(h.crc)
 }
 
 // send delivers a packet: over MQTT at QoS 1, or over TCP waiting for the

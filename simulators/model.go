@@ -1,8 +1,10 @@
 // Package simulators stands in for the field stations: signal models that
 // produce plausible readings for Tibetan rivers (snow and glacier melt,
 // July–September monsoon floods, winter low flow under ice, a diurnal melt
-// pulse, dissolved oxygen limited by altitude), and a publisher that sends
-// them over MQTT the way real stations do. The same seed gives the same
+// pulse, dissolved oxygen limited by altitude, monsoon showers on the rain
+// gauges), and a publisher that sends them the way real stations do:
+// native JSON over MQTT, HJ 212-2017 from water-quality analysers and SL
+// 651-2014 from level, flow and rain RTUs. The same seed gives the same
 // readings.
 package simulators
 
@@ -25,6 +27,13 @@ var flowFactor = [12]float64{0.26, 0.21, 0.20, 0.24, 0.40, 1.06, 2.47, 3.03, 2.2
 // reach; glacier-fed sections run cooler (domain.md §7.7).
 var waterTemp = [12]float64{0.6, 1.0, 2.5, 5.5, 8.0, 11.0, 13.0, 13.0, 11.0, 7.0, 3.5, 1.2}
 
+// showersPerDay is the mean number of showers a day at the rain gauges in
+// each month (mid-month values): about 85 % of the year's rain falls from
+// June to September (domain.md §7.1, §7.5); from November to March the
+// gauges stay dry (what falls then is snow, which an unheated tipping
+// bucket does not count).
+var showersPerDay = [12]float64{0, 0, 0, 0.05, 0.2, 0.8, 1.2, 1.1, 0.7, 0.1, 0, 0}
+
 // Station generates one station's readings in time order.
 type Station struct {
 	st     *registry.Station
@@ -36,6 +45,17 @@ type Station struct {
 	volume float64
 	last   time.Time
 
+	// The rain gauge, for a station that reports rain_mm or
+	// rain_total_mm. Its randomness is its own, so that the gauge changes
+	// none of the station's other signals.
+	rainy     bool
+	rainRNG   *rand.Rand
+	shower    shower
+	rainExact float64 // mm of normal rain since the run started
+	stormRain float64 // mm of played storm rain (kept apart: see rainfall)
+	rainBase  int64   // the counter at the start, in 0.1 mm tips
+	rainTips  int64   // the counter at the last reading
+
 	plans []plan // the scenarios it plays
 	calm  bool   // no storm floods: it plays a scenario
 }
@@ -45,6 +65,16 @@ type flood struct {
 	factor           float64
 }
 
+// shower is one monsoon shower at a rain gauge: the intensity rises
+// linearly to peak (mm/h) over rise, then falls back to 0 over fall.
+type shower struct {
+	start      time.Time
+	rise, fall time.Duration
+	peak       float64
+}
+
+func (w shower) end() time.Time { return w.start.Add(w.rise + w.fall) }
+
 // NewStation returns the model of st; seed and st's id fix its randomness.
 func NewStation(st *registry.Station, seed uint64) *Station {
 	h := uint64(14695981039346656037)
@@ -52,7 +82,16 @@ func NewStation(st *registry.Station, seed uint64) *Station {
 		h = (h ^ uint64(c)) * 1099511628211
 	}
 	mean := meanFlow(st)
-	return &Station{st: st, rng: rand.New(rand.NewPCG(seed, h)), mean: mean, volume: 1e6 * mean}
+	s := &Station{st: st, rng: rand.New(rand.NewPCG(seed, h)), mean: mean, volume: 1e6 * mean}
+	if st.Reports("rain_mm") || st.Reports("rain_total_mm") {
+		s.rainy = true
+		s.rainRNG = rand.New(rand.NewPCG(seed, h^0x9E3779B97F4A7C15))
+		// A counter that has run for a few years since its last reset:
+		// 100.0 to 2,099.9 mm.
+		s.rainBase = 1000 + s.rainRNG.Int64N(20000)
+		s.rainTips = s.rainBase
+	}
+	return s
 }
 
 // meanFlow is the mean annual flow of st's model, m³/s.
@@ -178,6 +217,9 @@ func (s *Station) Next(t time.Time) reading.Sample {
 		nut("tp_mgl", 0.02+0.03*math.Pow(base, 1.2))
 		nut("tn_mgl", 0.45+0.2*math.Sqrt(base))
 	}
+	if s.rainy {
+		s.rainfall(t, dt, values)
+	}
 	s.sensorScenario(t, values)
 	sample := reading.Sample{Time: t}
 	for _, p := range reading.Params() {
@@ -198,6 +240,68 @@ func (s *Station) Status(t time.Time) reading.Status {
 	signal := math.Round(-88 + 6*s.rng.NormFloat64())
 	enclosure := round(air+5*solar, 1)
 	return reading.Status{Time: t, HasTime: true, Online: true, BatteryV: &battery, SignalDBm: &signal, EnclosureTempC: &enclosure}
+}
+
+// rainfall sets the rain gauge's values at t: rain_mm, what fell in the
+// interval dt ending at t, and rain_total_mm, the gauge's counter. The
+// gauge is a tipping bucket of 0.1 mm: both are whole tips, and rain_mm is
+// exactly the counter's step (SL 651 PJ and PT, N(5,1) and N(6,1)).
+//
+// Showers come at random, more at night (the monsoon rains of the plateau
+// are mostly nocturnal), one at a time, 45 min to 4 h long, with a peak of
+// 0.6 to 8 mm/h (mostly light): an hour's rain stays below 8 mm, well
+// under the 20 mm/h of RainfallHeavy. A storm played adds its own rain;
+// normal and storm rain are counted in tips apart, so that after the storm
+// rain_mm is again exactly what it would have been without it.
+func (s *Station) rainfall(t time.Time, dt time.Duration, values map[string]float64) {
+	from := t.Add(-dt)
+	if !t.Before(s.shower.end()) {
+		local := t.In(reading.Zone)
+		hour := float64(local.Hour()) + float64(local.Minute())/60
+		perDay := seasonal(local, showersPerDay) * (1 + 0.6*math.Cos(2*math.Pi*(hour-2)/24)) // most around 02:00
+		if s.rainRNG.Float64() < perDay*dt.Hours()/24 {
+			d := 45*time.Minute + time.Duration(s.rainRNG.Float64()*float64(195*time.Minute))
+			u := s.rainRNG.Float64()
+			s.shower = shower{start: t, rise: d / 3, fall: d - d/3, peak: 0.6 + 7.4*u*u}
+		}
+	}
+	w := s.shower
+	s.rainExact += w.peak * trapezoid(w.start, w.rise, 0, w.fall, from, t)
+	for i := range s.plans {
+		if p := &s.plans[i]; p.name == ScenarioStorm {
+			s.stormRain += p.rain * trapezoid(p.start, p.rise, p.hold, p.fall, from, t)
+		}
+	}
+	tips := s.rainBase + int64(math.Floor(s.rainExact*10+1e-9)) + int64(math.Floor(s.stormRain*10+1e-9))
+	if s.st.Reports("rain_mm") {
+		values["rain_mm"] = float64(tips-s.rainTips) / 10
+	}
+	if s.st.Reports("rain_total_mm") {
+		values["rain_total_mm"] = float64(tips) / 10
+	}
+	s.rainTips = tips
+}
+
+// trapezoid is the integral over [a, b], in hours, of a pulse that starts
+// at start, rises linearly from 0 to 1 over rise, holds 1 over hold and
+// falls back to 0 over fall.
+func trapezoid(start time.Time, rise, hold, fall time.Duration, a, b time.Time) float64 {
+	r, h, f := rise.Hours(), hold.Hours(), fall.Hours()
+	upTo := func(t time.Time) float64 {
+		switch x := t.Sub(start).Hours(); {
+		case x <= 0:
+			return 0
+		case x < r:
+			return x * x / (2 * r)
+		case x < r+h:
+			return r/2 + x - r
+		case x < r+h+f:
+			y := r + h + f - x
+			return r/2 + h + f/2 - y*y/(2*f)
+		}
+		return r/2 + h + f/2
+	}
+	return upTo(b) - upTo(a)
 }
 
 // floodFactor raises the flow during monsoon storm floods: events of one to

@@ -174,3 +174,78 @@ func TestTurbidityPassesQCInTheMonsoon(t *testing.T) {
 		}
 	}
 }
+
+// TestRainFollowsTheMonsoon runs a year of each rain gauge: dry in winter,
+// most of the rain from June to September, a plausible annual total for
+// the Himalayan slopes, a counter that only grows in whole 0.1 mm tips and
+// whose steps are the interval amounts, and an hour's rain that stays well
+// under the RainfallHeavy limit (the normal weather pages nobody). A
+// station without a gauge reports no rain.
+func TestRainFollowsTheMonsoon(t *testing.T) {
+	reg := loadRegistry(t)
+	gauges := 0
+	for i := range reg.Stations {
+		st := &reg.Stations[i]
+		if !st.Reports("rain_total_mm") {
+			continue
+		}
+		gauges++
+		t.Run(st.ID, func(t *testing.T) {
+			t.Parallel()
+			limit := st.Limits["rain_1h_warning_mm"]
+			from := time.Date(2026, 1, 1, 0, 0, 0, 0, reading.Zone)
+			// The gauge alone: the rain depends on nothing else the
+			// station reports, and a year of water quality is slow.
+			gauge := *st
+			gauge.Params = []string{"rain_mm", "rain_total_mm"}
+			year := series(&gauge, 1, from, 365*288, 5*time.Minute)
+			var monthly [12]float64
+			var total, wettest float64
+			var hour []float64 // the counter over the past hour
+			prev := math.NaN()
+			for _, s := range year {
+				rain, ok1 := value(s, "rain_mm")
+				counter, ok2 := value(s, "rain_total_mm")
+				if !ok1 || !ok2 {
+					t.Fatalf("%s: no rain values", s.Time.Format(time.RFC3339))
+				}
+				if tips := rain * 10; rain < 0 || math.Abs(tips-math.Round(tips)) > 1e-9 {
+					t.Fatalf("%s: rain_mm %v is not whole 0.1 mm tips", s.Time.Format(time.RFC3339), rain)
+				}
+				if !math.IsNaN(prev) && math.Abs(counter-prev-rain) > 1e-6 {
+					t.Fatalf("%s: the counter went from %.1f to %.1f, rain_mm says %.1f", s.Time.Format(time.RFC3339), prev, counter, rain)
+				}
+				prev = counter
+				monthly[s.Time.In(reading.Zone).Month()-1] += rain
+				total += rain
+				if hour = append(hour, counter); len(hour) > 13 {
+					hour = hour[1:]
+				}
+				wettest = max(wettest, hour[len(hour)-1]-hour[0])
+			}
+			monsoon := monthly[5] + monthly[6] + monthly[7] + monthly[8]
+			if total < 300 || total > 1000 {
+				t.Errorf("%.0f mm in the year, want 300–1,000 mm", total)
+			}
+			if monsoon < 0.8*total {
+				t.Errorf("June–September %.0f mm of %.0f mm, want 80 %% or more", monsoon, total)
+			}
+			if winter := monthly[11] + monthly[0] + monthly[1]; winter != 0 {
+				t.Errorf("%.1f mm from December to February, want a dry winter", winter)
+			}
+			if wettest >= limit/2 {
+				t.Errorf("the wettest hour brought %.1f mm, want well under the %g mm/h of RainfallHeavy", wettest, limit)
+			}
+			t.Logf("%.0f mm, %.0f %% June–September, wettest hour %.1f mm, counter %.1f → %.1f mm", total, 100*monsoon/total, wettest,
+				mean(year[:1], "rain_total_mm"), prev)
+		})
+	}
+	if gauges != 4 {
+		t.Errorf("%d rain gauges in the registry, want the four southern sections", gauges)
+	}
+	for _, s := range series(reg.Station("nianchu-mouth"), 1, time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC), 288, 5*time.Minute) {
+		if _, ok := value(s, "rain_mm"); ok {
+			t.Fatal("a station without a rain gauge reports rain_mm")
+		}
+	}
+}

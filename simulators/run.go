@@ -2,17 +2,21 @@ package simulators
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"slices"
 	"strings"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/rivermon/rivermon/internal/hj212"
 	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/registry"
+	"github.com/rivermon/rivermon/internal/sl651"
 )
 
 // Options configure a simulation run.
@@ -34,14 +38,27 @@ type Options struct {
 	// and status due before Start + Duration, then returns. 0 runs until
 	// ctx ends.
 	Duration time.Duration
-	// Protocol is "native" (JSON readings, the default) or "hj212": the
-	// water-quality values of stations with an hj212_mn go as HJ 212-2017
-	// real-time packets, over Transport "mqtt" (the station's hj212 topic)
-	// or "tcp" (to HJ212Addr, waiting for the 9014 answer like a data
-	// logger).
+	// Protocol is a comma-separated list of the field protocols the
+	// stations speak: "hj212", the water-quality values of stations with
+	// an hj212_mn as HJ 212-2017 real-time packets; "sl651", the level,
+	// flow, water temperature, rain and battery voltage of stations with an
+	// sl651_address as SL 651-2014 frames (see rtu). Native JSON readings
+	// carry whatever the chosen protocols do not; "native" or empty is JSON
+	// only. Both go over Transport: "mqtt" (the station's hj212 and sl651
+	// topics) or "tcp" (to HJ212Addr and SL651Addr, waiting for the centre's
+	// answer like a data logger or an RTU).
 	Protocol  string
 	Transport string
 	HJ212Addr string
+	SL651Addr string
+	// SL651Encoding is the SL 651 frames' encoding: "hex" (HEX/BCD, the
+	// default) or "ascii".
+	SL651Encoding string
+	// HJ212CRC, when set, frames every station's HJ 212 packets with this
+	// CRC (hj212.CRCVariantHJ212 or hj212.CRCVariantModbus) instead of the
+	// one its registry entry gives (hj212_crc), to try a mismatch. The PW
+	// is the station's hj212_pw, else 123456.
+	HJ212CRC string
 	// Scenarios maps station ids to the scenarios they play (ParseScenarios).
 	Scenarios map[string][]string
 	// ScenarioStart is when the scenarios start; the zero time means
@@ -54,6 +71,11 @@ type Options struct {
 	Logger      *slog.Logger
 	// Now is the wall clock; nil means time.Now.
 	Now func() time.Time
+	// Sent, when set, is called with each payload a station delivered (a
+	// native message once the broker has it, an HJ 212 packet or SL 651
+	// frame once published or answered, an SL 651 keep-alive once
+	// written): protocol is "native", "status", "hj212" or "sl651".
+	Sent func(station, protocol string, payload []byte)
 }
 
 // maxPublishErrors ends a run whose broker keeps failing.
@@ -61,12 +83,14 @@ const maxPublishErrors = 20
 
 // Summary counts what a run sent.
 type Summary struct {
-	Packets  int // HJ 212 packets
-	Messages int
-	Samples  int
-	Statuses int
-	Errors   int
-	SimEnd   time.Time
+	Packets    int // HJ 212 packets
+	Frames     int // SL 651 reports
+	KeepAlives int // SL 651 keep-alives
+	Messages   int
+	Samples    int
+	Statuses   int
+	Errors     int
+	SimEnd     time.Time
 }
 
 type simStation struct {
@@ -76,6 +100,7 @@ type simStation struct {
 	statusTop string
 	hjTopic   string
 	hj        *hjLink // nil: no HJ 212 for this station
+	rtu       *rtu    // nil: no SL 651 for this station
 	due       time.Time
 	statusDue time.Time
 	interval  time.Duration
@@ -102,6 +127,25 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		o.ClientID = "stationsim"
 	}
 	var sum Summary
+	protocols, err := ParseProtocols(o.Protocol)
+	if err != nil {
+		return sum, err
+	}
+	switch o.HJ212CRC {
+	case "", hj212.CRCVariantHJ212, hj212.CRCVariantModbus:
+	default:
+		return sum, fmt.Errorf("HJ 212 CRC %q: want %s or %s", o.HJ212CRC, hj212.CRCVariantHJ212, hj212.CRCVariantModbus)
+	}
+	if o.Transport == "" {
+		o.Transport = "mqtt"
+	}
+	if o.Transport != "mqtt" && o.Transport != "tcp" {
+		return sum, fmt.Errorf("transport %q: want mqtt or tcp", o.Transport)
+	}
+	enc, err := parseEncoding(o.SL651Encoding)
+	if err != nil {
+		return sum, err
+	}
 	stations, err := o.pick()
 	if err != nil {
 		return sum, err
@@ -143,6 +187,9 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 			if s.hj != nil {
 				s.hj.close()
 			}
+			if s.rtu != nil {
+				s.rtu.close()
+			}
 		}
 	}()
 	for _, st := range stations {
@@ -164,8 +211,26 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 			SetMaxReconnectInterval(10*time.Second).
 			SetWill(s.statusTop, `{"online": false}`, 1, true)
 		s.client = paho.NewClient(po)
-		if o.Protocol == "hj212" && st.HJ212MN != "" {
-			s.hj = &hjLink{mn: st.HJ212MN, transport: o.Transport, addr: o.HJ212Addr}
+		if protocols[ProtocolHJ212] && st.HJ212MN != "" {
+			s.hj = newHJLink(st, o.HJ212CRC, o.Transport, o.HJ212Addr)
+		}
+		if protocols[ProtocolSL651] && st.SL651Address != "" {
+			s.rtu = newRTU(st, enc)
+			s.rtu.now = o.Now
+			id := st.ID
+			if o.Sent != nil {
+				s.rtu.sent = func(frame []byte) { o.Sent(id, ProtocolSL651, frame) }
+			}
+			if o.Transport == "tcp" {
+				addr := o.SL651Addr
+				s.rtu.dial = func(ctx context.Context) (net.Conn, error) {
+					var d net.Dialer
+					return d.DialContext(ctx, "tcp", addr)
+				}
+			} else {
+				topic, client := o.TopicPrefix+"/stations/"+st.ID+"/sl651", s.client
+				s.rtu.publish = func(ctx context.Context, frame []byte) error { return publish(ctx, client, topic, false, frame) }
+			}
 		}
 		if t := s.client.Connect(); !t.WaitTimeout(30*time.Second) || t.Error() != nil {
 			return sum, fmt.Errorf("station %s: connect %s: %v", st.ID, o.Broker, t.Error())
@@ -201,6 +266,19 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 			return sum, nil
 		}
 		if at := publishAt(o.Start, wallStart, o.Speed, due); at.After(o.Now()) {
+			// Idle: the RTUs that stay online keep their links alive.
+			for _, s := range sims {
+				if s.rtu == nil {
+					continue
+				}
+				sent, err := s.rtu.keepAlive(simNow())
+				if err != nil {
+					o.Logger.Warn("keep-alive failed", "station", s.model.ID(), "err", err)
+				}
+				if sent {
+					sum.KeepAlives++
+				}
+			}
 			wait := max(at.Sub(o.Now()), time.Millisecond)
 			select {
 			case <-ctx.Done():
@@ -230,7 +308,8 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		}
 		if o.Now().Sub(lastReport) >= 10*time.Second {
 			lastReport = o.Now()
-			o.Logger.Info("progress", "sim_time", due.UTC().Format(time.RFC3339), "messages", sum.Messages, "samples", sum.Samples, "errors", sum.Errors)
+			o.Logger.Info("progress", "sim_time", due.UTC().Format(time.RFC3339), "messages", sum.Messages, "hj212_packets", sum.Packets,
+				"sl651_frames", sum.Frames, "samples", sum.Samples, "errors", sum.Errors)
 		}
 	}
 }
@@ -258,9 +337,19 @@ func (s *simStation) nextDue() time.Time {
 
 // publishDue sends whatever of the station is due: its status or a reading.
 func (s *simStation) publishDue(ctx context.Context, o *Options, sum *Summary) error {
+	id := s.model.ID()
+	sent := func(protocol string, payload []byte) {
+		if o.Sent != nil {
+			o.Sent(id, protocol, payload)
+		}
+	}
 	if s.statusDue.Before(s.due) {
 		st := s.model.Status(s.statusDue)
 		s.statusDue = s.statusDue.Add(o.StatusEvery)
+		if s.rtu != nil {
+			// The RTU measures the supply voltage and sends it (VT).
+			s.rtu.battery, st.BatteryV = st.BatteryV, nil
+		}
 		b, err := st.Encode()
 		if err != nil {
 			return err
@@ -268,37 +357,90 @@ func (s *simStation) publishDue(ctx context.Context, o *Options, sum *Summary) e
 		if err := publish(ctx, s.client, s.statusTop, true, b); err != nil {
 			return err
 		}
+		sent("status", b)
 		sum.Statuses++
 		return nil
 	}
 	sample := s.model.Next(s.due)
 	s.due = s.due.Add(s.interval)
+	sum.Samples++
+	// Each protocol takes its values; a failure of one does not keep the
+	// others from sending theirs.
+	var errs []error
+	if s.rtu != nil {
+		var carried []reading.Value
+		sample, carried = s.rtu.take(sample)
+		frames, err := s.rtu.reports(sample.Time, carried)
+		errs = append(errs, err)
+		for _, f := range frames {
+			if err := s.rtu.send(ctx, f); err != nil {
+				errs = append(errs, err)
+				break
+			}
+			sum.Frames++
+		}
+	}
 	if s.hj != nil {
 		var packet []byte
 		sample, packet = s.hj.packet(sample)
 		if packet != nil {
 			if err := s.hj.send(ctx, s.client, s.hjTopic, packet); err != nil {
-				return err
+				errs = append(errs, err)
+			} else {
+				sent(ProtocolHJ212, packet)
+				sum.Packets++
 			}
-			sum.Packets++
-		}
-		if len(sample.Values) == 0 {
-			sum.Samples++
-			return nil
 		}
 	}
-	s.seq++
-	m := reading.Message{Station: s.model.ID(), Seq: s.seq, HasSeq: true, Samples: []reading.Sample{sample}}
-	b, err := m.Encode()
-	if err != nil {
-		return err
+	if len(sample.Values) > 0 {
+		s.seq++
+		m := reading.Message{Station: id, Seq: s.seq, HasSeq: true, Samples: []reading.Sample{sample}}
+		b, err := m.Encode()
+		if err == nil {
+			err = publish(ctx, s.client, s.topic, false, b)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			sent(ProtocolNative, b)
+			sum.Messages++
+		}
 	}
-	if err := publish(ctx, s.client, s.topic, false, b); err != nil {
-		return err
+	return errors.Join(errs...)
+}
+
+// The protocols of Options.Protocol.
+const (
+	ProtocolNative = "native"
+	ProtocolHJ212  = "hj212"
+	ProtocolSL651  = "sl651"
+)
+
+// ParseProtocols reads a comma-separated list of protocols (Options
+// .Protocol) into a set; native JSON is always in it.
+func ParseProtocols(list string) (map[string]bool, error) {
+	out := map[string]bool{ProtocolNative: true}
+	for _, p := range strings.Split(list, ",") {
+		switch p = strings.TrimSpace(p); p {
+		case "", ProtocolNative, ProtocolHJ212, ProtocolSL651:
+			if p != "" {
+				out[p] = true
+			}
+		default:
+			return nil, fmt.Errorf("protocol %q: want %s, %s or %s, or a comma-separated list of them", p, ProtocolNative, ProtocolHJ212, ProtocolSL651)
+		}
 	}
-	sum.Messages++
-	sum.Samples++
-	return nil
+	return out, nil
+}
+
+func parseEncoding(s string) (sl651.Encoding, error) {
+	switch s {
+	case "", "hex":
+		return sl651.HEX, nil
+	case "ascii":
+		return sl651.ASCII, nil
+	}
+	return 0, fmt.Errorf("SL 651 encoding %q: want hex or ascii", s)
 }
 
 // publish sends at QoS 1 and waits for the PUBACK, as a station that keeps

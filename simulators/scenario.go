@@ -79,6 +79,16 @@ import (
 //	              stays 0.05 m high: the data does not come back to normal.
 //	              End: S + 24 h, when the drift stops.
 //	              Alerts: none.
+//	storm         A cloudburst at the rain gauge: on top of the normal
+//	              showers, the intensity rises in 30 min to 2 ×
+//	              rain_1h_warning_mm, holds 1 h and falls back in 30 min
+//	              (1.5 h of the peak's rain in all: 60 mm at the shipped
+//	              20 mm/h). The rain of the past hour is above the limit
+//	              for about 1.5 h, from 45 min in. The counter keeps what
+//	              fell; the river does not answer (the flood a storm may
+//	              bring is the flood scenario's). End: S + 3 h, when the
+//	              storm's last rain has left the rule's 1-hour window.
+//	              Alerts: RainfallHeavy.
 //
 // A station that plays a scenario has none of the model's random monsoon
 // storm floods for the whole run, so that what it sends is the scenario's
@@ -92,10 +102,11 @@ const (
 	ScenarioSensorSpike = "sensor-spike"
 	ScenarioSensorStuck = "sensor-stuck"
 	ScenarioDrift       = "drift"
+	ScenarioStorm       = "storm"
 )
 
 // Scenarios lists every scenario name.
-var Scenarios = []string{ScenarioFlood, ScenarioLowFlow, ScenarioPollution, ScenarioSensorSpike, ScenarioSensorStuck, ScenarioDrift}
+var Scenarios = []string{ScenarioFlood, ScenarioLowFlow, ScenarioPollution, ScenarioSensorSpike, ScenarioSensorStuck, ScenarioDrift, ScenarioStorm}
 
 // ScenarioLead is how long after the start of a run its scenarios begin by
 // default, so that rivermon sees normal data first.
@@ -123,6 +134,14 @@ const (
 	stuckCatchUp     = 2 * time.Hour
 	driftPerDay      = 0.05 // m
 	driftFor         = 24 * time.Hour
+	stormPeak        = 2.0 // × rain_1h_warning_mm
+	stormRamp        = 30 * time.Minute
+	stormHold        = time.Hour
+	stormWindow      = time.Hour // the window of the shipped RainfallHeavy rule
+	// stormMaxLimit is the highest rain_1h_warning_mm a storm is played
+	// against: at twice it, a 5-minute amount (1/12 of the hour's) must
+	// still fit a slot of an SL 651 hourly report (DRP, at most 25.4 mm).
+	stormMaxLimit = 150.0
 	// comeBackRate is the fastest a played stage rises back to the river
 	// after a dry spell or a stuck gauge, m/h: below the rule's 0.5 m/h,
 	// so that the return is not taken for a flash flood. (The window rate
@@ -195,6 +214,8 @@ func ExpectedAlerts(name string, st *registry.Station) []string {
 		return []string{"WaterQualityWorseThanTarget"}
 	case ScenarioSensorStuck:
 		return []string{"SensorFault/level_m"}
+	case ScenarioStorm:
+		return []string{"RainfallHeavy"}
 	}
 	return nil
 }
@@ -222,6 +243,7 @@ type plan struct {
 	jump             float64            // sensor-spike
 	frozen           float64            // sensor-stuck: the reading repeated,
 	frozenSet        bool               // once taken
+	rain             float64            // storm: the peak intensity, mm/h
 }
 
 // weight is how far the scenario has taken the station from normal at t:
@@ -341,6 +363,18 @@ func planFor(name string, st *registry.Station, start time.Time) (plan, error) {
 			return p, err
 		}
 		p.end = start.Add(driftFor)
+		return p, nil
+	case ScenarioStorm:
+		if !st.Reports("rain_total_mm") {
+			return p, fmt.Errorf("scenario %s: station %s does not report rain_total_mm", name, st.ID)
+		}
+		limit, ok := st.Limits["rain_1h_warning_mm"]
+		if !ok || limit <= 0 || limit > stormMaxLimit {
+			return p, fmt.Errorf("scenario %s: station %s needs a rain_1h_warning_mm above 0 and at most %g", name, st.ID, stormMaxLimit)
+		}
+		p.rain = stormPeak * limit
+		p.rise, p.hold, p.fall = stormRamp, stormHold, stormRamp
+		p.end = start.Add(p.rise + p.hold + p.fall + stormWindow)
 		return p, nil
 	default:
 		return p, fmt.Errorf("scenario %q: unknown; choose from %s", name, strings.Join(Scenarios, ", "))

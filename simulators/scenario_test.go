@@ -113,7 +113,8 @@ func TestScenariosProduceTheirAlerts(t *testing.T) {
 
 // TestScenarioPlayability checks which shipped stations can play which
 // scenario: every station the level and flow ones, the eleven
-// water-quality sections the pollution pulse.
+// water-quality sections the pollution pulse, the four southern sections
+// with a rain gauge the storm.
 func TestScenarioPlayability(t *testing.T) {
 	reg := loadRegistry(t)
 	counts := map[string]int{}
@@ -124,7 +125,8 @@ func TestScenarioPlayability(t *testing.T) {
 			}
 		}
 	}
-	want := map[string]int{ScenarioFlood: 23, ScenarioLowFlow: 23, ScenarioPollution: 11, ScenarioSensorSpike: 23, ScenarioSensorStuck: 23, ScenarioDrift: 23}
+	want := map[string]int{ScenarioFlood: 23, ScenarioLowFlow: 23, ScenarioPollution: 11, ScenarioSensorSpike: 23, ScenarioSensorStuck: 23, ScenarioDrift: 23,
+		ScenarioStorm: 4}
 	for _, name := range Scenarios {
 		if counts[name] != want[name] {
 			t.Errorf("%s: %d stations can play it, want %d", name, counts[name], want[name])
@@ -562,14 +564,43 @@ func checkEvent(t *testing.T, name string, st *registry.Station, start, end time
 		if d := longest("level_m", func(x flagged) bool { return x.flag == quality.Fail }); d < time.Hour {
 			t.Errorf("the stuck stage fails QC for %s, want an hour at least", d)
 		}
+	case ScenarioStorm:
+		limit := lim["rain_1h_warning_mm"]
+		var best time.Duration
+		var from time.Time
+		in := false
+		for i, r := range recs {
+			x, ok := r.values["rain_total_mm"]
+			if !ok {
+				continue
+			}
+			j := i
+			for j > 0 && r.t.Sub(recs[j-1].t) <= stormWindow {
+				j--
+			}
+			span := r.t.Sub(recs[j].t)
+			if span < stormWindow/2 || (x.v-recs[j].values["rain_total_mm"].v)/span.Hours() <= limit {
+				in = false
+				continue
+			}
+			if !in {
+				from, in = r.t, true
+			}
+			best = max(best, r.t.Sub(from))
+		}
+		if best < time.Hour {
+			t.Errorf("the rain of the past hour is above %g mm for %s, want an hour at least", limit, best)
+		}
 	}
 }
 
 // checkBackToNormal: before the start and from ScenarioEnd on the station
 // sends what it sends without the scenario (the volume counter keeps the
-// water a flood or a dry spell added or took; a drifted gauge stays high).
+// water a flood or a dry spell added or took, the rain counter the
+// storm's rain; a drifted gauge stays high).
 func checkBackToNormal(t *testing.T, name string, st *registry.Station, start, end time.Time, samples, normal []reading.Sample) {
 	t.Helper()
+	kept := math.NaN() // the storm's rain in the counter
 	for i, s := range samples {
 		if !s.Time.Before(start) && s.Time.Before(end) {
 			continue
@@ -578,6 +609,14 @@ func checkBackToNormal(t *testing.T, name string, st *registry.Station, start, e
 			want, _ := value(normal[i], v.Code)
 			switch {
 			case v.Code == "volume_m3":
+			case name == ScenarioStorm && v.Code == "rain_total_mm" && !s.Time.Before(end):
+				d := round(v.Value-want, 1)
+				if math.IsNaN(kept) {
+					kept = d
+				}
+				if d != kept || d <= 0 {
+					t.Fatalf("rain counter at %s: %.1f mm above the normal one, want the storm's %.1f mm throughout", s.Time.Format(time.RFC3339), d, kept)
+				}
 			case name == ScenarioDrift && v.Code == "level_m" && !s.Time.Before(end):
 				if d := v.Value - want; math.Abs(d-driftPerDay) > 0.0011 {
 					t.Fatalf("drifted gauge at %s reads %+.3f m off, want +%.2f", s.Time.Format(time.RFC3339), d, driftPerDay)
@@ -637,6 +676,8 @@ func TestExpectedAlertsOfTheShippedStations(t *testing.T) {
 		{ScenarioSensorSpike, "yarlung-dazhuka", ""},
 		{ScenarioSensorStuck, "boqu-nyalam", "SensorFault/level_m"},
 		{ScenarioDrift, "maquan-saga", ""},
+		{ScenarioStorm, "gyirong-zongga", "RainfallHeavy"},
+		{ScenarioStorm, "nianchu-mouth", ""},
 	} {
 		if got := strings.Join(ExpectedAlerts(c.name, reg.Station(c.station)), " "); got != c.want {
 			t.Errorf("%s at %s: %q, want %q", c.name, c.station, got, c.want)

@@ -1,9 +1,12 @@
 // Command stationsim stands in for the field stations: it publishes, for
 // every station of the registry, readings at the station's interval and
 // hourly status messages, each station on its own MQTT connection with a last
-// will, in accelerated or real time.
+// will, in accelerated or real time; optionally its water quality as HJ
+// 212-2017 packets and its level, flow, rain and battery as SL 651-2014
+// frames, over MQTT or TCP.
 //
 //	stationsim -broker tcp://127.0.0.1:1883 -start -48h -speed 300
+//	stationsim -protocol sl651,hj212 -transport tcp -encoding hex -sl651-addr 127.0.0.1:9651 -hj212-addr 127.0.0.1:9212
 //
 // A bounded window of the past, at full speed, exiting 0 once everything
 // is published (for end-to-end tests):
@@ -47,9 +50,13 @@ func run(args []string) int {
 	scenarioStart := fs.String("scenario-start", "", `when the scenarios start: `+timeForms+` (default: 1 h after -start)`)
 	seed := fs.Uint64("seed", 1, "random seed: the same seed gives the same readings")
 	clientID := fs.String("client-id", "stationsim", "prefix of the per-station MQTT client ids")
-	protocol := fs.String("protocol", "native", `"native" JSON readings, or "hj212": water-quality values as HJ 212-2017 packets`)
-	transport := fs.String("transport", "mqtt", `with -protocol hj212: "mqtt" (the station's hj212 topic) or "tcp" (to -hj212-addr)`)
+	protocol := fs.String("protocol", "native", `field protocols, comma-separated: "hj212" (water-quality values as HJ 212-2017 packets), `+
+		`"sl651" (level, flow, water temperature, rain and battery as SL 651-2014 frames); native JSON carries the rest`)
+	transport := fs.String("transport", "mqtt", `HJ 212 and SL 651: "mqtt" (the station's hj212 and sl651 topics) or "tcp" (to -hj212-addr and -sl651-addr)`)
 	hjAddr := fs.String("hj212-addr", "127.0.0.1:9212", "rivermon's HJ 212 listener, for -transport tcp")
+	crc := fs.String("crc", "", `with -protocol hj212: frame every packet with this CRC, "hj212" or "modbus" (default: each station's hj212_crc)`)
+	slAddr := fs.String("sl651-addr", "127.0.0.1:9651", "rivermon's SL 651 listener, for -transport tcp")
+	encoding := fs.String("encoding", "hex", `with -protocol sl651: the frames' encoding, "hex" (HEX/BCD) or "ascii"`)
 	var scenarioSpecs []string
 	fs.Func("scenario", "name:station[,station…] (repeatable): "+strings.Join(simulators.Scenarios, ", ")+"; starts at -scenario-start",
 		func(v string) error { scenarioSpecs = append(scenarioSpecs, strings.Fields(v)...); return nil })
@@ -79,8 +86,16 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "stationsim:", err)
 		return 2
 	}
-	if *protocol != "native" && *protocol != "hj212" {
-		fmt.Fprintf(os.Stderr, "stationsim: -protocol %q: want native or hj212\n", *protocol)
+	if _, err := simulators.ParseProtocols(*protocol); err != nil {
+		fmt.Fprintln(os.Stderr, "stationsim: -protocol:", err)
+		return 2
+	}
+	if *encoding != "hex" && *encoding != "ascii" {
+		fmt.Fprintf(os.Stderr, "stationsim: -encoding %q: want hex or ascii\n", *encoding)
+		return 2
+	}
+	if *crc != "" && *crc != "hj212" && *crc != "modbus" {
+		fmt.Fprintf(os.Stderr, "stationsim: -crc %q: want hj212 or modbus\n", *crc)
 		return 2
 	}
 	if *transport != "mqtt" && *transport != "tcp" {
@@ -119,9 +134,10 @@ func run(args []string) int {
 		Broker: *broker, Username: *username, Password: *password, TopicPrefix: *prefix,
 		Registry: reg, Stations: ids, Start: w.start, Speed: *speed, Duration: w.duration, Seed: *seed,
 		ClientID: *clientID, Logger: log, Scenarios: scenarios, ScenarioStart: w.scenarioStart,
-		Protocol: *protocol, Transport: *transport, HJ212Addr: *hjAddr,
+		Protocol: *protocol, Transport: *transport, HJ212Addr: *hjAddr, HJ212CRC: *crc, SL651Addr: *slAddr, SL651Encoding: *encoding,
 	})
-	log.Info("stationsim done", "messages", sum.Messages, "hj212_packets", sum.Packets, "samples", sum.Samples, "statuses", sum.Statuses,
+	log.Info("stationsim done", "messages", sum.Messages, "hj212_packets", sum.Packets, "sl651_frames", sum.Frames,
+		"sl651_keepalives", sum.KeepAlives, "samples", sum.Samples, "statuses", sum.Statuses,
 		"errors", sum.Errors, "sim_end", sum.SimEnd.UTC().Format(time.RFC3339))
 	if err != nil {
 		log.Error("stationsim failed", "err", err)

@@ -60,6 +60,9 @@ func TestBadFlagsExitTwo(t *testing.T) {
 		{"-start", "-2h", "-end", "-1h", "-duration", "1h"},
 		{"-scenario-start", "last week"},
 		{"-scenario", "tsunami:nianchu-mouth"},
+		{"-protocol", "hj212", "-crc", "crc16"},
+		{"-protocol", "sl651,modbus"},
+		{"-protocol", "sl651", "-encoding", "bcd"},
 	} {
 		if got := run(append(args, "-broker", "tcp://127.0.0.1:1")); got != 2 {
 			t.Errorf("%q: exit %d, want 2", args, got)

@@ -231,28 +231,63 @@ func TestHJ212OverTCPAndMQTT(t *testing.T) {
 }
 
 // TestSimulatorSpeaksHJ212 runs stationsim's HJ 212 mode for the
-// water-quality stations over TCP and over MQTT: every value arrives.
+// water-quality stations over TCP and over MQTT, one of them (Yadong) a
+// logger framing with CRC-16/MODBUS as its registry entry says: every
+// value arrives. Forced to the standard's CRC, the Yadong packets are
+// dead-lettered hj212_bad_crc.
 func TestSimulatorSpeaksHJ212(t *testing.T) {
 	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
 	in := testenv.StartInflux(t)
 	svc := startServiceWith(t, mq, in, serviceOptions{clientID: "rivermon-hjsim", tcp: true})
 	reg := loadRegistry(t)
+	if reg.Station("yadong-yadong").HJ212CRC != hj212.CRCVariantModbus {
+		t.Fatal("yadong-yadong's hj212_crc is not modbus")
+	}
+	stations := []string{"nianchu-gyantse", "yarlung-lhatse", "yadong-yadong"}
 	for _, transport := range []string{"tcp", "mqtt"} {
-		start := time.Now().UTC().Truncate(time.Hour).Add(-6 * time.Hour)
+		start := time.Now().UTC().Truncate(time.Hour).Add(-9 * time.Hour)
 		if transport == "mqtt" {
 			start = start.Add(3 * time.Hour)
 		}
 		sum, err := simulators.Run(context.Background(), simulators.Options{
 			Broker: mq.URL, TopicPrefix: prefix, Registry: reg, Start: start, Speed: 1e9, Duration: 2 * time.Hour,
 			Seed: 4, ClientID: "sim-hj-" + transport, Protocol: "hj212", Transport: transport, HJ212Addr: svc.hj212,
-			Stations: []string{"nianchu-gyantse", "yarlung-lhatse"},
+			Stations: stations,
 		})
-		if err != nil || sum.Errors != 0 || sum.Packets != 2*24 {
-			t.Fatalf("%s: %v, %d errors, %d packets (want 48)", transport, err, sum.Errors, sum.Packets)
+		if err != nil || sum.Errors != 0 || sum.Packets != 3*24 {
+			t.Fatalf("%s: %v, %d errors, %d packets (want 72)", transport, err, sum.Errors, sum.Packets)
 		}
 		where := fmt.Sprintf("time >= %d AND time < %d", start.UnixNano(), start.Add(2*time.Hour).UnixNano())
 		testenv.Eventually(t, 20*time.Second, func() bool {
-			return in.Count(t, "reading", "ph", where) == 48 && in.Count(t, "reading", "level_m", where) == 48
+			return in.Count(t, "reading", "ph", where) == 72 && in.Count(t, "reading", "level_m", where) == 72 &&
+				in.Count(t, "reading", "ph", where+" AND station = 'yadong-yadong'") == 24
 		}, "%s: water-quality values (HJ 212) or levels (native) missing", transport)
+	}
+
+	// The wrong CRC forced on the MODBUS logger.
+	watch := testenv.NewClient(t, mq.URL, "hjsim-watch")
+	watch.Subscribe(prefix + "/deadletter/#")
+	start := time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)
+	sum, err := simulators.Run(context.Background(), simulators.Options{
+		Broker: mq.URL, TopicPrefix: prefix, Registry: reg, Start: start, Speed: 1e9, Duration: 30 * time.Minute,
+		Seed: 4, ClientID: "sim-hj-crc", Protocol: "hj212", Transport: "mqtt", HJ212CRC: hj212.CRCVariantHJ212,
+		Stations: []string{"yadong-yadong"},
+	})
+	if err != nil || sum.Packets != 6 {
+		t.Fatalf("forced CRC: %v, %d packets (want 6)", err, sum.Packets)
+	}
+	testenv.Eventually(t, 20*time.Second, func() bool {
+		n := 0
+		for _, m := range watch.Received(prefix + "/deadletter/#") {
+			var dl map[string]any
+			if json.Unmarshal(m.Payload, &dl) == nil && dl["reason"] == "hj212_bad_crc" && m.Topic == prefix+"/deadletter/yadong-yadong" {
+				n++
+			}
+		}
+		return n == 6
+	}, "the 6 packets with the standard's CRC from a MODBUS logger were not all dead-lettered hj212_bad_crc")
+	where := fmt.Sprintf("time >= %d AND station = 'yadong-yadong'", start.UnixNano())
+	if n := in.Count(t, "reading", "ph", where); n != 0 {
+		t.Errorf("%d packets with the wrong CRC stored", n)
 	}
 }

@@ -4,7 +4,11 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,9 +16,24 @@ import (
 	"github.com/rivermon/rivermon/simulators"
 )
 
-// demoScenarios are the scenarios `make run` plays (scripts/run.sh).
-var demoScenarios = []string{"flood:pumqu-chentang", "pollution:nianchu-mouth", "sensor-stuck:boqu-nyalam",
-	"lowflow:sagya-sagya", "sensor-spike:yarlung-dazhuka", "drift:maquan-saga"}
+// demoScenarios returns the scenarios `make run` plays: the default of
+// SIM_SCENARIOS in scripts/run.sh, so that the two cannot part.
+func demoScenarios(t *testing.T) []string {
+	t.Helper()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "scripts", "run.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`"\$\{SIM_SCENARIOS:=([^}"]*)\}"`).FindSubmatch(b)
+	if m == nil || len(strings.Fields(string(m[1]))) == 0 {
+		t.Fatal(`scripts/run.sh sets no default SIM_SCENARIOS (: "${SIM_SCENARIOS:=…}")`)
+	}
+	return strings.Fields(string(m[1]))
+}
 
 // TestScenariosPageExactlyTheirAlerts plays make run's scenarios through
 // real Mosquitto, rivermon, Alertmanager and InfluxDB, once in the ice
@@ -36,7 +55,7 @@ func TestScenariosPageExactlyTheirAlerts(t *testing.T) {
 	svc := startServiceWith(t, mq, in, serviceOptions{clientID: "rivermon-scenarios-e2e", sweep: 100 * time.Millisecond,
 		alerting: fmt.Sprintf("{alertmanager_urls: [%q], webhooks: [%q], resend_interval: 1s, max_sample_age: 100000h}", am.URL, direct.URL)})
 	reg := loadRegistry(t)
-	scenarios, err := simulators.ParseScenarios(demoScenarios)
+	scenarios, err := simulators.ParseScenarios(demoScenarios(t))
 	if err != nil {
 		t.Fatal(err)
 	}
