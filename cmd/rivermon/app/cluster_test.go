@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -74,7 +75,11 @@ func TestClusteredBrokerLosesNothingWhenANodeDies(t *testing.T) {
 	level := func(i int) float64 { return 2 + float64(i%5000)/1000 }
 	var published atomic.Int64
 	errs := make(chan error, 1)
-	go func() {
+	// The publisher stops when the test ends, passed or not.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	t.Cleanup(func() { close(stop); wg.Wait() })
+	wg.Go(func() {
 		for m := range messages {
 			var samples []any
 			for j := range perMessage {
@@ -87,7 +92,15 @@ func TestClusteredBrokerLosesNothingWhenANodeDies(t *testing.T) {
 			// (its stream changing leader) is sent again.
 			for try := 0; ; try++ {
 				tok := pub.Client.Publish(readingsTopic(station), 1, false, payload)
-				if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+				acked := false
+				select {
+				case <-tok.Done():
+					acked = tok.Error() == nil
+				case <-time.After(10 * time.Second):
+				case <-stop:
+					return
+				}
+				if acked {
 					break
 				}
 				if try == 10 {
@@ -98,7 +111,7 @@ func TestClusteredBrokerLosesNothingWhenANodeDies(t *testing.T) {
 			published.Add(1)
 		}
 		errs <- nil
-	}()
+	})
 
 	testenv.Eventually(t, 30*time.Second, func() bool { return published.Load() >= messages/2 }, "the first half was not published")
 	sessLeader := cl.StreamLeader("$MQTT_sess")
