@@ -21,8 +21,9 @@ import (
 
 // Options configure a Journal.
 type Options struct {
-	// MaxBytes is the size at which appends wait (Append) or are refused
-	// (Add) until delivery frees room (default 1 GiB).
+	// MaxBytes bounds the records not yet delivered, spool headers
+	// included (default 1 GiB): at the bound, appends wait (Append) or are
+	// refused (Add) until delivery frees room.
 	MaxBytes int64
 	Logger   *slog.Logger
 	// Registerer, when set, gets rivermon_spool_bytes and rivermon_spool_full.
@@ -31,14 +32,16 @@ type Options struct {
 
 // Journal is the spool seen as records.
 type Journal struct {
-	log   *spool.Log
-	max   int64
-	lg    *slog.Logger
-	bytes prometheus.Gauge
-	full  prometheus.Gauge
+	log  *spool.Log
+	max  int64
+	lg   *slog.Logger
+	full prometheus.Gauge
 
-	mu      sync.Mutex
-	problem string // why appends are not being made, "" when they are
+	mu sync.Mutex
+	// Why appends are not being made: the spool refused a write (notWritable
+	// holds its error), or a record of waiting bytes waits for room.
+	notWritable string
+	waiting     int64
 }
 
 // ErrFull is returned by Add when the journal is at its bound.
@@ -53,67 +56,148 @@ func New(l *spool.Log, o Options) *Journal {
 		o.Logger = slog.Default()
 	}
 	j := &Journal{log: l, max: o.MaxBytes, lg: o.Logger,
-		bytes: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "rivermon_spool_bytes",
-			Help: "Bytes in the spool not yet delivered to InfluxDB.",
-		}),
 		full: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "rivermon_spool_full",
 			Help: "1 while the spool is at spool.max_bytes and rivermon does not acknowledge messages.",
 		}),
 	}
-	j.bytes.Set(float64(l.Bytes()))
 	if o.Registerer != nil {
-		o.Registerer.MustRegister(j.bytes, j.full)
+		// Read when scraped: the figure is the spool's at that moment.
+		bytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "rivermon_spool_bytes",
+			Help: "Bytes in the spool not yet delivered to InfluxDB (spool headers included; at most spool.max_bytes).",
+		}, func() float64 { return float64(l.Bytes()) })
+		o.Registerer.MustRegister(bytes, j.full)
 	}
 	return j
 }
 
 // Problem says why records are not appended now (spool full, spool not
-// writable), or "" when all is well.
+// writable), or "" when all is well. The figures are those of the moment.
 func (j *Journal) Problem() string {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return j.problem
+	switch {
+	case j.notWritable != "":
+		return "spool not writable: " + j.notWritable
+	case j.waiting > 0:
+		return fmt.Sprintf("spool full (%d of %d bytes; a record of %d bytes waits): not acknowledging until InfluxDB takes the backlog",
+			j.log.Bytes(), j.max, j.waiting)
+	}
+	return ""
 }
 
-func (j *Journal) setProblem(s string) {
-	j.mu.Lock()
-	j.problem = s
-	j.mu.Unlock()
-}
-
-// Append makes rec durable. It waits while the spool is at its bound and
-// retries while the disk refuses writes, until ctx ends: whoever waits on
-// it (the intake) is then not acknowledging, and the broker keeps the
+// Append makes rec durable. It waits while the spool has no room for it
+// and retries while the disk refuses writes, until ctx ends: whoever waits
+// on it (the intake) is then not acknowledging, and the broker keeps the
 // messages (CONTRACT §7).
+//
+// A record larger than a quarter of the bound is stored as several, so
+// that it never needs more room than the bound has and acknowledgement
+// does not wait for an empty spool. The pieces are appended in order; the
+// caller acknowledges once all are durable (a crash between them leaves
+// the first ones to be delivered and the messages to be sent again:
+// duplicates, which InfluxDB stores once).
 func (j *Journal) Append(ctx context.Context, rec *Record) error {
 	if rec.Empty() {
 		return nil
 	}
 	data := Encode(rec)
-	if err := j.waitForRoom(ctx, int64(len(data))); err != nil {
-		return err
+	if int64(len(data)+spool.HeaderBytes) <= j.max/4 {
+		return j.append(ctx, data)
 	}
-	for attempt := 0; ; attempt++ {
-		_, err := j.log.Append(data)
+	for _, piece := range pieces(rec, data, int(j.max/4-spool.HeaderBytes), nil) {
+		if err := j.append(ctx, piece); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pieces encodes r (data when not nil) as records of at most limit bytes
+// each, in order, halving it until they fit. A single point or dead letter
+// larger than limit is a piece of its own.
+func pieces(r *Record, data []byte, limit int, out [][]byte) [][]byte {
+	if data == nil {
+		data = Encode(r)
+	}
+	n := len(r.Entries) + len(r.DeadLetters)
+	if len(data) <= limit || n <= 1 {
+		return append(out, data)
+	}
+	half := n / 2
+	var a, b Record
+	if half <= len(r.Entries) {
+		a.Entries, b.Entries, b.DeadLetters = r.Entries[:half], r.Entries[half:], r.DeadLetters
+	} else {
+		k := half - len(r.Entries)
+		a.Entries, a.DeadLetters, b.DeadLetters = r.Entries, r.DeadLetters[:k], r.DeadLetters[k:]
+	}
+	return pieces(&b, nil, limit, pieces(&a, nil, limit, out))
+}
+
+// append stores one record, waiting for room and retrying disk faults.
+func (j *Journal) append(ctx context.Context, data []byte) error {
+	size := int64(len(data) + spool.HeaderBytes)
+	bound := j.max
+	if size > bound {
+		// One dead letter (of a message over 1 MiB, with max_bytes at
+		// 1 MiB) can be larger than the bound by itself: it goes into an
+		// empty spool, alone, rather than block acknowledgement for ever.
+		bound = size
+		j.lg.Warn("a spool record is larger than spool.max_bytes; it waits for an empty spool and is stored alone", "bytes", size, "max_bytes", j.max)
+	}
+	for attempt := 0; ; {
+		_, err := j.log.AppendWithin(data, bound)
 		if err == nil {
 			break
 		}
+		if errors.Is(err, spool.ErrFull) {
+			j.setWaiting(size)
+			if err := j.log.WaitBelow(ctx, bound, size); err != nil {
+				j.setWaiting(0)
+				return err
+			}
+			// Room now, unless another writer (Add) takes it first: try.
+			continue
+		}
 		// A disk fault: nothing is acked until the spool takes writes
 		// again; the broker holds the messages meanwhile.
-		j.setProblem("spool not writable: " + err.Error())
+		j.mu.Lock()
+		j.notWritable = err.Error()
+		j.mu.Unlock()
 		j.lg.Error("cannot write the spool; not acknowledging", "err", err)
 		if err := run.Sleep(ctx, run.Backoff(attempt)); err != nil {
 			return err
 		}
+		attempt++
 	}
-	if j.Problem() != "" {
-		j.setProblem("")
+	j.setWaiting(0)
+	j.mu.Lock()
+	was := j.notWritable
+	j.notWritable = ""
+	j.mu.Unlock()
+	if was != "" {
 		j.lg.Info("spool writable again; acknowledging")
 	}
-	j.bytes.Set(float64(j.log.Bytes()))
 	return nil
+}
+
+// setWaiting records that a record of size bytes waits for room (0: none
+// does), and says so when that changes.
+func (j *Journal) setWaiting(size int64) {
+	j.mu.Lock()
+	was := j.waiting
+	j.waiting = size
+	j.mu.Unlock()
+	switch {
+	case was == 0 && size > 0:
+		j.full.Set(1)
+		j.lg.Error(j.Problem())
+	case was > 0 && size == 0:
+		j.full.Set(0)
+		j.lg.Info("spool has room again; acknowledging", "bytes", j.log.Bytes())
+	}
 }
 
 // Add makes rec durable if the spool has room for it, at once: what its
@@ -123,32 +207,9 @@ func (j *Journal) Add(rec *Record) error {
 	if rec.Empty() {
 		return nil
 	}
-	data := Encode(rec)
-	if n := j.log.Bytes(); n > 0 && n+int64(len(data)) > j.max {
-		return fmt.Errorf("%w (%d of %d bytes)", ErrFull, n, j.max)
-	}
-	if _, err := j.log.Append(data); err != nil {
-		return err
-	}
-	j.bytes.Set(float64(j.log.Bytes()))
-	return nil
-}
-
-// waitForRoom blocks while the spool is at its size limit.
-func (j *Journal) waitForRoom(ctx context.Context, size int64) error {
-	sp := j.log
-	if sp.Bytes() == 0 || sp.Bytes()+size <= j.max {
-		return nil
-	}
-	msg := fmt.Sprintf("spool full (%d of %d bytes): not acknowledging until InfluxDB takes the backlog", sp.Bytes(), j.max)
-	j.setProblem(msg)
-	j.full.Set(1)
-	j.lg.Error(msg)
-	err := sp.WaitBelow(ctx, j.max, size)
-	j.full.Set(0)
-	j.setProblem("")
-	if err == nil {
-		j.lg.Info("spool has room again; acknowledging", "bytes", sp.Bytes())
+	_, err := j.log.AppendWithin(Encode(rec), j.max)
+	if errors.Is(err, spool.ErrFull) {
+		return fmt.Errorf("%w (%d of %d bytes)", ErrFull, j.log.Bytes(), j.max)
 	}
 	return err
 }
@@ -168,17 +229,13 @@ func (j *Journal) Peek(after uint64, maxBytes int64) ([]spool.Record, error) {
 func (j *Journal) Trimmed() uint64 { return j.log.Trimmed() }
 
 // Trim marks records through seq delivered.
-func (j *Journal) Trim(seq uint64) error {
-	err := j.log.Trim(seq)
-	j.bytes.Set(float64(j.log.Bytes()))
-	return err
-}
+func (j *Journal) Trim(seq uint64) error { return j.log.Trim(seq) }
 
 // Bytes is the size of what is not delivered yet.
 func (j *Journal) Bytes() int64 { return j.log.Bytes() }
 
 // Drained waits until every record is delivered, or ctx ends.
-func (j *Journal) Drained(ctx context.Context) error { return j.log.WaitBelow(ctx, 1, 0) }
+func (j *Journal) Drained(ctx context.Context) error { return j.log.WaitBelow(ctx, 0, 0) }
 
 // Readings calls fn with every sample the journal holds undelivered, in
 // journal order, with the values it was received with: a restart feeds

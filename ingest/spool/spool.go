@@ -98,9 +98,25 @@ type Log struct {
 	mark     *os.File // the trim mark, open once, overwritten in place
 }
 
+// HeaderBytes is what the spool adds to each record: a record of n bytes
+// takes n+HeaderBytes of the bound (Bytes, AppendWithin).
+const HeaderBytes = headerSize
+
+// ErrFull is returned by AppendWithin when the record does not fit under
+// the bound.
+var ErrFull = errors.New("spool: full")
+
 // Append stores data as one record and fsyncs it. When it returns nil the
 // record survives a crash.
 func (l *Log) Append(data []byte) (uint64, error) {
+	return l.AppendWithin(data, -1)
+}
+
+// AppendWithin is Append if the records not yet trimmed and this one, with
+// its header, take at most max bytes; otherwise it writes nothing and
+// returns ErrFull. The check and the write are one step: two appenders
+// cannot both take the last room. A negative max is no bound.
+func (l *Log) AppendWithin(data []byte, max int64) (uint64, error) {
 	if len(data) > MaxRecordBytes {
 		return 0, fmt.Errorf("spool: record of %d bytes is over %d", len(data), MaxRecordBytes)
 	}
@@ -108,6 +124,9 @@ func (l *Log) Append(data []byte) (uint64, error) {
 	defer l.mu.Unlock()
 	if l.closed {
 		return 0, errors.New("spool: closed")
+	}
+	if max >= 0 && l.bytes+int64(headerSize+len(data)) > max {
+		return 0, ErrFull
 	}
 	s := l.segs[len(l.segs)-1]
 	if s.size >= l.opts.SegmentBytes {
@@ -156,12 +175,12 @@ func (l *Log) Trimmed() uint64 {
 	return l.trimmed
 }
 
-// WaitBelow blocks until the untrimmed records take less than max-size
-// bytes, or the log is empty, or ctx ends.
+// WaitBelow blocks until the records not yet trimmed and size more bytes
+// take at most max bytes, or ctx ends.
 func (l *Log) WaitBelow(ctx context.Context, max, size int64) error {
 	for {
 		l.mu.Lock()
-		ok := l.bytes == 0 || l.bytes+size <= max
+		ok := l.bytes+size <= max
 		freed := l.freed
 		l.mu.Unlock()
 		if ok {

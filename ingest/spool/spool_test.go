@@ -2,6 +2,7 @@ package spool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -304,5 +305,32 @@ func TestStaleMarkAfterRollKeepsNewRecords(t *testing.T) {
 			t.Fatal(err)
 		}
 		l3.Close()
+	}
+}
+
+// AppendWithin counts the headers and refuses, writing nothing, a record
+// that would take the log past the bound by a single byte.
+func TestAppendWithinIsExact(t *testing.T) {
+	l, _ := open(t, t.TempDir(), 1<<20)
+	rec := []byte(strings.Repeat("r", 84)) // 100 bytes with its header
+	for i := range 3 {
+		if _, err := l.AppendWithin(rec, 300); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+	if l.Bytes() != 300 {
+		t.Fatalf("bytes %d, want 300", l.Bytes())
+	}
+	if _, err := l.AppendWithin([]byte("x"), 300); !errors.Is(err, ErrFull) {
+		t.Fatalf("a 17-byte record at the bound: %v, want ErrFull", err)
+	}
+	if _, err := l.AppendWithin([]byte("x"), 316); !errors.Is(err, ErrFull) {
+		t.Fatalf("a 17-byte record with 16 bytes of room: %v, want ErrFull", err)
+	}
+	if seq, err := l.AppendWithin([]byte("x"), 317); err != nil || seq != 4 {
+		t.Fatalf("a 17-byte record with 17 bytes of room: %d, %v", seq, err)
+	}
+	if got := readAll(t, l, 0); len(got) != 4 {
+		t.Fatalf("read back %d records, want 4", len(got))
 	}
 }

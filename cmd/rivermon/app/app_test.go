@@ -156,6 +156,18 @@ func (s *service) status(path string) int {
 	return resp.StatusCode
 }
 
+// get returns the status and body of a GET.
+func (s *service) get(path string) (int, string) {
+	s.t.Helper()
+	resp, err := http.Get(s.base + path)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 func (s *service) getJSON(path string, v any) {
 	s.t.Helper()
 	resp, err := http.Get(s.base + path)
