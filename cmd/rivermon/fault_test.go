@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -44,13 +45,20 @@ type procEnv struct {
 	mqURL, influxURL, spoolDir string
 	maxBytes                   int64
 	clientID                   string // default faultClientID
+	// diskBytes, when set, puts the spool on a file system of its own of
+	// that size (testenv.SmallFS).
+	diskBytes int64
 }
 
 func startRivermon(t *testing.T, e procEnv) *rivermonProc {
 	t.Helper()
 	root, _ := testenv.RepoRoot()
 	p := &rivermonProc{t: t, port: testenv.FreePort(t), log: filepath.Join(t.TempDir(), "rivermon.log"), done: make(chan error, 1)}
-	p.cmd = exec.Command(binary(t), "-config", filepath.Join(root, "configs", "rivermon.yaml"))
+	if e.diskBytes > 0 {
+		p.cmd = testenv.SmallFS(t, e.spoolDir, e.diskBytes, binary(t), "-config", filepath.Join(root, "configs", "rivermon.yaml"))
+	} else {
+		p.cmd = exec.Command(binary(t), "-config", filepath.Join(root, "configs", "rivermon.yaml"))
+	}
 	if e.clientID == "" {
 		e.clientID = faultClientID
 	}
@@ -88,6 +96,17 @@ func (p *rivermonProc) get(path string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// readyz returns the status and the body of /readyz.
+func (p *rivermonProc) readyz() (int, string) {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", p.port))
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // metric returns the value of one series of the process's /metrics; a
@@ -362,4 +381,43 @@ func TestFaultHAPairLosesOneMember(t *testing.T) {
 	testenv.Eventually(t, 20*time.Second, func() bool {
 		return b.metric(`rivermon_messages_total{result="accepted"}`) == float64(s.messages())
 	}, "instance b did not take every message")
+}
+
+// TestFaultFullDiskRecovers: the spool's disk (a file system of its own,
+// 256 KiB, with max_bytes far above) fills while InfluxDB is down: rivermon
+// stops acknowledging and /readyz says the spool is not writable. Once
+// InfluxDB is back, delivery empties the spool, its segment (far below the
+// 16 MiB roll size) is given back, and rivermon acknowledges again and is
+// ready, without a restart; every sample is stored.
+func TestFaultFullDiskRecovers(t *testing.T) {
+	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+	in := testenv.StartInflux(t)
+	p := startRivermon(t, procEnv{mqURL: mq.URL, influxURL: in.URL, spoolDir: t.TempDir(), diskBytes: 256 << 10})
+	testenv.Eventually(t, readyTimeout, func() bool { code, _ := p.readyz(); return code == http.StatusOK }, "rivermon not ready")
+	in.Stop()
+	s := newSampleStream(t, mq.URL)
+	sent := s.publishAsync(0, s.messages())
+	var body string
+	testenv.Eventually(t, 30*time.Second, func() bool {
+		var code int
+		code, body = p.readyz()
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "spool not writable")
+	}, "the spool's disk never filled (/readyz: %q)", body)
+	t.Logf("disk full: /readyz %q", strings.TrimSpace(body))
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if acked := p.metric("rivermon_ack_delay_seconds_count"); acked >= float64(s.messages()) {
+		t.Fatalf("all %v messages acknowledged with the spool's disk full", acked)
+	}
+	in.Start()
+	testenv.Eventually(t, 60*time.Second, func() bool { code, _ := p.readyz(); return code == http.StatusOK }, "not ready again without a restart")
+	s.verify(in)
+	testenv.Eventually(t, 20*time.Second, func() bool {
+		return p.metric("rivermon_ack_delay_seconds_count") == float64(s.messages())
+	}, "not every message acknowledged")
+	b, _ := os.ReadFile(p.log)
+	if !strings.Contains(string(b), "spool writable again") {
+		t.Errorf("the recovery was not logged:\n%s", tail(string(b), 20))
+	}
 }

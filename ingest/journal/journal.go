@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -94,36 +95,35 @@ func (j *Journal) Problem() string {
 //
 // A record larger than a quarter of the bound is stored as several, so
 // that it never needs more room than the bound has and acknowledgement
-// does not wait for an empty spool. The pieces are appended in order; the
-// caller acknowledges once all are durable (a crash between them leaves
-// the first ones to be delivered and the messages to be sent again:
-// duplicates, which InfluxDB stores once).
+// does not wait for an empty spool; so is one the disk refuses although
+// the spool has given back all its space (a disk with less room left than
+// the record). The pieces are appended in order; the caller acknowledges
+// once all are durable (a crash between them leaves the first ones to be
+// delivered and the messages to be sent again: duplicates, which InfluxDB
+// stores once).
 func (j *Journal) Append(ctx context.Context, rec *Record) error {
 	if rec.Empty() {
 		return nil
 	}
-	data := Encode(rec)
-	if int64(len(data)+spool.HeaderBytes) <= j.max/4 {
-		return j.append(ctx, data)
-	}
-	for _, piece := range pieces(rec, data, int(j.max/4-spool.HeaderBytes), nil) {
-		if err := j.append(ctx, piece); err != nil {
-			return err
-		}
-	}
-	return nil
+	return j.appendRecord(ctx, rec, Encode(rec))
 }
 
-// pieces encodes r (data when not nil) as records of at most limit bytes
-// each, in order, halving it until they fit. A single point or dead letter
-// larger than limit is a piece of its own.
-func pieces(r *Record, data []byte, limit int, out [][]byte) [][]byte {
+// errSplit asks appendRecord to store a record in two halves.
+var errSplit = errors.New("journal: record to be split")
+
+// appendRecord stores r, encoded as data (nil: not yet), as one record or
+// as halves, each split again as needed.
+func (j *Journal) appendRecord(ctx context.Context, r *Record, data []byte) error {
 	if data == nil {
 		data = Encode(r)
 	}
 	n := len(r.Entries) + len(r.DeadLetters)
-	if len(data) <= limit || n <= 1 {
-		return append(out, data)
+	err := errSplit
+	if n <= 1 || int64(len(data)+spool.HeaderBytes) <= j.max/4 {
+		err = j.append(ctx, data, n > 1)
+	}
+	if !errors.Is(err, errSplit) {
+		return err
 	}
 	half := n / 2
 	var a, b Record
@@ -133,11 +133,17 @@ func pieces(r *Record, data []byte, limit int, out [][]byte) [][]byte {
 		k := half - len(r.Entries)
 		a.Entries, a.DeadLetters, b.DeadLetters = r.Entries, r.DeadLetters[:k], r.DeadLetters[k:]
 	}
-	return pieces(&b, nil, limit, pieces(&a, nil, limit, out))
+	if err := j.appendRecord(ctx, &a, nil); err != nil {
+		return err
+	}
+	return j.appendRecord(ctx, &b, nil)
 }
 
 // append stores one record, waiting for room and retrying disk faults.
-func (j *Journal) append(ctx context.Context, data []byte) error {
+// When the disk refuses a record although the spool holds nothing (it has
+// given back every segment it could), a splittable one is handed back with
+// errSplit: a smaller record may fit where it does not.
+func (j *Journal) append(ctx context.Context, data []byte, splittable bool) error {
 	size := int64(len(data) + spool.HeaderBytes)
 	bound := j.max
 	if size > bound {
@@ -162,13 +168,28 @@ func (j *Journal) append(ctx context.Context, data []byte) error {
 			continue
 		}
 		// A disk fault: nothing is acked until the spool takes writes
-		// again; the broker holds the messages meanwhile.
+		// again; the broker holds the messages meanwhile. A full disk
+		// gets room back when delivery has taken everything (the spool
+		// then gives back its segment): try again at once then.
+		freed := j.log.Freed()
 		j.mu.Lock()
+		was := j.notWritable
 		j.notWritable = err.Error()
 		j.mu.Unlock()
-		j.lg.Error("cannot write the spool; not acknowledging", "err", err)
-		if err := run.Sleep(ctx, run.Backoff(attempt)); err != nil {
-			return err
+		if was != err.Error() {
+			j.lg.Error("cannot write the spool; not acknowledging", "err", err)
+		}
+		if splittable && j.log.Bytes() == 0 {
+			return errSplit
+		}
+		t := time.NewTimer(run.Backoff(attempt))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		case <-freed:
+			t.Stop()
 		}
 		attempt++
 	}

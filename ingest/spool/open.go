@@ -72,6 +72,15 @@ func Open(dir string, opts Options) (*Log, Recovery, error) {
 		}
 		l.active = f
 	}
+	// Everything delivered: start on an empty segment, whatever the size
+	// of the last one, so that a restart gives back the space of a spool
+	// that filled the disk. The mark is written now, while there is room
+	// for it, and later overwritten in place.
+	if err := l.release(true); err != nil {
+		l.closeFiles()
+		return nil, rec, err
+	}
+	_ = l.saveMark(l.trimmed)
 	rec.Segments, rec.Pending, rec.Bytes = len(l.segs), len(l.pending), l.bytes
 	return l, rec, nil
 }

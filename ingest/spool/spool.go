@@ -3,7 +3,10 @@
 // and a sequence number. A record is durable once Append returns (the
 // segment is fsynced), so the caller may acknowledge what it holds. Records
 // are read back in order and trimmed once delivered; whole segments are
-// deleted when every record in them is trimmed.
+// deleted when every record in them is trimmed, and the segment being
+// written too when every record is trimmed and it has reached the roll
+// size, or the disk has refused a write, or the log is opened: so a full
+// disk gets its space back once delivery has caught up.
 //
 // After a crash or power cut the tail of a segment may hold a half-written
 // record. Open keeps every record up to the first bad one in each segment,
@@ -26,6 +29,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -96,6 +100,10 @@ type Log struct {
 	freed    chan struct{} // closed and replaced on every trim
 	closed   bool
 	mark     *os.File // the trim mark, open once, overwritten in place
+	// starved is set while the disk refuses writes: the active segment is
+	// then replaced as soon as every record in it is delivered, whatever
+	// its size, so that its space comes back.
+	starved bool
 }
 
 // HeaderBytes is what the spool adds to each record: a record of n bytes
@@ -141,16 +149,25 @@ func (l *Log) AppendWithin(data []byte, max int64) (uint64, error) {
 	binary.LittleEndian.PutUint64(buf[8:16], seq)
 	binary.LittleEndian.PutUint32(buf[4:8], crc32.Update(crc32.Checksum(buf[8:16], castagnoli), castagnoli, data))
 	copy(buf[headerSize:], data)
-	if _, err := l.active.Write(buf); err != nil {
-		// A partial write leaves a torn tail: cut it so that the next
-		// append does not follow garbage.
-		_ = l.active.Truncate(s.size)
-		return 0, fmt.Errorf("spool: write: %w", err)
+	for try := 0; ; try++ {
+		err := l.write(s, buf)
+		if err == nil {
+			break
+		}
+		l.starved = true
+		// The disk is full (or failing) and the active segment holds
+		// only delivered records: give its space back and try again
+		// once. Without this a spool emptied by delivery never released
+		// a segment below the roll size, and a full disk stayed full.
+		if try == 0 && len(l.pending) == 0 && s.size > 0 {
+			if rerr := l.release(true); rerr == nil {
+				s = l.segs[len(l.segs)-1]
+				continue
+			}
+		}
+		return 0, err
 	}
-	if err := l.active.Sync(); err != nil {
-		_ = l.active.Truncate(s.size)
-		return 0, fmt.Errorf("spool: fsync: %w", err)
-	}
+	l.starved = false
 	l.pending = append(l.pending, entry{seq: seq, size: int64(len(buf)), seg: s, off: s.size})
 	l.bytes += int64(len(buf))
 	s.size += int64(len(buf))
@@ -159,6 +176,21 @@ func (l *Log) AppendWithin(data []byte, max int64) (uint64, error) {
 	close(l.appended)
 	l.appended = make(chan struct{})
 	return seq, nil
+}
+
+// write appends buf to the active segment s and fsyncs it; on failure it
+// cuts what it wrote, so that the next append does not follow a torn
+// record. The caller holds l.mu.
+func (l *Log) write(s *segment, buf []byte) error {
+	if _, err := l.active.Write(buf); err != nil {
+		_ = l.active.Truncate(s.size)
+		return fmt.Errorf("spool: write: %w", err)
+	}
+	if err := l.active.Sync(); err != nil {
+		_ = l.active.Truncate(s.size)
+		return fmt.Errorf("spool: fsync: %w", err)
+	}
+	return nil
 }
 
 // Bytes is the size of the records not yet trimmed.
@@ -293,40 +325,67 @@ func (l *Log) Trim(seq uint64) error {
 	l.pending = append(l.pending[:0], l.pending[n:]...)
 	close(l.freed)
 	l.freed = make(chan struct{})
-	if err := l.saveMark(seq); err != nil {
-		return err
+	err := l.saveMark(seq)
+	if rerr := l.release(false); rerr != nil {
+		return rerr
 	}
-	if len(l.segs) > 1 && l.segs[0].last <= seq {
-		// Segments go: make the mark durable first, so that a crash does
-		// not leave an older mark beside fewer segments.
-		if err := l.mark.Sync(); err != nil {
-			return fmt.Errorf("spool: %w", err)
-		}
+	return err
+}
+
+// Freed returns a channel closed at the next trim.
+func (l *Log) Freed() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.freed
+}
+
+// release deletes the segments every record of which is delivered, and
+// replaces the active segment when every record in it is delivered and it
+// is at the roll size, or the disk has refused a write, or always: its
+// space comes back at once. The caller holds l.mu.
+func (l *Log) release(always bool) error {
+	old := len(l.segs) > 1 && l.segs[0].last <= l.trimmed
+	active := l.segs[len(l.segs)-1]
+	replace := len(l.pending) == 0 && active.size > 0 && (always || l.starved || active.size >= l.opts.SegmentBytes)
+	if !old && !replace {
+		return nil
 	}
-	for len(l.segs) > 1 && l.segs[0].last <= seq {
-		s := l.segs[0]
-		if s.rf != nil {
-			s.rf.Close()
-		}
-		if err := os.Remove(s.path); err != nil {
-			return fmt.Errorf("spool: %w", err)
-		}
-		l.segs = l.segs[1:]
+	// Segments go: make the mark durable first, so that a restart does not
+	// take an older mark beside fewer segments. Were it lost all the same,
+	// nothing would be: the records gone were delivered, and the numbering
+	// goes on from the segments' names. So a mark that cannot be written
+	// (a full disk) does not keep the space.
+	if l.mark != nil {
+		_ = l.mark.Sync()
 	}
-	// An active segment that is large and fully delivered is replaced so
-	// that its space comes back.
-	if last := l.segs[len(l.segs)-1]; len(l.pending) == 0 && last.size >= l.opts.SegmentBytes {
-		if err := l.mark.Sync(); err != nil {
-			return fmt.Errorf("spool: %w", err)
-		}
-		if err := l.roll(); err != nil {
+	for len(l.segs) > 1 && l.segs[0].last <= l.trimmed {
+		if err := l.remove(l.segs[0]); err != nil {
 			return err
 		}
 		l.segs = l.segs[1:]
-		if last.rf != nil {
-			last.rf.Close()
+	}
+	if replace {
+		// The new segment first: the log always has one to append to,
+		// and a crash between the two leaves only a delivered segment.
+		if err := l.roll(); err != nil {
+			return err
 		}
-		_ = os.Remove(last.path)
+		l.segs = slices.DeleteFunc(l.segs, func(s *segment) bool { return s == active })
+		if err := l.remove(active); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// remove deletes a segment's file.
+func (l *Log) remove(s *segment) error {
+	if s.rf != nil {
+		s.rf.Close()
+		s.rf = nil
+	}
+	if err := os.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("spool: %w", err)
 	}
 	return nil
 }
