@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,7 +28,8 @@ type Options struct {
 	// refused (Add) until delivery frees room.
 	MaxBytes int64
 	Logger   *slog.Logger
-	// Registerer, when set, gets rivermon_spool_bytes and rivermon_spool_full.
+	// Registerer, when set, gets rivermon_spool_bytes, rivermon_spool_full
+	// and rivermon_influx_backlog_bytes{output}.
 	Registerer prometheus.Registerer
 }
 
@@ -43,6 +45,35 @@ type Journal struct {
 	// holds its error), or a record of waiting bytes waits for room.
 	notWritable string
 	waiting     int64
+}
+
+// The journal's readers, each with its own position in the spool: every
+// InfluxDB output, and the publisher of dead letters (which are published
+// once, whatever the number of outputs).
+const DeadLetterReader = "deadletters"
+
+// OutputReader is the name of InfluxDB output's reader.
+func OutputReader(output string) string { return "influx-" + output }
+
+// Readers returns the readers of a journal writing to outputs: the spool
+// is opened with them.
+func Readers(outputs []string) []string {
+	out := []string{DeadLetterReader}
+	for _, o := range outputs {
+		out = append(out, OutputReader(o))
+	}
+	return out
+}
+
+// describe says who reader is, for an operator.
+func describe(reader string) string {
+	if o, ok := strings.CutPrefix(reader, "influx-"); ok {
+		return "influx output " + o
+	}
+	if reader == DeadLetterReader {
+		return "the broker (dead letters)"
+	}
+	return reader
 }
 
 // ErrFull is returned by Add when the journal is at its bound.
@@ -69,6 +100,17 @@ func New(l *spool.Log, o Options) *Journal {
 			Help: "Bytes in the spool not yet delivered to InfluxDB (spool headers included; at most spool.max_bytes).",
 		}, func() float64 { return float64(l.Bytes()) })
 		o.Registerer.MustRegister(bytes, j.full)
+		for _, r := range l.Readers() {
+			output, ok := strings.CutPrefix(r, "influx-")
+			if !ok {
+				continue
+			}
+			o.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name:        "rivermon_influx_backlog_bytes",
+				Help:        "Bytes in the spool this InfluxDB output has not written yet (the spool keeps them for it).",
+				ConstLabels: prometheus.Labels{"output": output},
+			}, func() float64 { return float64(l.Behind(r)) }))
+		}
 	}
 	return j
 }
@@ -82,10 +124,22 @@ func (j *Journal) Problem() string {
 	case j.notWritable != "":
 		return "spool not writable: " + j.notWritable
 	case j.waiting > 0:
-		return fmt.Sprintf("spool full (%d of %d bytes; a record of %d bytes waits): not acknowledging until InfluxDB takes the backlog",
-			j.log.Bytes(), j.max, j.waiting)
+		return fmt.Sprintf("spool full (%d of %d bytes; a record of %d bytes waits): not acknowledging until %s takes its backlog",
+			j.log.Bytes(), j.max, j.waiting, describe(j.slowest()))
 	}
 	return ""
+}
+
+// slowest is the reader furthest behind.
+func (j *Journal) slowest() string {
+	var who string
+	var most int64 = -1
+	for _, r := range j.log.Readers() {
+		if b := j.log.Behind(r); b > most {
+			who, most = r, b
+		}
+	}
+	return who
 }
 
 // Append makes rec durable. It waits while the spool has no room for it
@@ -246,23 +300,33 @@ func (j *Journal) Peek(after uint64, maxBytes int64) ([]spool.Record, error) {
 	return j.log.Peek(after, maxBytes)
 }
 
-// Trimmed is the sequence number through which records are delivered.
+// Position is the sequence number through which reader has taken the
+// records.
+func (j *Journal) Position(reader string) uint64 { return j.log.Position(reader) }
+
+// Delivered records that reader has taken every record through seq; the
+// spool forgets a record once every reader has it.
+func (j *Journal) Delivered(reader string, seq uint64) error { return j.log.Advance(reader, seq) }
+
+// Behind is the size of the records reader has not taken yet.
+func (j *Journal) Behind(reader string) int64 { return j.log.Behind(reader) }
+
+// Trimmed is the sequence number through which every reader has the
+// records.
 func (j *Journal) Trimmed() uint64 { return j.log.Trimmed() }
 
-// Trim marks records through seq delivered.
-func (j *Journal) Trim(seq uint64) error { return j.log.Trim(seq) }
-
-// Bytes is the size of what is not delivered yet.
+// Bytes is the size of what is not delivered yet (to every reader).
 func (j *Journal) Bytes() int64 { return j.log.Bytes() }
 
 // Drained waits until every record is delivered, or ctx ends.
 func (j *Journal) Drained(ctx context.Context) error { return j.log.WaitBelow(ctx, 0, 0) }
 
-// Readings calls fn with every sample the journal holds undelivered, in
-// journal order, with the values it was received with: a restart feeds
-// them to the QC windows after those read back from InfluxDB.
-func (j *Journal) Readings(fn func(e *Entry)) {
-	after := uint64(0)
+// Readings calls fn with every sample the journal holds that reader has
+// not taken, in journal order, with the values it was received with: a
+// restart feeds them to the QC windows after those read back from the
+// InfluxDB output reader writes to.
+func (j *Journal) Readings(reader string, fn func(e *Entry)) {
+	after := j.log.Position(reader)
 	var rec Record
 	for {
 		recs, err := j.log.Peek(after, 8<<20)

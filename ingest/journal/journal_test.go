@@ -105,7 +105,7 @@ func TestBoundIsExactUnderConcurrentWriters(t *testing.T) {
 			}
 			watch()
 			time.Sleep(time.Millisecond)
-			if err := j.Trim(after); err != nil {
+			if err := j.Delivered(spool.DefaultReader, after); err != nil {
 				t.Error(err)
 			}
 		}
@@ -145,7 +145,7 @@ func TestProblemGivesTheCurrentFigure(t *testing.T) {
 	if p := j.Problem(); !strings.Contains(p, fmt.Sprintf("(%d of %d bytes", full, max)) {
 		t.Errorf("Problem() = %q, want the figure %d", p, full)
 	}
-	if err := j.Trim(1); err != nil { // frees one small record: not enough
+	if err := j.Delivered(spool.DefaultReader, 1); err != nil { // frees one small record: not enough
 		t.Fatal(err)
 	}
 	now := l.Bytes()
@@ -155,7 +155,7 @@ func TestProblemGivesTheCurrentFigure(t *testing.T) {
 	if p := j.Problem(); !strings.Contains(p, fmt.Sprintf("(%d of %d bytes", now, max)) {
 		t.Errorf("after a trim, Problem() = %q, want the figure %d", p, now)
 	}
-	if err := j.Trim(10); err != nil {
+	if err := j.Delivered(spool.DefaultReader, 10); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {
@@ -183,7 +183,7 @@ func TestRecordLargerThanTheBoundGoesInAlone(t *testing.T) {
 	if err := j.Add(points(1, 10)); err != nil {
 		t.Fatalf("Add while a large record waits: %v", err)
 	}
-	if err := j.Trim(2); err != nil {
+	if err := j.Delivered(spool.DefaultReader, 2); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {

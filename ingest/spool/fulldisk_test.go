@@ -19,7 +19,7 @@ func TestOpenStartsOnAnEmptySegmentWhenAllIsDelivered(t *testing.T) {
 	dir := t.TempDir()
 	l, _ := open(t, dir, 1<<20)
 	appendN(t, l, 0, 30)
-	if err := l.Trim(30); err != nil {
+	if err := l.Advance(DefaultReader, 30); err != nil {
 		t.Fatal(err)
 	}
 	l.Close()
@@ -74,7 +74,7 @@ func TestFullDiskIsGivenBack(t *testing.T) {
 		if got := readAll(t, l, l.Trimmed()); len(got) == 0 {
 			t.Fatal("nothing to deliver")
 		}
-		if err := l.Trim(l.next - 1); err != nil {
+		if err := l.Advance(DefaultReader, l.next-1); err != nil {
 			t.Fatal(err)
 		}
 	}

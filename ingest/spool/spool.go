@@ -2,7 +2,9 @@
 // records in segment files, each record framed with its length, a CRC-32C
 // and a sequence number. A record is durable once Append returns (the
 // segment is fsynced), so the caller may acknowledge what it holds. Records
-// are read back in order and trimmed once delivered; whole segments are
+// are read back in order by one or more readers, each from a position of
+// its own (saved in the folder, so that a restart resumes each where it
+// was), and trimmed once every reader has taken them; whole segments are
 // deleted when every record in them is trimmed, and the segment being
 // written too when every record is trimmed and it has reached the roll
 // size, or the disk has refused a write, or the log is opened: so a full
@@ -43,7 +45,11 @@ const (
 	MaxRecordBytes = 256 << 20
 	segmentSuffix  = ".seg"
 	trimFile       = "trimmed"
+	cursorPrefix   = "cursor."
 )
+
+// DefaultReader is the reader of a log opened without Options.Readers.
+const DefaultReader = "default"
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -52,6 +58,19 @@ type Options struct {
 	// SegmentBytes is the size at which a new segment file is started
 	// (default 16 MiB).
 	SegmentBytes int64
+	// Readers names the log's readers (default: one, DefaultReader): each
+	// takes every record, at its own pace, and a record is trimmed once
+	// every reader has taken it. A reader's position is kept in the file
+	// cursor.<name>; a reader without one (new) starts at the oldest
+	// record not yet trimmed. Names are letters, digits, '-', '_' and '.'.
+	Readers []string
+}
+
+// cursor is one reader's position.
+type cursor struct {
+	name string
+	pos  uint64   // every record through pos is taken
+	f    *os.File // cursor.<name>, overwritten in place like the trim mark
 }
 
 // Recovery says what Open found.
@@ -80,6 +99,7 @@ type segment struct {
 type entry struct {
 	seq  uint64
 	size int64
+	end  int64 // bytes appended since Open, through this record (for Behind)
 	seg  *segment
 	off  int64
 }
@@ -96,6 +116,8 @@ type Log struct {
 	trimmed  uint64
 	pending  []entry
 	bytes    int64
+	total    int64 // bytes appended since Open, the records found by Open included
+	cursors  []*cursor
 	appended chan struct{} // closed and replaced on every append
 	freed    chan struct{} // closed and replaced on every trim
 	closed   bool
@@ -168,7 +190,8 @@ func (l *Log) AppendWithin(data []byte, max int64) (uint64, error) {
 		return 0, err
 	}
 	l.starved = false
-	l.pending = append(l.pending, entry{seq: seq, size: int64(len(buf)), seg: s, off: s.size})
+	l.total += int64(len(buf))
+	l.pending = append(l.pending, entry{seq: seq, size: int64(len(buf)), end: l.total, seg: s, off: s.size})
 	l.bytes += int64(len(buf))
 	s.size += int64(len(buf))
 	s.last = seq
@@ -200,11 +223,56 @@ func (l *Log) Bytes() int64 {
 	return l.bytes
 }
 
-// Trimmed is the sequence number through which records are delivered.
+// Trimmed is the sequence number through which every reader has taken
+// the records.
 func (l *Log) Trimmed() uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.trimmed
+}
+
+// Readers returns the names of the log's readers.
+func (l *Log) Readers() []string {
+	out := make([]string, len(l.cursors))
+	for i, c := range l.cursors {
+		out[i] = c.name
+	}
+	return out
+}
+
+// Position is the sequence number through which reader has taken the
+// records (0 for a name that is not a reader's).
+func (l *Log) Position(reader string) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c := l.cursor(reader); c != nil {
+		return c.pos
+	}
+	return 0
+}
+
+// Behind is the size of the records reader has not taken yet.
+func (l *Log) Behind(reader string) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := l.cursor(reader)
+	if c == nil {
+		return 0
+	}
+	i := sort.Search(len(l.pending), func(i int) bool { return l.pending[i].seq > c.pos })
+	if i == 0 {
+		return l.bytes
+	}
+	return l.total - l.pending[i-1].end
+}
+
+func (l *Log) cursor(reader string) *cursor {
+	for _, c := range l.cursors {
+		if c.name == reader {
+			return c
+		}
+	}
+	return nil
 }
 
 // WaitBelow blocks until the records not yet trimmed and size more bytes
@@ -307,29 +375,62 @@ func (l *Log) reader(s *segment) (*os.File, error) {
 	return s.rf, nil
 }
 
-// Trim marks every record through seq delivered and deletes segments that
-// hold nothing else. The mark is saved so that a restart does not deliver
-// them again (if the save is lost, they are delivered twice: harmless).
-func (l *Log) Trim(seq uint64) error {
+// Advance records that reader has taken every record through seq, saving
+// its position (without fsync: a position lost in a crash only makes the
+// reader take records again, which InfluxDB stores once). Records every
+// reader has taken are trimmed: the trim mark is saved the same way, and
+// segments that hold nothing else are deleted.
+func (l *Log) Advance(reader string, seq uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if seq <= l.trimmed {
+	c := l.cursor(reader)
+	if c == nil {
+		return fmt.Errorf("spool: no reader %q", reader)
+	}
+	if seq <= c.pos {
 		return nil
 	}
-	l.trimmed = seq
+	c.pos = seq
+	err := c.save(l.dir)
+	low := c.pos
+	for _, o := range l.cursors {
+		low = min(low, o.pos)
+	}
+	if low <= l.trimmed {
+		return err
+	}
+	l.trimmed = low
 	n := 0
-	for n < len(l.pending) && l.pending[n].seq <= seq {
+	for n < len(l.pending) && l.pending[n].seq <= low {
 		l.bytes -= l.pending[n].size
 		n++
 	}
 	l.pending = append(l.pending[:0], l.pending[n:]...)
 	close(l.freed)
 	l.freed = make(chan struct{})
-	err := l.saveMark(seq)
+	if merr := l.saveMark(low); err == nil {
+		err = merr
+	}
 	if rerr := l.release(false); rerr != nil {
 		return rerr
 	}
 	return err
+}
+
+// save writes the cursor's position over the previous one, in the trim
+// mark's format.
+func (c *cursor) save(dir string) error {
+	if c.f == nil {
+		f, err := os.OpenFile(filepath.Join(dir, cursorPrefix+c.name), os.O_RDWR|os.O_CREATE, 0o640)
+		if err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+		c.f = f
+	}
+	if _, err := c.f.WriteAt(formatMark(c.pos), 0); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	return nil
 }
 
 // Freed returns a channel closed at the next trim.
@@ -448,6 +549,11 @@ func (l *Log) closeFiles() {
 	}
 	if l.mark != nil {
 		l.mark.Close()
+	}
+	for _, c := range l.cursors {
+		if c.f != nil {
+			c.f.Close()
+		}
 	}
 	for _, s := range l.segs {
 		if s.rf != nil {

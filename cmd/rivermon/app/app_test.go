@@ -46,6 +46,7 @@ type serviceOptions struct {
 	tcp      bool   // open the HJ 212 and SL 651 TCP listeners on free ports
 	state    time.Duration
 	stations string // registry path; default configs/stations.yaml
+	outputs  string // YAML of influx.outputs, e.g. `[{name: b, url: "http://…"}]`
 }
 
 func startServiceWith(t testing.TB, mq *testenv.Mosquitto, in *testenv.Influx, so serviceOptions) *service {
@@ -65,13 +66,13 @@ func startServiceWith(t testing.TB, mq *testenv.Mosquitto, in *testenv.Influx, s
 		so.mqURL = mq.URL
 	}
 	yml := fmt.Sprintf(`mqtt: {url: %q, client_id: %q, username: %q, password: %q, tls: {ca_file: %q}}
-influx: {url: %q, bucket: rivermon/autogen}
+influx: {url: %q, bucket: rivermon/autogen, outputs: %s}
 spool: {dir: %q, max_bytes: %d}
 http: {listen: "127.0.0.1:0"}
 stations: %q
 rules: %q
 alerting: %s
-`, so.mqURL, so.clientID, so.username, so.password, so.caFile, in.URL, so.spoolDir, so.maxBytes,
+`, so.mqURL, so.clientID, so.username, so.password, so.caFile, in.URL, outputsYAML(so.outputs), so.spoolDir, so.maxBytes,
 		stationsPath(root, so.stations), filepath.Join(root, "configs", "rules.yaml"), alertingYAML(so.alerting))
 	cfg, err := config.Load(filepath.Join(dir, "rivermon.yaml"), []byte(yml), func(string) (string, bool) { return "", false })
 	if err != nil {
@@ -120,6 +121,13 @@ func stationsPath(root, p string) string {
 		return filepath.Join(root, "configs", "stations.yaml")
 	}
 	return p
+}
+
+func outputsYAML(s string) string {
+	if s == "" {
+		return "[]"
+	}
+	return s
 }
 
 func alertingYAML(s string) string {

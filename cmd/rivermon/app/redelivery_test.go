@@ -203,7 +203,7 @@ func TestPointRefusedByInfluxIsDeadLetteredAndTheBatchStored(t *testing.T) {
 	if got := svc.metric(`rivermon_rejected_total{reason="influx_rejected"}`); got != 1 {
 		t.Errorf("influx_rejected counted %v, want 1", got)
 	}
-	if got := svc.metric(`rivermon_influx_write_errors_total{kind="rejected"}`); got < 1 {
+	if got := svc.metric(`rivermon_influx_write_errors_total{kind="rejected",output="default"}`); got < 1 {
 		t.Errorf("rejected write errors counted %v", got)
 	}
 }
