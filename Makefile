@@ -56,7 +56,7 @@ run: deps build
 ## bench: micro-benchmarks, then end to end through real Mosquitto, rivermon and InfluxDB (3 runs each)
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/reading ./internal/quality ./ingest ./ingest/spool ./alerts
-	$(GO) test -run '^$$' -bench 'EndToEnd|Backlog|AlertLatency|Ceilings' -benchtime 1x -count 3 ./cmd/rivermon/app
+	$(GO) test -run '^$$' -bench 'EndToEnd|Backlog|OutputCatchUp|AlertLatency|Ceilings' -benchtime 1x -count 3 ./cmd/rivermon/app
 	@echo "rivermon beside Telegraf: make bench-peer"
 
 ## bench-peer: rivermon, Telegraf 1.37 and the bound side by side (builds Telegraf into .tools/bin once: about 12 minutes)

@@ -6,8 +6,10 @@ import (
 	"hash/crc32"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rivermon/rivermon/ingest/influx"
@@ -26,12 +28,22 @@ type Publisher interface {
 	Publish(ctx context.Context, topic string, retained bool, payload []byte) error
 }
 
+// Output is one InfluxDB server: every point goes to every output.
+type Output struct {
+	// Name is the output's, in metrics, dead letters and its spool reader
+	// (journal.OutputReader).
+	Name   string
+	Writer PointWriter
+}
+
 // DeliveryOptions configure a Delivery.
 type DeliveryOptions struct {
 	Journal *journal.Journal
-	// Writer stores the points (InfluxDB).
-	Writer PointWriter
-	// DeadLetters publishes the rejections (the broker).
+	// Outputs store the points (InfluxDB servers), each from its own
+	// position in the journal, at its own pace.
+	Outputs []Output
+	// DeadLetters publishes the rejections (the broker), once whatever
+	// the number of outputs.
 	DeadLetters Publisher
 	TopicPrefix string
 	// MaxBatchPoints caps the points of one write (default 5000).
@@ -52,17 +64,29 @@ type DeliveryOptions struct {
 	Stations *Stations
 }
 
-// Delivery is the last stage: it writes the journal to InfluxDB in order,
-// publishes its dead letters, and trims what is done. An InfluxDB outage
-// only grows the journal, and a restart resumes from it. A redelivery or a
-// replay rewrites the same points, which InfluxDB stores once (same series
-// and timestamp).
+// Delivery is the last stage: it writes the journal to every InfluxDB
+// output in order, each output from its own position and with its own
+// retries, so that one down holds back neither the others nor
+// acknowledgement (until the spool is full); it publishes the dead
+// letters once, from a position of their own; the journal forgets a
+// record once all have it. An InfluxDB outage only grows the journal, and
+// a restart resumes each output where it was. A redelivery or a replay
+// rewrites the same points, which InfluxDB stores once (same series and
+// timestamp).
 type Delivery struct {
 	o DeliveryOptions
 	m *Metrics
-	// Arrays reused from one round to the next (deliver's goroutine).
-	parts [writers][]*journal.Entry
-	lines [writers][]string
+}
+
+// outputDelivery is one output's loop and what it reuses from one round to
+// the next (its goroutine's only).
+type outputDelivery struct {
+	*Delivery
+	out    Output
+	reader string
+	delay  prometheus.Observer
+	parts  [writers][]*journal.Entry
+	lines  [writers][]string
 }
 
 // NewDelivery returns a Delivery; Run starts it.
@@ -93,10 +117,24 @@ func NewDelivery(o DeliveryOptions) *Delivery {
 func (d *Delivery) Run(ctx context.Context) error {
 	work, stop := run.Grace(ctx, d.o.DrainTimeout)
 	defer stop()
+	var wg sync.WaitGroup
+	wg.Add(1 + len(d.o.Outputs))
+	go func() {
+		defer wg.Done()
+		d.publish(work)
+	}()
+	for _, out := range d.o.Outputs {
+		od := &outputDelivery{Delivery: d, out: out, reader: journal.OutputReader(out.Name),
+			delay: d.m.delay.WithLabelValues(out.Name)}
+		go func() {
+			defer wg.Done()
+			od.deliver(work)
+		}()
+	}
 	done := make(chan struct{})
 	go func() {
-		defer close(done)
-		d.deliver(work)
+		wg.Wait()
+		close(done)
 	}()
 	select {
 	case <-ctx.Done():
@@ -108,46 +146,92 @@ func (d *Delivery) Run(ctx context.Context) error {
 	return nil
 }
 
-// deliver writes records in order until ctx ends.
-func (d *Delivery) deliver(ctx context.Context) {
+// maxRead bounds what one round reads from the journal.
+const maxRead = 8 << 20
+
+// read returns the records after the reader's position, waiting for one,
+// and gathering more for FlushEvery when few are waiting.
+func (d *Delivery) read(ctx context.Context, after uint64) ([]spool.Record, error) {
 	j := d.o.Journal
-	after := j.Trimmed()
+	recs, err := j.Read(ctx, after, maxRead)
+	if err != nil {
+		return nil, err
+	}
+	if size := recordBytes(recs); d.o.FlushEvery > 0 && size < maxRead/8 {
+		// Little is waiting: gather a while longer.
+		if run.Sleep(ctx, d.o.FlushEvery) == nil {
+			// An error here comes back from the next Read.
+			if more, err := j.Peek(recs[len(recs)-1].Seq, maxRead-size); err == nil {
+				recs = append(recs, more...)
+			}
+		}
+	}
+	return recs, nil
+}
+
+// deliver writes the output's records in order until ctx ends.
+func (od *outputDelivery) deliver(ctx context.Context) {
+	j := od.o.Journal
+	after := j.Position(od.reader)
 	var rec journal.Record
+	trimFailed := false
 	for {
-		const maxRead = 8 << 20
-		recs, err := j.Read(ctx, after, maxRead)
+		recs, err := od.read(ctx, after)
 		if err != nil {
 			return
-		}
-		if size := recordBytes(recs); d.o.FlushEvery > 0 && size < maxRead/8 {
-			// Little is waiting: gather a while longer.
-			if run.Sleep(ctx, d.o.FlushEvery) == nil {
-				// An error here comes back from the next Read.
-				if more, err := j.Peek(recs[len(recs)-1].Seq, maxRead-size); err == nil {
-					recs = append(recs, more...)
-				}
-			}
 		}
 		rec.Reset()
 		for _, r := range recs {
 			if err := journal.Decode(r.Data, &rec, false); err != nil {
 				// Only a bug writes such a record (the spool checked its
 				// bytes): say so loudly, keep the file, go on.
-				d.o.Logger.Error("skipping a spool record that does not decode", "seq", r.Seq, "err", err)
+				od.o.Logger.Error("skipping a spool record that does not decode", "output", od.out.Name, "seq", r.Seq, "err", err)
 			}
 		}
-		poison, err := d.write(ctx, rec.Entries)
+		poison, err := od.write(ctx, rec.Entries)
 		if err != nil {
 			return
 		}
-		dls := append(rec.DeadLetters, d.poisonLetters(poison)...)
-		if err := d.publishDeadLetters(ctx, dls); err != nil {
+		// The record's own dead letters are the publisher's; the points
+		// this output refused are this output's.
+		if err := od.publishDeadLetters(ctx, od.poisonLetters(poison)); err != nil {
 			return
 		}
 		after = recs[len(recs)-1].Seq
-		if err := j.Trim(after); err != nil {
-			d.o.Logger.Error("cannot trim the spool; delivered records may be sent again after a restart", "err", err)
+		err = j.Delivered(od.reader, after)
+		if err != nil && !trimFailed {
+			od.o.Logger.Error("cannot save the output's position in the spool; its records may be written again after a restart", "output", od.out.Name, "err", err)
 		}
+		trimFailed = err != nil
+	}
+}
+
+// publish sends the journal's dead letters in order until ctx ends.
+func (d *Delivery) publish(ctx context.Context) {
+	j := d.o.Journal
+	after := j.Position(journal.DeadLetterReader)
+	var rec journal.Record
+	trimFailed := false
+	for {
+		recs, err := d.read(ctx, after)
+		if err != nil {
+			return
+		}
+		rec.Reset()
+		for _, r := range recs {
+			if err := journal.DecodeDeadLetters(r.Data, &rec); err != nil {
+				d.o.Logger.Error("skipping a spool record that does not decode", "seq", r.Seq, "err", err)
+			}
+		}
+		if err := d.publishDeadLetters(ctx, rec.DeadLetters); err != nil {
+			return
+		}
+		after = recs[len(recs)-1].Seq
+		err = j.Delivered(journal.DeadLetterReader, after)
+		if err != nil && !trimFailed {
+			d.o.Logger.Error("cannot save the dead letters' position in the spool; they may be published again after a restart", "err", err)
+		}
+		trimFailed = err != nil
 	}
 }
 
@@ -165,8 +249,8 @@ type refused struct {
 // write stores the entries' points, the stations split between the writers
 // so that each station's points (a reading, then the revision of its QC
 // flag) arrive in their order. It returns when all are stored or refused.
-func (d *Delivery) write(ctx context.Context, entries []journal.Entry) ([]refused, error) {
-	parts := &d.parts
+func (od *outputDelivery) write(ctx context.Context, entries []journal.Entry) ([]refused, error) {
+	parts := &od.parts
 	for k := range parts {
 		clear(parts[k])
 		parts[k] = parts[k][:0]
@@ -183,23 +267,23 @@ func (d *Delivery) write(ctx context.Context, entries []journal.Entry) ([]refuse
 	g, gctx := errgroup.WithContext(ctx)
 	for k, part := range parts {
 		g.Go(func() error {
-			lines := d.lines[k][:0]
-			defer func() { clear(lines); d.lines[k] = lines[:0] }()
-			for start := 0; start < len(part); start += d.o.MaxBatchPoints {
-				chunk := part[start:min(start+d.o.MaxBatchPoints, len(part))]
+			lines := od.lines[k][:0]
+			defer func() { clear(lines); od.lines[k] = lines[:0] }()
+			for start := 0; start < len(part); start += od.o.MaxBatchPoints {
+				chunk := part[start:min(start+od.o.MaxBatchPoints, len(part))]
 				lines = lines[:0]
 				for _, e := range chunk {
 					lines = append(lines, e.Line)
 				}
-				poison, err := d.o.Writer.Write(gctx, lines)
+				poison, err := od.out.Writer.Write(gctx, lines)
 				if err != nil {
 					return err
 				}
 				out[k] = appendRefused(out[k], chunk, poison)
-				now := d.o.Now()
+				now := od.o.Now()
 				for _, e := range chunk {
 					if e.Kind == journal.KindReading {
-						d.m.delay.Observe(now.Sub(e.Time).Seconds())
+						od.delay.Observe(now.Sub(e.Time).Seconds())
 					}
 				}
 			}
@@ -237,14 +321,16 @@ func recordBytes(recs []spool.Record) int64 {
 	return n
 }
 
-// poisonLetters turns points InfluxDB refused into dead letters.
-func (d *Delivery) poisonLetters(rs []refused) []journal.DeadLetter {
+// poisonLetters turns points the output refused into dead letters, which
+// name it: another output may have taken them.
+func (od *outputDelivery) poisonLetters(rs []refused) []journal.DeadLetter {
 	var out []journal.DeadLetter
+	d := od.Delivery
 	for _, r := range rs {
-		d.o.Logger.Error("influxdb refused a point; dead-lettered", "station", r.entry.Station, "source", r.entry.Source, "err", r.err)
+		d.o.Logger.Error("influxdb refused a point; dead-lettered", "output", od.out.Name, "station", r.entry.Station, "source", r.entry.Source, "err", r.err)
 		body, _ := json.Marshal(map[string]any{
 			"received_at": d.o.Now().UTC().Format(time.RFC3339Nano), "topic": "", "reason": ReasonInfluxRejected,
-			"level": "point", "detail": r.err.Error(), "payload": r.entry.Line,
+			"level": "point", "output": od.out.Name, "detail": "influx output " + od.out.Name + ": " + r.err.Error(), "payload": r.entry.Line,
 		})
 		out = append(out, journal.DeadLetter{Topic: deadLetterTopic(d.o.TopicPrefix, r.entry.Station), Reason: ReasonInfluxRejected, Body: body})
 		d.m.rejected.WithLabelValues(ReasonInfluxRejected).Inc()

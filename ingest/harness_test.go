@@ -22,6 +22,8 @@ type Options struct {
 	Observer         observer
 	MaxQueueMessages int
 	MaxQueueBytes    int
+	// Outputs, when set, replace the one output newPipeline is given.
+	Outputs []Output
 }
 
 type observer interface{ Observe([]reading.Observed) }
@@ -39,7 +41,15 @@ type pipeline struct {
 
 func newPipeline(t *testing.T, dir string, w PointWriter, pub Publisher, o Options) *pipeline {
 	t.Helper()
-	sp, _, err := spool.Open(dir, spool.Options{})
+	outputs := []Output{{Name: "default", Writer: w}}
+	if len(o.Outputs) > 0 {
+		outputs = o.Outputs
+	}
+	var names []string
+	for _, out := range outputs {
+		names = append(names, out.Name)
+	}
+	sp, _, err := spool.Open(dir, spool.Options{Readers: journal.Readers(names)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +67,7 @@ func newPipeline(t *testing.T, dir string, w PointWriter, pub Publisher, o Optio
 		so.Observed = p.observed
 	}
 	p.stream = NewStream(so)
-	p.delivery = NewDelivery(DeliveryOptions{Journal: p.journal, Writer: w, DeadLetters: pub, TopicPrefix: "rivermon/v1",
+	p.delivery = NewDelivery(DeliveryOptions{Journal: p.journal, Outputs: outputs, DeadLetters: pub, TopicPrefix: "rivermon/v1",
 		MaxBatchPoints: o.MaxBatchPoints, DrainTimeout: o.DrainTimeout, Metrics: m, Now: o.Now, Stations: p.stream.Stations()})
 	return p
 }

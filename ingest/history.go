@@ -57,10 +57,11 @@ func (s *Stream) HistoryNeeds() (qcWindow time.Duration, flowDays time.Duration,
 }
 
 // JournalHistory returns the samples the journal holds and delivery has not
-// stored yet, with the values they were received with, for Rebuild.
-func JournalHistory(j *journal.Journal) []HistoryPoint {
+// stored yet in output, with the values they were received with, for
+// Rebuild after the history read back from that output.
+func JournalHistory(j *journal.Journal, output string) []HistoryPoint {
 	var out []HistoryPoint
-	j.Readings(func(e *journal.Entry) {
+	j.Readings(journal.OutputReader(output), func(e *journal.Entry) {
 		hp := HistoryPoint{Station: e.Station, Time: e.Time, Values: make(map[string]float64, len(e.Values))}
 		for _, v := range e.Values {
 			hp.Values[v.Code] = v.Value

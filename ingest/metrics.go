@@ -14,7 +14,7 @@ type Metrics struct {
 	messages   *prometheus.CounterVec
 	samples    *prometheus.CounterVec
 	rejected   *prometheus.CounterVec
-	delay      prometheus.Histogram
+	delay      *prometheus.HistogramVec
 	lastSeen   *prometheus.GaugeVec
 	queued     prometheus.Gauge
 	seqGaps    prometheus.Counter
@@ -46,11 +46,11 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 			Name: "rivermon_rejected_total",
 			Help: "Rejected messages, samples and values, by reason; each is on the dead-letter topic.",
 		}, []string{"reason"}),
-		delay: prometheus.NewHistogram(prometheus.HistogramOpts{
+		delay: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "rivermon_ingest_delay_seconds",
-			Help:    "Time from a sample's timestamp to its storage (backfilled samples land in the top buckets).",
+			Help:    "Time from a sample's timestamp to its storage, by InfluxDB output (backfilled samples land in the top buckets).",
 			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400},
-		}),
+		}, []string{"output"}),
 		lastSeen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "rivermon_station_last_seen_timestamp_seconds",
 			Help: "Timestamp of the newest stored sample of each station.",

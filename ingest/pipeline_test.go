@@ -14,6 +14,7 @@ import (
 
 	"github.com/rivermon/rivermon/ingest/influx"
 	"github.com/rivermon/rivermon/internal/hydro"
+	"github.com/rivermon/rivermon/ingest/journal"
 	"github.com/rivermon/rivermon/internal/registry"
 )
 
@@ -520,4 +521,62 @@ func fieldOf(t *testing.T, line, field string) float64 {
 		t.Fatalf("%s=%s in %s: %v", field, v, line, err)
 	}
 	return f
+}
+
+// TestOutputsDeliverAtTheirOwnPace: with two outputs, one stuck holds back
+// neither the other nor acknowledgement; the spool keeps what the stuck one
+// lacks, and forgets it once it has it; a dead letter is published once; a
+// restart resumes each output where it was.
+func TestOutputsDeliverAtTheirOwnPace(t *testing.T) {
+	dir := t.TempDir()
+	a, b := &fakeWriter{}, &fakeWriter{fail: errors.New("output b down")}
+	pub := &fakePublisher{}
+	p := newPipeline(t, dir, nil, pub, Options{DrainTimeout: 50 * time.Millisecond,
+		Outputs: []Output{{Name: "a", Writer: a}, {Name: "b", Writer: b}}})
+	stop := start(t, p)
+	acks := &ackLog{}
+	for i := range 30 {
+		p.Handle("rivermon/v1/stations/boqu-nyalam/readings", readingPayload("boqu-nyalam", i+1), time.Now(), acks.ack(i))
+	}
+	p.Handle("rivermon/v1/stations/boqu-nyalam/readings", []byte(`{"station": "boqu-nyalam", "samples": []}`), time.Now(), acks.ack(30))
+	eventually(t, func() bool { return len(acks.get()) == 31 }, "output b down held back acknowledgement")
+	eventually(t, func() bool { a.mu.Lock(); defer a.mu.Unlock(); return len(a.lines) == 30 }, "output b down held back output a")
+	eventually(t, func() bool { return p.journal.Behind(journal.OutputReader("a")) == 0 }, "output a not caught up")
+	if p.journal.Bytes() == 0 || p.journal.Bytes() != p.journal.Behind(journal.OutputReader("b")) {
+		t.Fatalf("the spool holds %d bytes, output b lacks %d: it must keep them for b", p.journal.Bytes(), p.journal.Behind(journal.OutputReader("b")))
+	}
+	eventually(t, func() bool {
+		pub.mu.Lock()
+		defer pub.mu.Unlock()
+		return len(pub.sent["rivermon/v1/deadletter/boqu-nyalam"]) == 1
+	}, "the dead letter was not published while output b was down")
+	stop()
+	p.spool.Close()
+
+	// Restarted with b up: b gets everything, a nothing again.
+	b2 := &fakeWriter{}
+	a.mu.Lock()
+	a.lines = nil
+	a.mu.Unlock()
+	p2 := newPipeline(t, dir, nil, pub, Options{Outputs: []Output{{Name: "a", Writer: a}, {Name: "b", Writer: b2}}})
+	start(t, p2)
+	eventually(t, func() bool { b2.mu.Lock(); defer b2.mu.Unlock(); return len(b2.lines) == 30 }, "output b did not catch up after the restart")
+	eventually(t, func() bool { return p2.journal.Bytes() == 0 }, "the spool kept what both outputs have")
+	a.mu.Lock()
+	if len(a.lines) != 0 {
+		t.Errorf("output a wrote %d points again after the restart", len(a.lines))
+	}
+	a.mu.Unlock()
+	b2.mu.Lock()
+	for i, l := range b2.lines {
+		if !strings.Contains(l, fmt.Sprintf("level_m=%d,", i+1)) {
+			t.Fatalf("output b: line %d out of order: %s", i, l)
+		}
+	}
+	b2.mu.Unlock()
+	pub.mu.Lock()
+	defer pub.mu.Unlock()
+	if n := len(pub.sent["rivermon/v1/deadletter/boqu-nyalam"]); n != 1 {
+		t.Errorf("the dead letter was published %d times", n)
+	}
 }

@@ -24,6 +24,16 @@ alive() {
 # port_open PORT: something listens on 127.0.0.1:PORT.
 port_open() { (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# free_port FROM: the first port from FROM up (100 tried) that nothing
+# listens on, or nothing.
+free_port() {
+	local p
+	for ((p = $1; p < $1 + 100; p++)); do
+		port_open "$p" || { echo "$p"; return 0; }
+	done
+	return 1
+}
+
 # terminate PID: SIGTERM, then SIGKILL if it still runs after STOP_TIMEOUT
 # seconds; returns 1 when it had to be killed. The caller reaps it (wait).
 terminate() {

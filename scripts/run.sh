@@ -8,6 +8,8 @@
 # lives under var/run/; each run's logs go to var/run/log/<UTC time>/ and
 # var/run/log/latest points at the newest. Ctrl-C stops everything, one
 # component after the other, newest first.
+# RIVERMON_SECOND_INFLUX=1 starts a second InfluxDB on a free port and makes
+# it a second output (influx.outputs, named "second").
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -76,6 +78,14 @@ for sc in $SIM_SCENARIOS; do
 		fi
 	done
 done
+second=""
+if [ -n "${RIVERMON_SECOND_INFLUX:-}" ] && [ "${RIVERMON_SECOND_INFLUX}" != 0 ]; then
+	second=1
+	INFLUX2_PORT=${INFLUX2_PORT:-$(free_port 18097)} && INFLUX2_RPC_PORT=${INFLUX2_RPC_PORT:-$(free_port $((INFLUX2_PORT + 1)))} || {
+		echo "make run: no free port for the second InfluxDB from 18097 up" >&2
+		exit 1
+	}
+fi
 
 mkdir -p "$run"/{mosquitto,influxdb,alertmanager,spool}
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
@@ -142,6 +152,11 @@ start mosquitto "$mosquitto" -c "$run/mosquitto/mosquitto.conf"
 
 influxd_conf "$run/influxdb/influxdb.conf" "$run/influxdb" "$INFLUX_PORT" "$INFLUX_RPC_PORT"
 start influxd "$influxd" -config "$run/influxdb/influxdb.conf"
+if [ -n "$second" ]; then
+	mkdir -p "$run/influxdb2"
+	influxd_conf "$run/influxdb2/influxdb.conf" "$run/influxdb2" "$INFLUX2_PORT" "$INFLUX2_RPC_PORT"
+	start influxd2 "$influxd" -config "$run/influxdb2/influxdb.conf"
+fi
 
 start alertmanager "$alertmanager" --config.file="$root/configs/alertmanager/alertmanager.yml" \
 	--storage.path="$run/alertmanager" --web.listen-address="127.0.0.1:$AM_PORT" \
@@ -151,6 +166,11 @@ wait_port "$MQTT_PORT" mosquitto
 wait_port "$INFLUX_PORT" influxd
 wait_port "$AM_PORT" alertmanager
 curl -sf -XPOST "http://127.0.0.1:$INFLUX_PORT/query" --data-urlencode "q=CREATE DATABASE rivermon" >/dev/null
+if [ -n "$second" ]; then
+	wait_port "$INFLUX2_PORT" influxd2
+	curl -sf -XPOST "http://127.0.0.1:$INFLUX2_PORT/query" --data-urlencode "q=CREATE DATABASE rivermon" >/dev/null
+	export RIVERMON_INFLUX_OUTPUTS="[{name: second, url: \"http://127.0.0.1:$INFLUX2_PORT\"}]"
+fi
 
 export RIVERMON_MQTT_URL="tcp://127.0.0.1:$MQTT_PORT"
 export RIVERMON_MQTT_CLIENT_ID="rivermon-local"
@@ -224,9 +244,19 @@ How the sections come in:
   SL 651 data    curl -G 'http://127.0.0.1:$INFLUX_PORT/query' --data-urlencode 'db=rivermon' --data-urlencode "q=$q651"
   Logs           $logs/{rivermon,stationsim,stationsim-sl651-tcp,stationsim-sl651-mqtt,mosquitto,influxd,alertmanager}.log
                  (var/run/log/latest is this run's folder)
-
-Press Ctrl-C to stop everything.
 MSG
+if [ -n "$second" ]; then
+	for i in "${!names[@]}"; do [ "${names[i]}" = influxd2 ] && pid2=${pids[i]}; done
+	cat <<MSG
+  2nd InfluxDB   http://127.0.0.1:$INFLUX2_PORT, output "second" (log: $logs/influxd2.log); every point goes
+                 to both. Try an outage: kill -STOP ${pid2:-?}, later kill -CONT ${pid2:-?}. Meanwhile rivermon
+                 acknowledges and writes the first output as before, the spool keeps what "second"
+                 lacks (rivermon_influx_backlog_bytes{output="second"} grows), /readyz names it once a
+                 write to it has timed out (30 s), and it catches up when it is back.
+MSG
+fi
+echo
+echo "Press Ctrl-C to stop everything."
 
 sleep 5
 n=$(curl -sG "http://127.0.0.1:$INFLUX_PORT/query" --data-urlencode db=rivermon \

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -42,17 +43,26 @@ type rivermonProc struct {
 
 type procEnv struct {
 	mqURL, influxURL, spoolDir string
-	maxBytes                   int64
-	clientID                   string // default faultClientID
-	alertmanager               string // alerting.alertmanager_urls, when set
-	resendInterval             string // alerting.resend_interval, when set
+	// outputs, when set, is RIVERMON_INFLUX_OUTPUTS: more InfluxDB servers.
+	outputs        string
+	maxBytes       int64
+	clientID       string // default faultClientID
+	alertmanager   string // alerting.alertmanager_urls, when set
+	resendInterval string // alerting.resend_interval, when set
+	// diskBytes, when set, puts the spool on a file system of its own of
+	// that size (testenv.SmallFS).
+	diskBytes int64
 }
 
 func startRivermon(t *testing.T, e procEnv) *rivermonProc {
 	t.Helper()
 	root, _ := testenv.RepoRoot()
 	p := &rivermonProc{t: t, port: testenv.FreePort(t), log: filepath.Join(t.TempDir(), "rivermon.log"), done: make(chan error, 1)}
-	p.cmd = exec.Command(binary(t), "-config", filepath.Join(root, "configs", "rivermon.yaml"))
+	if e.diskBytes > 0 {
+		p.cmd = testenv.SmallFS(t, e.spoolDir, e.diskBytes, binary(t), "-config", filepath.Join(root, "configs", "rivermon.yaml"))
+	} else {
+		p.cmd = exec.Command(binary(t), "-config", filepath.Join(root, "configs", "rivermon.yaml"))
+	}
 	if e.clientID == "" {
 		e.clientID = faultClientID
 	}
@@ -67,6 +77,9 @@ func startRivermon(t *testing.T, e procEnv) *rivermonProc {
 	}
 	if e.resendInterval != "" {
 		p.cmd.Env = append(p.cmd.Env, "RIVERMON_ALERTING_RESEND_INTERVAL="+e.resendInterval)
+	}
+	if e.outputs != "" {
+		p.cmd.Env = append(p.cmd.Env, "RIVERMON_INFLUX_OUTPUTS="+e.outputs)
 	}
 	f, err := os.Create(p.log)
 	if err != nil {
@@ -98,6 +111,17 @@ func (p *rivermonProc) get(path string) int {
 	return resp.StatusCode
 }
 
+// readyz returns the status and the body of /readyz.
+func (p *rivermonProc) readyz() (int, string) {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", p.port))
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 // metric returns the value of one series of the process's /metrics; a
 // missing series fails the test (testenv.Metric).
 func (p *rivermonProc) metric(series string) float64 {
@@ -127,6 +151,7 @@ type sampleStream struct {
 	pub      *testenv.Client
 	stations []string
 	base     time.Time
+	total    int // samples in the stream (faultSamples unless set)
 	// published counts the samples of messages the broker has taken (a
 	// PUBACK came back).
 	published atomic.Int64
@@ -138,7 +163,7 @@ func newSampleStream(t *testing.T, mqURL string) *sampleStream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &sampleStream{t: t, pub: testenv.NewClient(t, mqURL, "fault-station"), base: time.Now().UTC().Truncate(time.Hour).Add(-72 * time.Hour)}
+	s := &sampleStream{t: t, pub: testenv.NewClient(t, mqURL, "fault-station"), base: time.Now().UTC().Truncate(time.Hour).Add(-72 * time.Hour), total: faultSamples}
 	for _, st := range reg.Stations {
 		s.stations = append(s.stations, st.ID)
 	}
@@ -188,20 +213,28 @@ func (s *sampleStream) send(from, to int) error {
 	return nil
 }
 
-func (s *sampleStream) messages() int { return faultSamples / samplesPerMsg }
+func (s *sampleStream) messages() int { return s.total / samplesPerMsg }
 
 // verify waits until InfluxDB holds every sample and checks each value.
 func (s *sampleStream) verify(in *testenv.Influx) {
 	s.t.Helper()
+	s.verifyFirst(in, s.messages())
+}
+
+// verifyFirst waits until InfluxDB holds every sample of the first
+// messages, and no other, and checks each value.
+func (s *sampleStream) verifyFirst(in *testenv.Influx, messages int) {
+	s.t.Helper()
+	want := int64(messages * samplesPerMsg)
 	var n int64
 	// Only the stream's span: a test may store other samples beside it.
-	span := fmt.Sprintf("time >= %d AND time < %d", s.base.UnixNano(), s.base.Add(faultSamples*time.Second).UnixNano())
+	span := fmt.Sprintf("time >= %d AND time < %d", s.base.UnixNano(), s.base.Add(time.Duration(want)*time.Second).UnixNano())
 	testenv.Eventually(s.t, settleTimeout, func() bool {
 		n = in.Count(s.t, "reading", "level_m", span)
-		return n >= faultSamples
-	}, "InfluxDB holds fewer samples than published (want %d)", faultSamples)
-	if n != faultSamples {
-		s.t.Fatalf("InfluxDB holds %d samples, want exactly %d", n, faultSamples)
+		return n >= want
+	}, "InfluxDB %s holds fewer samples than published (want %d)", in.URL, want)
+	if n != want {
+		s.t.Fatalf("InfluxDB %s holds %d samples, want exactly %d", in.URL, n, want)
 	}
 	ss, err := in.Query("rivermon", "SELECT level_m FROM reading WHERE "+span+" GROUP BY station")
 	if err != nil {
@@ -222,7 +255,7 @@ func (s *sampleStream) verify(in *testenv.Influx) {
 	sort.Slice(got, func(a, b int) bool { return got[a] < got[b] })
 	for i, g := range got {
 		if g != int64(i) {
-			s.t.Fatalf("sample %d missing", i)
+			s.t.Fatalf("InfluxDB %s: sample %d missing", in.URL, i)
 		}
 	}
 }
@@ -286,7 +319,7 @@ func TestFaultInfluxSlowAndFailing(t *testing.T) {
 		return testenv.Fault{Status: http.StatusServiceUnavailable, Header: http.Header{"Retry-After": {"1"}}}
 	})
 	s.publish(quarter, 2*quarter)
-	testenv.Eventually(t, 10*time.Second, func() bool { return p.metric(`rivermon_influx_write_errors_total{kind="server"}`) > 0 }, "no 503 seen")
+	testenv.Eventually(t, 10*time.Second, func() bool { return p.metric(`rivermon_influx_write_errors_total{kind="server",output="default"}`) > 0 }, "no 503 seen")
 	proxy.SetFault(func(*http.Request, []byte) testenv.Fault {
 		return testenv.Fault{Status: http.StatusInternalServerError}
 	})
@@ -303,7 +336,7 @@ func TestFaultMosquittoRestartMidStream(t *testing.T) {
 	s := newSampleStream(t, mq.URL)
 	sent := s.publishAsync(0, s.messages())
 	testenv.Eventually(t, 20*time.Second, func() bool {
-		return in.Count(t, "reading", "level_m", "") > faultSamples/3
+		return in.Count(t, "reading", "level_m", "") > int64(s.total/3)
 	}, "samples are not arriving")
 	mq.Stop() // mid-stream, with persistence: rivermon's session and queue survive
 	mq.Start()
@@ -347,5 +380,119 @@ func TestFaultTornSpoolTail(t *testing.T) {
 	b, _ := os.ReadFile(p2.log)
 	if !strings.Contains(string(b), "damaged tail cut") {
 		t.Errorf("the cut was not reported:\n%s", tail(string(b), 20))
+	}
+}
+
+// TestFaultFullDiskRecovers: the spool's disk (a file system of its own,
+// 256 KiB, with max_bytes far above) fills while InfluxDB is down: rivermon
+// stops acknowledging and /readyz says the spool is not writable. Once
+// InfluxDB is back, delivery empties the spool, its segment (far below the
+// 16 MiB roll size) is given back, and rivermon acknowledges again and is
+// ready, without a restart; every sample is stored.
+func TestFaultFullDiskRecovers(t *testing.T) {
+	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+	in := testenv.StartInflux(t)
+	p := startRivermon(t, procEnv{mqURL: mq.URL, influxURL: in.URL, spoolDir: t.TempDir(), diskBytes: 256 << 10})
+	testenv.Eventually(t, readyTimeout, func() bool { code, _ := p.readyz(); return code == http.StatusOK }, "rivermon not ready")
+	in.Stop()
+	s := newSampleStream(t, mq.URL)
+	sent := s.publishAsync(0, s.messages())
+	var body string
+	testenv.Eventually(t, 30*time.Second, func() bool {
+		var code int
+		code, body = p.readyz()
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "spool not writable")
+	}, "the spool's disk never filled (/readyz: %q)", body)
+	t.Logf("disk full: /readyz %q", strings.TrimSpace(body))
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if acked := p.metric("rivermon_ack_delay_seconds_count"); acked >= float64(s.messages()) {
+		t.Fatalf("all %v messages acknowledged with the spool's disk full", acked)
+	}
+	in.Start()
+	testenv.Eventually(t, 60*time.Second, func() bool { code, _ := p.readyz(); return code == http.StatusOK }, "not ready again without a restart")
+	s.verify(in)
+	testenv.Eventually(t, 20*time.Second, func() bool {
+		return p.metric("rivermon_ack_delay_seconds_count") == float64(s.messages())
+	}, "not every message acknowledged")
+	b, _ := os.ReadFile(p.log)
+	if !strings.Contains(string(b), "spool writable again") {
+		t.Errorf("the recovery was not logged:\n%s", tail(string(b), 20))
+	}
+}
+
+// TestFaultSecondOutputDownThenBack: two InfluxDB outputs; B is stopped for
+// most of a run of 12,000 samples, and rivermon is killed (-9) twice
+// meanwhile, once caught up and once mid-stream. A has every value while B
+// is down, acknowledgement never stops, the spool keeps what B lacks (and
+// only that); each restart resumes both outputs where they were (A writes
+// nothing again); once started, B catches up to every value. Both hold
+// each value exactly once.
+func TestFaultSecondOutputDownThenBack(t *testing.T) {
+	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+	inA := testenv.StartInflux(t)
+	inB := testenv.StartInflux(t)
+	env := procEnv{mqURL: mq.URL, influxURL: inA.URL, spoolDir: t.TempDir(),
+		outputs: fmt.Sprintf(`[{name: b, url: %q}]`, inB.URL)}
+	p := startRivermon(t, env)
+	s := newSampleStream(t, mq.URL)
+	s.total = 12000
+	n := s.messages() // 1,200 messages of 10 samples
+	acked := func(p *rivermonProc) float64 { return p.metric("rivermon_ack_delay_seconds_count") }
+	s.publish(0, n/10)
+	inB.Stop()
+
+	// B down: A takes everything, every message is acknowledged, and the
+	// spool holds what B lacks.
+	s.publish(n/10, n/2)
+	s.verifyFirst(inA, n/2)
+	testenv.Eventually(t, 10*time.Second, func() bool { return acked(p) == float64(n/2) }, "acknowledgement stalled with output b down")
+	if full := p.metric("rivermon_spool_full"); full != 0 {
+		t.Errorf("spool full with output b down: %v", full)
+	}
+	testenv.Eventually(t, 10*time.Second, func() bool { return p.metric(`rivermon_influx_backlog_bytes{output="default"}`) == 0 }, "output default not caught up")
+	spooled, behindB := p.metric("rivermon_spool_bytes"), p.metric(`rivermon_influx_backlog_bytes{output="b"}`)
+	if spooled == 0 || spooled != behindB {
+		t.Fatalf("the spool holds %v bytes and output b lacks %v: it must keep exactly what b lacks", spooled, behindB)
+	}
+	code, body := p.readyz()
+	if code != http.StatusOK || !strings.Contains(body, "influx output b: unreachable since") {
+		t.Errorf("/readyz with output b down: %d %q", code, body)
+	}
+
+	// Killed caught up: the restart resumes each output at its own place.
+	p.kill9()
+	p = startRivermon(t, env)
+	testenv.Eventually(t, readyTimeout, func() bool { code, _ := p.readyz(); return code == http.StatusOK }, "not ready after the restart")
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		return p.metric(`rivermon_influx_backlog_bytes{output="b"}`) >= behindB
+	}, "output b's backlog not kept across the restart")
+	if got := p.metric(`rivermon_ingest_delay_seconds_count{output="default"}`); got != 0 {
+		t.Errorf("output default wrote %v samples again after the restart", got)
+	}
+
+	// Killed mid-stream, B still down: nothing lost.
+	sent := s.publishAsync(n/2, n*9/10)
+	testenv.Eventually(t, 20*time.Second, func() bool { return acked(p) > float64(n/10) }, "rivermon is not taking messages")
+	p.kill9()
+	p = startRivermon(t, env)
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	s.verifyFirst(inA, n*9/10)
+
+	// B back: it catches up to every value, then the spool is empty.
+	inB.Start()
+	began := time.Now()
+	backlog := p.metric(`rivermon_influx_backlog_bytes{output="b"}`)
+	s.verifyFirst(inB, n*9/10)
+	t.Logf("output b caught up %.0f KiB of spool (%d samples) in %s", backlog/1024, n*9/10*samplesPerMsg-n/10*samplesPerMsg, time.Since(began).Round(time.Millisecond))
+	s.publish(n*9/10, n)
+	s.verify(inA)
+	s.verify(inB)
+	testenv.Eventually(t, 10*time.Second, func() bool { return p.metric("rivermon_spool_bytes") == 0 }, "spool not emptied once both outputs have everything")
+	if code, body := p.readyz(); code != http.StatusOK || strings.TrimSpace(body) != "ready" {
+		t.Errorf("/readyz with both outputs up: %d %q", code, body)
 	}
 }

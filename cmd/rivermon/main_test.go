@@ -268,7 +268,7 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 		map[string]any{"time": ts.Format(time.RFC3339), "values": map[string]any{"level_m": 0.9}}}})
 	pub.Publish("rivermon/v1/stations/boqu-nyalam/readings", payload)
 	testenv.Eventually(t, 10*time.Second, func() bool { // rivermon holds it and fails to write it
-		return testenv.Metric(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", port), `rivermon_influx_write_errors_total{kind="network"}`) > 0
+		return testenv.Metric(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", port), `rivermon_influx_write_errors_total{kind="network",output="default"}`) > 0
 	}, "rivermon never tried to write the message")
 	stopWithin(cmd, 10*time.Second)
 

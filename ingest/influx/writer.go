@@ -36,6 +36,9 @@ const (
 
 // Options configure a Writer.
 type Options struct {
+	// Output names the server in metrics (the output label) and messages
+	// (default "default").
+	Output string
 	URL    string
 	Token  string // "user:password" on 1.8
 	Org    string
@@ -44,10 +47,40 @@ type Options struct {
 	// timeout.
 	HTTPClient *http.Client
 	Logger     *slog.Logger
+	// Metrics are shared by the writers of every output; when nil, the
+	// writer makes its own and registers them with Registerer (if set).
+	Metrics    *Metrics
 	Registerer prometheus.Registerer
 	// MinBackoff and MaxBackoff bound the wait between retries (defaults
 	// 200 ms and 30 s).
 	MinBackoff, MaxBackoff time.Duration
+	// Now is the clock of Problem's "since" (default time.Now).
+	Now func() time.Time
+}
+
+// Metrics are the writers' Prometheus metrics, by output.
+type Metrics struct {
+	errors  *prometheus.CounterVec
+	written *prometheus.CounterVec
+}
+
+// NewMetrics builds the writers' metrics and registers them with r (nil:
+// not registered).
+func NewMetrics(r prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rivermon_influx_write_errors_total",
+			Help: "Failed InfluxDB write requests by output and kind (network, server, throttled, auth, rejected, too_large, other).",
+		}, []string{"output", "kind"}),
+		written: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rivermon_points_written_total",
+			Help: "Points InfluxDB confirmed, by output.",
+		}, []string{"output"}),
+	}
+	if r != nil {
+		r.MustRegister(m.errors, m.written)
+	}
+	return m
 }
 
 // Poison is a line InfluxDB refused on its own (400/422/413 for a single
@@ -68,8 +101,15 @@ type Writer struct {
 	maxBackoff         time.Duration
 	errors             *prometheus.CounterVec
 	written            prometheus.Counter
+	now                func() time.Time
 	authFailed         atomic.Bool
-	lastErr            atomic.Pointer[string]
+	lastErr            atomic.Pointer[failure]
+}
+
+// failure is why writes fail, and since when.
+type failure struct {
+	msg   string
+	since time.Time
 }
 
 // New returns a Writer. It does not contact the server.
@@ -86,6 +126,15 @@ func New(o Options) *Writer {
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = 30 * time.Second
 	}
+	if o.Output == "" {
+		o.Output = "default"
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(o.Registerer)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	opts := influxdb2.DefaultOptions().SetHTTPClient(o.HTTPClient).SetPrecision(time.Nanosecond)
 	client := influxdb2.NewClientWithOptions(o.URL, o.Token, opts)
 	w := &Writer{
@@ -95,20 +144,12 @@ func New(o Options) *Writer {
 		log:        o.Logger,
 		minBackoff: o.MinBackoff,
 		maxBackoff: o.MaxBackoff,
-		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "rivermon_influx_write_errors_total",
-			Help: "Failed InfluxDB write requests by kind (network, server, throttled, auth, rejected, too_large, other).",
-		}, []string{"kind"}),
-		written: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "rivermon_points_written_total",
-			Help: "Points InfluxDB confirmed.",
-		}),
+		errors:     o.Metrics.errors.MustCurryWith(prometheus.Labels{"output": o.Output}),
+		written:    o.Metrics.written.WithLabelValues(o.Output),
+		now:        o.Now,
 	}
 	for _, k := range []string{KindNetwork, KindServer, KindThrottled, KindAuth, KindRejected, KindTooLarge, KindOther} {
 		w.errors.WithLabelValues(k)
-	}
-	if o.Registerer != nil {
-		o.Registerer.MustRegister(w.errors, w.written)
 	}
 	return w
 }
@@ -120,9 +161,18 @@ func (w *Writer) Close() { w.client.Close() }
 // succeeded. Credentials refused by the server make rivermon not ready.
 func (w *Writer) Problem() (reason string, auth bool) {
 	if p := w.lastErr.Load(); p != nil {
-		return *p, w.authFailed.Load()
+		return p.msg, w.authFailed.Load()
 	}
 	return "", false
+}
+
+// FailingSince is when the writes that fail now began to fail (zero when
+// the last write succeeded).
+func (w *Writer) FailingSince() time.Time {
+	if p := w.lastErr.Load(); p != nil {
+		return p.since
+	}
+	return time.Time{}
 }
 
 // Write stores lines. It returns when every line is stored or handed back
@@ -155,8 +205,11 @@ func (w *Writer) write(ctx context.Context, lines []string, poison *[]Poison) er
 		}
 		kind, retryAfter := Classify(err)
 		w.errors.WithLabelValues(kind).Inc()
-		msg := fmt.Sprintf("influxdb write failed (%s): %v", kind, err)
-		w.lastErr.Store(&msg)
+		f := &failure{msg: fmt.Sprintf("influxdb write failed (%s): %v", kind, err), since: w.now()}
+		if prev := w.lastErr.Load(); prev != nil {
+			f.since = prev.since
+		}
+		w.lastErr.Store(f)
 		switch kind {
 		case KindRejected, KindTooLarge:
 			if len(lines) == 1 {

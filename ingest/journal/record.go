@@ -219,6 +219,48 @@ func Decode(b []byte, r *Record, values bool) error {
 	return d.deadLetters(r)
 }
 
+// DecodeDeadLetters reads only the dead letters of a record, appending
+// them to r.DeadLetters: the publisher of dead letters reads every record
+// and needs nothing else of it.
+func DecodeDeadLetters(b []byte, r *Record) error {
+	if len(b) == 0 {
+		return fmt.Errorf("%w: empty", ErrMalformed)
+	}
+	d := decoder{text: shared(b[1:])}
+	switch b[0] {
+	case version:
+		for range d.count() {
+			d.str()
+		}
+		for range d.count() {
+			if d.err != nil {
+				break
+			}
+			kind := Kind(d.byte())
+			d.uvarint()
+			d.str()
+			d.varint()
+			d.str()
+			if kind == KindReading {
+				nv := int(d.byte())
+				if d.err == nil && len(d.text) < 9*nv {
+					d.fail()
+				}
+				if d.err == nil {
+					d.text = d.text[9*nv:]
+				}
+			}
+		}
+	case legacyVersion:
+		for range d.count() {
+			d.str()
+		}
+	default:
+		return fmt.Errorf("%w: unknown version %d", ErrMalformed, b[0])
+	}
+	return d.deadLetters(r)
+}
+
 // deadLetters reads the dead letters that end a record (every version) and
 // checks that nothing follows them.
 func (d *decoder) deadLetters(r *Record) error {

@@ -56,6 +56,12 @@ func TestRecordRoundTrip(t *testing.T) {
 	if err := Decode(Encode(in), &out, false); err != nil || out.Entries[0].Values != nil || out.Entries[3].Line != in.Entries[3].Line {
 		t.Errorf("without values: %v %+v", err, out.Entries[0])
 	}
+	// The dead-letter publisher reads the dead letters alone.
+	var dls Record
+	if err := DecodeDeadLetters(Encode(in), &dls); err != nil || len(dls.Entries) != 0 || len(dls.DeadLetters) != 2 ||
+		string(dls.DeadLetters[0].Body) != `{"x":1}` || dls.DeadLetters[0].Topic != "t/1" {
+		t.Errorf("dead letters alone: %v %+v", err, dls)
+	}
 	good := Encode(in)
 	for _, bad := range [][]byte{nil, {9}, {2, 5, 1}, append(good, 0), good[:len(good)-3], {2, 0, 1, 0}} {
 		var r Record
@@ -91,6 +97,10 @@ func TestLegacyRecord(t *testing.T) {
 	if len(r.DeadLetters) != 1 || string(r.DeadLetters[0].Body) != "{}" {
 		t.Errorf("dead letters %+v", r.DeadLetters)
 	}
+	var dls Record
+	if err := DecodeDeadLetters(EncodeLegacy(lines, r.DeadLetters), &dls); err != nil || len(dls.DeadLetters) != 1 || string(dls.DeadLetters[0].Body) != "{}" {
+		t.Errorf("dead letters alone: %v %+v", err, dls.DeadLetters)
+	}
 }
 
 // FuzzDecode: a record that decodes re-encodes to one that decodes to the
@@ -114,6 +124,15 @@ func FuzzDecode(f *testing.F) {
 		for i := range r.Entries {
 			if again.Entries[i].Line != r.Entries[i].Line || again.Entries[i].Station != r.Entries[i].Station {
 				t.Fatalf("entry %d changed", i)
+			}
+		}
+		var dls Record
+		if err := DecodeDeadLetters(b, &dls); err != nil || len(dls.DeadLetters) != len(r.DeadLetters) {
+			t.Fatalf("dead letters alone: %v, %d of %d", err, len(dls.DeadLetters), len(r.DeadLetters))
+		}
+		for i := range dls.DeadLetters {
+			if string(dls.DeadLetters[i].Body) != string(r.DeadLetters[i].Body) || dls.DeadLetters[i].Topic != r.DeadLetters[i].Topic {
+				t.Fatalf("dead letter %d differs", i)
 			}
 		}
 	})

@@ -6,6 +6,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,12 +21,37 @@ func Open(dir string, opts Options) (*Log, Recovery, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, rec, fmt.Errorf("spool: %w", err)
 	}
+	if len(opts.Readers) == 0 {
+		opts.Readers = []string{DefaultReader}
+	}
 	l := &Log{dir: dir, opts: opts, next: 1, appended: make(chan struct{}), freed: make(chan struct{})}
 	if b, err := os.ReadFile(filepath.Join(dir, trimFile)); err == nil {
 		if n, ok := parseMark(b); ok {
 			l.trimmed = n
 		}
 	}
+	// Each reader resumes from its cursor, or from the mark when it has
+	// none (a new reader, or a spool written before there were cursors)
+	// or one that a crash damaged. The mark is never ahead of a reader:
+	// it is the lowest position when it is written.
+	low, high := uint64(0), l.trimmed
+	for i, name := range opts.Readers {
+		if !validReader(name) || slices.Contains(opts.Readers[:i], name) {
+			return nil, rec, fmt.Errorf("spool: reader name %q: want letters, digits, '-', '_' and '.', each name once", name)
+		}
+		c := &cursor{name: name, pos: l.trimmed}
+		if b, err := os.ReadFile(filepath.Join(dir, cursorPrefix+name)); err == nil {
+			if n, ok := parseMark(b); ok && n > c.pos {
+				c.pos = n
+			}
+		}
+		if i == 0 || c.pos < low {
+			low = c.pos
+		}
+		high = max(high, c.pos)
+		l.cursors = append(l.cursors, c)
+	}
+	l.trimmed = low
 	names, err := filepath.Glob(filepath.Join(dir, "*"+segmentSuffix))
 	if err != nil {
 		return nil, rec, fmt.Errorf("spool: %w", err)
@@ -56,8 +82,10 @@ func Open(dir string, opts Options) (*Log, Recovery, error) {
 		}
 		l.segs = append(l.segs, s)
 	}
-	if l.trimmed >= l.next {
-		l.next = l.trimmed + 1
+	// Numbers a reader has passed are never given again: it would skip
+	// the records that got them.
+	if high >= l.next {
+		l.next = high + 1
 	}
 	if len(l.segs) == 0 {
 		if err := l.roll(); err != nil {
@@ -72,8 +100,32 @@ func Open(dir string, opts Options) (*Log, Recovery, error) {
 		}
 		l.active = f
 	}
+	// Everything delivered: start on an empty segment, whatever the size
+	// of the last one, so that a restart gives back the space of a spool
+	// that filled the disk. The mark is written now, while there is room
+	// for it, and later overwritten in place.
+	if err := l.release(true); err != nil {
+		l.closeFiles()
+		return nil, rec, err
+	}
+	_ = l.saveMark(l.trimmed)
+	for _, c := range l.cursors {
+		_ = c.save(dir)
+	}
 	rec.Segments, rec.Pending, rec.Bytes = len(l.segs), len(l.pending), l.bytes
 	return l, rec, nil
+}
+
+func validReader(name string) bool {
+	if name == "" || len(name) > 64 || name[0] == '.' {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // scan reads every record of s, keeps those that check out, and truncates
@@ -122,7 +174,8 @@ func (l *Log) scan(s *segment) (cut string, err error) {
 			break
 		}
 		if seq > l.trimmed {
-			l.pending = append(l.pending, entry{seq: seq, size: headerSize + n, seg: s, off: off})
+			l.total += headerSize + n
+			l.pending = append(l.pending, entry{seq: seq, size: headerSize + n, end: l.total, seg: s, off: off})
 			l.bytes += headerSize + n
 		}
 		prev, s.last = seq, seq

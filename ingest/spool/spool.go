@@ -2,8 +2,13 @@
 // records in segment files, each record framed with its length, a CRC-32C
 // and a sequence number. A record is durable once Append returns (the
 // segment is fsynced), so the caller may acknowledge what it holds. Records
-// are read back in order and trimmed once delivered; whole segments are
-// deleted when every record in them is trimmed.
+// are read back in order by one or more readers, each from a position of
+// its own (saved in the folder, so that a restart resumes each where it
+// was), and trimmed once every reader has taken them; whole segments are
+// deleted when every record in them is trimmed, and the segment being
+// written too when every record is trimmed and it has reached the roll
+// size, or the disk has refused a write, or the log is opened: so a full
+// disk gets its space back once delivery has caught up.
 //
 // After a crash or power cut the tail of a segment may hold a half-written
 // record. Open keeps every record up to the first bad one in each segment,
@@ -26,6 +31,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -39,7 +45,11 @@ const (
 	MaxRecordBytes = 256 << 20
 	segmentSuffix  = ".seg"
 	trimFile       = "trimmed"
+	cursorPrefix   = "cursor."
 )
+
+// DefaultReader is the reader of a log opened without Options.Readers.
+const DefaultReader = "default"
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -48,6 +58,19 @@ type Options struct {
 	// SegmentBytes is the size at which a new segment file is started
 	// (default 16 MiB).
 	SegmentBytes int64
+	// Readers names the log's readers (default: one, DefaultReader): each
+	// takes every record, at its own pace, and a record is trimmed once
+	// every reader has taken it. A reader's position is kept in the file
+	// cursor.<name>; a reader without one (new) starts at the oldest
+	// record not yet trimmed. Names are letters, digits, '-', '_' and '.'.
+	Readers []string
+}
+
+// cursor is one reader's position.
+type cursor struct {
+	name string
+	pos  uint64   // every record through pos is taken
+	f    *os.File // cursor.<name>, overwritten in place like the trim mark
 }
 
 // Recovery says what Open found.
@@ -76,6 +99,7 @@ type segment struct {
 type entry struct {
 	seq  uint64
 	size int64
+	end  int64 // bytes appended since Open, through this record (for Behind)
 	seg  *segment
 	off  int64
 }
@@ -92,15 +116,37 @@ type Log struct {
 	trimmed  uint64
 	pending  []entry
 	bytes    int64
+	total    int64 // bytes appended since Open, the records found by Open included
+	cursors  []*cursor
 	appended chan struct{} // closed and replaced on every append
 	freed    chan struct{} // closed and replaced on every trim
 	closed   bool
 	mark     *os.File // the trim mark, open once, overwritten in place
+	// starved is set while the disk refuses writes: the active segment is
+	// then replaced as soon as every record in it is delivered, whatever
+	// its size, so that its space comes back.
+	starved bool
 }
+
+// HeaderBytes is what the spool adds to each record: a record of n bytes
+// takes n+HeaderBytes of the bound (Bytes, AppendWithin).
+const HeaderBytes = headerSize
+
+// ErrFull is returned by AppendWithin when the record does not fit under
+// the bound.
+var ErrFull = errors.New("spool: full")
 
 // Append stores data as one record and fsyncs it. When it returns nil the
 // record survives a crash.
 func (l *Log) Append(data []byte) (uint64, error) {
+	return l.AppendWithin(data, -1)
+}
+
+// AppendWithin is Append if the records not yet trimmed and this one, with
+// its header, take at most max bytes; otherwise it writes nothing and
+// returns ErrFull. The check and the write are one step: two appenders
+// cannot both take the last room. A negative max is no bound.
+func (l *Log) AppendWithin(data []byte, max int64) (uint64, error) {
 	if len(data) > MaxRecordBytes {
 		return 0, fmt.Errorf("spool: record of %d bytes is over %d", len(data), MaxRecordBytes)
 	}
@@ -108,6 +154,9 @@ func (l *Log) Append(data []byte) (uint64, error) {
 	defer l.mu.Unlock()
 	if l.closed {
 		return 0, errors.New("spool: closed")
+	}
+	if max >= 0 && l.bytes+int64(headerSize+len(data)) > max {
+		return 0, ErrFull
 	}
 	s := l.segs[len(l.segs)-1]
 	if s.size >= l.opts.SegmentBytes {
@@ -122,17 +171,27 @@ func (l *Log) Append(data []byte) (uint64, error) {
 	binary.LittleEndian.PutUint64(buf[8:16], seq)
 	binary.LittleEndian.PutUint32(buf[4:8], crc32.Update(crc32.Checksum(buf[8:16], castagnoli), castagnoli, data))
 	copy(buf[headerSize:], data)
-	if _, err := l.active.Write(buf); err != nil {
-		// A partial write leaves a torn tail: cut it so that the next
-		// append does not follow garbage.
-		_ = l.active.Truncate(s.size)
-		return 0, fmt.Errorf("spool: write: %w", err)
+	for try := 0; ; try++ {
+		err := l.write(s, buf)
+		if err == nil {
+			break
+		}
+		l.starved = true
+		// The disk is full (or failing) and the active segment holds
+		// only delivered records: give its space back and try again
+		// once. Without this a spool emptied by delivery never released
+		// a segment below the roll size, and a full disk stayed full.
+		if try == 0 && len(l.pending) == 0 && s.size > 0 {
+			if rerr := l.release(true); rerr == nil {
+				s = l.segs[len(l.segs)-1]
+				continue
+			}
+		}
+		return 0, err
 	}
-	if err := l.active.Sync(); err != nil {
-		_ = l.active.Truncate(s.size)
-		return 0, fmt.Errorf("spool: fsync: %w", err)
-	}
-	l.pending = append(l.pending, entry{seq: seq, size: int64(len(buf)), seg: s, off: s.size})
+	l.starved = false
+	l.total += int64(len(buf))
+	l.pending = append(l.pending, entry{seq: seq, size: int64(len(buf)), end: l.total, seg: s, off: s.size})
 	l.bytes += int64(len(buf))
 	s.size += int64(len(buf))
 	s.last = seq
@@ -142,6 +201,21 @@ func (l *Log) Append(data []byte) (uint64, error) {
 	return seq, nil
 }
 
+// write appends buf to the active segment s and fsyncs it; on failure it
+// cuts what it wrote, so that the next append does not follow a torn
+// record. The caller holds l.mu.
+func (l *Log) write(s *segment, buf []byte) error {
+	if _, err := l.active.Write(buf); err != nil {
+		_ = l.active.Truncate(s.size)
+		return fmt.Errorf("spool: write: %w", err)
+	}
+	if err := l.active.Sync(); err != nil {
+		_ = l.active.Truncate(s.size)
+		return fmt.Errorf("spool: fsync: %w", err)
+	}
+	return nil
+}
+
 // Bytes is the size of the records not yet trimmed.
 func (l *Log) Bytes() int64 {
 	l.mu.Lock()
@@ -149,19 +223,64 @@ func (l *Log) Bytes() int64 {
 	return l.bytes
 }
 
-// Trimmed is the sequence number through which records are delivered.
+// Trimmed is the sequence number through which every reader has taken
+// the records.
 func (l *Log) Trimmed() uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.trimmed
 }
 
-// WaitBelow blocks until the untrimmed records take less than max-size
-// bytes, or the log is empty, or ctx ends.
+// Readers returns the names of the log's readers.
+func (l *Log) Readers() []string {
+	out := make([]string, len(l.cursors))
+	for i, c := range l.cursors {
+		out[i] = c.name
+	}
+	return out
+}
+
+// Position is the sequence number through which reader has taken the
+// records (0 for a name that is not a reader's).
+func (l *Log) Position(reader string) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c := l.cursor(reader); c != nil {
+		return c.pos
+	}
+	return 0
+}
+
+// Behind is the size of the records reader has not taken yet.
+func (l *Log) Behind(reader string) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := l.cursor(reader)
+	if c == nil {
+		return 0
+	}
+	i := sort.Search(len(l.pending), func(i int) bool { return l.pending[i].seq > c.pos })
+	if i == 0 {
+		return l.bytes
+	}
+	return l.total - l.pending[i-1].end
+}
+
+func (l *Log) cursor(reader string) *cursor {
+	for _, c := range l.cursors {
+		if c.name == reader {
+			return c
+		}
+	}
+	return nil
+}
+
+// WaitBelow blocks until the records not yet trimmed and size more bytes
+// take at most max bytes, or ctx ends.
 func (l *Log) WaitBelow(ctx context.Context, max, size int64) error {
 	for {
 		l.mu.Lock()
-		ok := l.bytes == 0 || l.bytes+size <= max
+		ok := l.bytes+size <= max
 		freed := l.freed
 		l.mu.Unlock()
 		if ok {
@@ -256,58 +375,118 @@ func (l *Log) reader(s *segment) (*os.File, error) {
 	return s.rf, nil
 }
 
-// Trim marks every record through seq delivered and deletes segments that
-// hold nothing else. The mark is saved so that a restart does not deliver
-// them again (if the save is lost, they are delivered twice: harmless).
-func (l *Log) Trim(seq uint64) error {
+// Advance records that reader has taken every record through seq, saving
+// its position (without fsync: a position lost in a crash only makes the
+// reader take records again, which InfluxDB stores once). Records every
+// reader has taken are trimmed: the trim mark is saved the same way, and
+// segments that hold nothing else are deleted.
+func (l *Log) Advance(reader string, seq uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if seq <= l.trimmed {
+	c := l.cursor(reader)
+	if c == nil {
+		return fmt.Errorf("spool: no reader %q", reader)
+	}
+	if seq <= c.pos {
 		return nil
 	}
-	l.trimmed = seq
+	c.pos = seq
+	err := c.save(l.dir)
+	low := c.pos
+	for _, o := range l.cursors {
+		low = min(low, o.pos)
+	}
+	if low <= l.trimmed {
+		return err
+	}
+	l.trimmed = low
 	n := 0
-	for n < len(l.pending) && l.pending[n].seq <= seq {
+	for n < len(l.pending) && l.pending[n].seq <= low {
 		l.bytes -= l.pending[n].size
 		n++
 	}
 	l.pending = append(l.pending[:0], l.pending[n:]...)
 	close(l.freed)
 	l.freed = make(chan struct{})
-	if err := l.saveMark(seq); err != nil {
-		return err
+	if merr := l.saveMark(low); err == nil {
+		err = merr
 	}
-	if len(l.segs) > 1 && l.segs[0].last <= seq {
-		// Segments go: make the mark durable first, so that a crash does
-		// not leave an older mark beside fewer segments.
-		if err := l.mark.Sync(); err != nil {
+	if rerr := l.release(false); rerr != nil {
+		return rerr
+	}
+	return err
+}
+
+// save writes the cursor's position over the previous one, in the trim
+// mark's format.
+func (c *cursor) save(dir string) error {
+	if c.f == nil {
+		f, err := os.OpenFile(filepath.Join(dir, cursorPrefix+c.name), os.O_RDWR|os.O_CREATE, 0o640)
+		if err != nil {
 			return fmt.Errorf("spool: %w", err)
 		}
+		c.f = f
 	}
-	for len(l.segs) > 1 && l.segs[0].last <= seq {
-		s := l.segs[0]
-		if s.rf != nil {
-			s.rf.Close()
-		}
-		if err := os.Remove(s.path); err != nil {
-			return fmt.Errorf("spool: %w", err)
-		}
-		l.segs = l.segs[1:]
+	if _, err := c.f.WriteAt(formatMark(c.pos), 0); err != nil {
+		return fmt.Errorf("spool: %w", err)
 	}
-	// An active segment that is large and fully delivered is replaced so
-	// that its space comes back.
-	if last := l.segs[len(l.segs)-1]; len(l.pending) == 0 && last.size >= l.opts.SegmentBytes {
-		if err := l.mark.Sync(); err != nil {
-			return fmt.Errorf("spool: %w", err)
-		}
-		if err := l.roll(); err != nil {
+	return nil
+}
+
+// Freed returns a channel closed at the next trim.
+func (l *Log) Freed() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.freed
+}
+
+// release deletes the segments every record of which is delivered, and
+// replaces the active segment when every record in it is delivered and it
+// is at the roll size, or the disk has refused a write, or always: its
+// space comes back at once. The caller holds l.mu.
+func (l *Log) release(always bool) error {
+	old := len(l.segs) > 1 && l.segs[0].last <= l.trimmed
+	active := l.segs[len(l.segs)-1]
+	replace := len(l.pending) == 0 && active.size > 0 && (always || l.starved || active.size >= l.opts.SegmentBytes)
+	if !old && !replace {
+		return nil
+	}
+	// Segments go: make the mark durable first, so that a restart does not
+	// take an older mark beside fewer segments. Were it lost all the same,
+	// nothing would be: the records gone were delivered, and the numbering
+	// goes on from the segments' names. So a mark that cannot be written
+	// (a full disk) does not keep the space.
+	if l.mark != nil {
+		_ = l.mark.Sync()
+	}
+	for len(l.segs) > 1 && l.segs[0].last <= l.trimmed {
+		if err := l.remove(l.segs[0]); err != nil {
 			return err
 		}
 		l.segs = l.segs[1:]
-		if last.rf != nil {
-			last.rf.Close()
+	}
+	if replace {
+		// The new segment first: the log always has one to append to,
+		// and a crash between the two leaves only a delivered segment.
+		if err := l.roll(); err != nil {
+			return err
 		}
-		_ = os.Remove(last.path)
+		l.segs = slices.DeleteFunc(l.segs, func(s *segment) bool { return s == active })
+		if err := l.remove(active); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// remove deletes a segment's file.
+func (l *Log) remove(s *segment) error {
+	if s.rf != nil {
+		s.rf.Close()
+		s.rf = nil
+	}
+	if err := os.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("spool: %w", err)
 	}
 	return nil
 }
@@ -370,6 +549,11 @@ func (l *Log) closeFiles() {
 	}
 	if l.mark != nil {
 		l.mark.Close()
+	}
+	for _, c := range l.cursors {
+		if c.f != nil {
+			c.f.Close()
+		}
 	}
 	for _, s := range l.segs {
 		if s.rf != nil {

@@ -2,6 +2,7 @@ package spool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -62,7 +63,7 @@ func TestAppendReadTrimReopen(t *testing.T) {
 		t.Fatalf("%d segments; want several at 300 bytes each", len(segs))
 	}
 	before := l.Bytes()
-	if err := l.Trim(25); err != nil {
+	if err := l.Advance(DefaultReader, 25); err != nil {
 		t.Fatal(err)
 	}
 	if l.Bytes() >= before || l.Bytes() <= 0 {
@@ -156,7 +157,7 @@ func TestWaitBelowAndReadWait(t *testing.T) {
 	done := make(chan error)
 	full := l.Bytes()
 	go func() { done <- l.WaitBelow(context.Background(), full, 10) }()
-	if err := l.Trim(2); err != nil {
+	if err := l.Advance(DefaultReader, 2); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {
@@ -180,7 +181,7 @@ func TestEmptyLogIsEmptyAfterFullTrim(t *testing.T) {
 	dir := t.TempDir()
 	l, _ := open(t, dir, 100)
 	appendN(t, l, 0, 20)
-	if err := l.Trim(20); err != nil {
+	if err := l.Advance(DefaultReader, 20); err != nil {
 		t.Fatal(err)
 	}
 	if l.Bytes() != 0 {
@@ -215,47 +216,84 @@ func BenchmarkAppend(b *testing.B) {
 	}
 }
 
-// The trim mark is overwritten in place; one damaged by a crash fails its
-// checksum and the records are delivered again rather than skipped.
-func TestDamagedTrimMarkDeliversAgain(t *testing.T) {
+// Positions and the trim mark are overwritten in place; one damaged by a
+// crash fails its checksum, and its reader takes records again (from the
+// mark, else from the oldest) rather than skip any.
+func TestDamagedCursorDeliversAgain(t *testing.T) {
 	dir := t.TempDir()
-	l, _ := open(t, dir, 1<<20)
+	two := Options{SegmentBytes: 1 << 20, Readers: []string{"a", "b"}}
+	reopen := func() *Log {
+		t.Helper()
+		l, _, err := Open(dir, two)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		return l
+	}
+	l := reopen()
 	appendN(t, l, 0, 40)
-	for _, seq := range []uint64{9, 25} {
-		if err := l.Trim(seq); err != nil {
+	for _, step := range []struct {
+		reader string
+		seq    uint64
+	}{{"a", 9}, {"a", 25}, {"b", 9}} {
+		if err := l.Advance(step.reader, step.seq); err != nil {
 			t.Fatal(err)
 		}
 	}
 	l.Close()
-	mark := filepath.Join(dir, trimFile)
-	b, err := os.ReadFile(mark)
-	if err != nil || string(b) != string(formatMark(25)) {
-		t.Fatalf("mark %q, %v; want %q", b, err, formatMark(25))
+	if b, err := os.ReadFile(filepath.Join(dir, cursorPrefix+"a")); err != nil || string(b) != string(formatMark(25)) {
+		t.Fatalf("cursor a %q, %v; want %q", b, err, formatMark(25))
 	}
-	l2, rec := open(t, dir, 1<<20)
-	if l2.Trimmed() != 25 || rec.Pending != 15 {
-		t.Fatalf("trimmed %d, %d pending; want 25 and 15", l2.Trimmed(), rec.Pending)
+	if b, err := os.ReadFile(filepath.Join(dir, trimFile)); err != nil || string(b) != string(formatMark(9)) {
+		t.Fatalf("mark %q, %v; want %q", b, err, formatMark(9))
 	}
-	l2.Close()
+	l = reopen()
+	if l.Position("a") != 25 || l.Position("b") != 9 || l.Trimmed() != 9 {
+		t.Fatalf("positions a %d, b %d, trimmed %d; want 25, 9, 9", l.Position("a"), l.Position("b"), l.Trimmed())
+	}
+	l.Close()
 
-	// A torn write: the new number's digits, the old checksum.
+	// A torn write of a's position: the new number's digits, the old
+	// checksum. a starts again from the mark.
 	torn := []byte(string(formatMark(39))[:20] + string(formatMark(25))[20:])
-	if err := os.WriteFile(mark, torn, 0o640); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, cursorPrefix+"a"), torn, 0o640); err != nil {
 		t.Fatal(err)
 	}
-	l3, rec := open(t, dir, 1<<20)
-	if l3.Trimmed() != 0 || rec.Pending != 40 {
-		t.Fatalf("torn mark: trimmed %d, %d pending; want 0 and all 40", l3.Trimmed(), rec.Pending)
+	l = reopen()
+	if l.Position("a") != 9 || l.Position("b") != 9 {
+		t.Fatalf("torn cursor: positions a %d, b %d; want 9 and 9", l.Position("a"), l.Position("b"))
 	}
-	l3.Close()
+	l.Close()
 
-	// A mark written before the checksum existed.
-	if err := os.WriteFile(mark, []byte("25\n"), 0o640); err != nil {
+	// The mark torn too, and b's lost: from the oldest record.
+	for _, f := range []string{trimFile, cursorPrefix + "a"} {
+		if err := os.WriteFile(filepath.Join(dir, f), torn, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(filepath.Join(dir, cursorPrefix+"b")); err != nil {
 		t.Fatal(err)
 	}
-	l4, _ := open(t, dir, 1<<20)
-	if l4.Trimmed() != 25 {
-		t.Fatalf("bare mark: trimmed %d, want 25", l4.Trimmed())
+	l = reopen()
+	if l.Position("a") != 0 || l.Position("b") != 0 || len(readAll(t, l, 0)) != 40 {
+		t.Fatalf("torn mark and cursors: positions a %d, b %d; want 0 and all 40 records", l.Position("a"), l.Position("b"))
+	}
+	l.Close()
+
+	// A spool from before the cursors: a bare mark, no cursor files. Every
+	// reader resumes from the mark.
+	for _, f := range []string{cursorPrefix + "a", cursorPrefix + "b"} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, trimFile), []byte("25\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	l = reopen()
+	if l.Position("a") != 25 || l.Position("b") != 25 {
+		t.Fatalf("bare mark: positions a %d, b %d; want 25", l.Position("a"), l.Position("b"))
 	}
 }
 
@@ -271,7 +309,7 @@ func TestStaleMarkAfterRollKeepsNewRecords(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := l.Trim(10); err != nil {
+	if err := l.Advance(DefaultReader, 10); err != nil {
 		t.Fatal(err)
 	}
 	l.Close()
@@ -300,9 +338,101 @@ func TestStaleMarkAfterRollKeepsNewRecords(t *testing.T) {
 		if len(got) < 3 || got[len(got)-1] != "after 2" {
 			t.Fatalf("mark %q: read back %q", mark, got)
 		}
-		if err := l3.Trim(seqs[2]); err != nil {
+		if err := l3.Advance(DefaultReader, seqs[2]); err != nil {
 			t.Fatal(err)
 		}
 		l3.Close()
+	}
+}
+
+// AppendWithin counts the headers and refuses, writing nothing, a record
+// that would take the log past the bound by a single byte.
+func TestAppendWithinIsExact(t *testing.T) {
+	l, _ := open(t, t.TempDir(), 1<<20)
+	rec := []byte(strings.Repeat("r", 84)) // 100 bytes with its header
+	for i := range 3 {
+		if _, err := l.AppendWithin(rec, 300); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+	if l.Bytes() != 300 {
+		t.Fatalf("bytes %d, want 300", l.Bytes())
+	}
+	if _, err := l.AppendWithin([]byte("x"), 300); !errors.Is(err, ErrFull) {
+		t.Fatalf("a 17-byte record at the bound: %v, want ErrFull", err)
+	}
+	if _, err := l.AppendWithin([]byte("x"), 316); !errors.Is(err, ErrFull) {
+		t.Fatalf("a 17-byte record with 16 bytes of room: %v, want ErrFull", err)
+	}
+	if seq, err := l.AppendWithin([]byte("x"), 317); err != nil || seq != 4 {
+		t.Fatalf("a 17-byte record with 17 bytes of room: %d, %v", seq, err)
+	}
+	if got := readAll(t, l, 0); len(got) != 4 {
+		t.Fatalf("read back %d records, want 4", len(got))
+	}
+}
+
+// Each reader takes every record at its own pace; a record is trimmed, and
+// its segment deleted, only once both have it; a restart resumes each
+// where it was, and a reader added later starts at the oldest record kept.
+func TestReadersTakeEveryRecordAtTheirOwnPace(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{SegmentBytes: 300, Readers: []string{"a", "b"}}
+	l, _, err := Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { l.Close() }()
+	appendN(t, l, 0, 40)
+	full := l.Bytes()
+	segs := func() int { s, _ := filepath.Glob(filepath.Join(dir, "*.seg")); return len(s) }
+	before := segs()
+	if err := l.Advance("a", 40); err != nil {
+		t.Fatal(err)
+	}
+	if l.Bytes() != full || segs() != before || l.Trimmed() != 0 {
+		t.Fatalf("a's advance trimmed: %d of %d bytes, %d of %d segments, trimmed %d", l.Bytes(), full, segs(), before, l.Trimmed())
+	}
+	if l.Behind("a") != 0 || l.Behind("b") != full {
+		t.Fatalf("behind: a %d, b %d; want 0 and %d", l.Behind("a"), l.Behind("b"), full)
+	}
+	if err := l.Advance("b", 20); err != nil {
+		t.Fatal(err)
+	}
+	if l.Trimmed() != 20 || l.Bytes() >= full || segs() >= before || l.Behind("b") != l.Bytes() {
+		t.Fatalf("b's advance: trimmed %d, %d of %d bytes, %d of %d segments, b behind %d", l.Trimmed(), l.Bytes(), full, segs(), before, l.Behind("b"))
+	}
+	if err := l.Advance("c", 30); err == nil {
+		t.Error("a reader that is not one advanced")
+	}
+	l.Close()
+
+	l, rec, err := Open(dir, Options{SegmentBytes: 300, Readers: []string{"a", "b", "c"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Pending != 20 || l.Position("a") != 40 || l.Position("b") != 20 || l.Position("c") != 20 {
+		t.Fatalf("after the restart: %d pending, positions a %d b %d c %d; want 20, 40, 20, 20",
+			rec.Pending, l.Position("a"), l.Position("b"), l.Position("c"))
+	}
+	if got := readAll(t, l, l.Position("a")); len(got) != 0 {
+		t.Errorf("a reads %d records again", len(got))
+	}
+	if got := readAll(t, l, l.Position("b")); len(got) != 20 || got[0] != "record 20 "+strings.Repeat("x", 3) {
+		t.Errorf("b reads %d records from %q, want 20 from record 20", len(got), got)
+	}
+	for _, r := range []string{"a", "b", "c"} {
+		if err := l.Advance(r, 40); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l.Bytes() != 0 || l.Behind("b") != 0 {
+		t.Errorf("all taken: %d bytes, b behind %d", l.Bytes(), l.Behind("b"))
+	}
+	for _, bad := range [][]string{{"a", "a"}, {"a/b"}, {""}, {".x"}} {
+		if l2, _, err := Open(t.TempDir(), Options{Readers: bad}); err == nil {
+			l2.Close()
+			t.Errorf("readers %q accepted", bad)
+		}
 	}
 }

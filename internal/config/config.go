@@ -65,13 +65,35 @@ type TLS struct {
 	KeyFile  string `yaml:"key_file"`
 }
 
-// Influx is the InfluxDB connection.
+// Influx is the InfluxDB connection: the first output, and more under
+// Outputs. Every output gets every point, each at its own pace (CONTRACT
+// §7).
 type Influx struct {
+	// Name names the first output in metrics, /readyz and the log
+	// (default "default").
+	Name      string   `yaml:"name"`
+	URL       string   `yaml:"url"`
+	Token     string   `yaml:"token"`
+	TokenFile string   `yaml:"token_file"`
+	Org       string   `yaml:"org"`
+	Bucket    string   `yaml:"bucket"`
+	Outputs   []Output `yaml:"outputs"`
+}
+
+// Output is one InfluxDB server rivermon writes every point to.
+type Output struct {
+	Name      string `yaml:"name"`
 	URL       string `yaml:"url"`
 	Token     string `yaml:"token"`
 	TokenFile string `yaml:"token_file"`
 	Org       string `yaml:"org"`
-	Bucket    string `yaml:"bucket"`
+	Bucket    string `yaml:"bucket"` // default rivermon/autogen
+}
+
+// All returns every output, the first (influx.url…) first.
+func (in Influx) All() []Output {
+	first := Output{Name: in.Name, URL: in.URL, Token: in.Token, TokenFile: in.TokenFile, Org: in.Org, Bucket: in.Bucket}
+	return append([]Output{first}, in.Outputs...)
 }
 
 // Spool is the durable local buffer.
@@ -119,7 +141,7 @@ func defaultListener() Listener {
 func Default() Config {
 	return Config{
 		MQTT:     MQTT{TopicPrefix: "rivermon/v1"},
-		Influx:   Influx{Bucket: "rivermon/autogen"},
+		Influx:   Influx{Name: "default", Bucket: "rivermon/autogen"},
 		Spool:    Spool{Dir: "var/spool", MaxBytes: 1 << 30},
 		HTTP:     HTTP{Listen: "127.0.0.1:9464"},
 		Stations: "stations.yaml",
@@ -161,6 +183,9 @@ func Load(file string, data []byte, env func(string) (string, bool)) (*Config, e
 		&c.MQTT.TLS.CAFile, &c.MQTT.TLS.CertFile, &c.MQTT.TLS.KeyFile} {
 		resolve(p)
 	}
+	for i := range c.Influx.Outputs {
+		resolve(&c.Influx.Outputs[i].TokenFile)
+	}
 	line := func(path ...string) int {
 		n := root
 		for _, k := range path[:len(path)-1] {
@@ -188,6 +213,24 @@ func Load(file string, data []byte, env func(string) (string, bool)) (*Config, e
 	}
 	readSecret(&c.MQTT.Password, c.MQTT.PasswordFile, "mqtt.password", line("mqtt", "password_file"))
 	readSecret(&c.Influx.Token, c.Influx.TokenFile, "influx.token", line("influx", "token_file"))
+	// outputLine is the line of influx.outputs[i] (of its key, when found).
+	outputLine := func(i int, key string) int {
+		n := strictyaml.Lookup(strictyaml.Lookup(root, "influx"), "outputs")
+		if n == nil || i >= len(n.Content) {
+			return line("influx", "outputs")
+		}
+		if l := strictyaml.Line(n.Content[i], key); l > 0 {
+			return l
+		}
+		return n.Content[i].Line
+	}
+	for i := range c.Influx.Outputs {
+		o := &c.Influx.Outputs[i]
+		if o.Bucket == "" {
+			o.Bucket = "rivermon/autogen"
+		}
+		readSecret(&o.Token, o.TokenFile, fmt.Sprintf("influx.outputs[%d].token", i), outputLine(i, "token_file"))
+	}
 
 	brokers := c.MQTT.Brokers()
 	if len(brokers) == 0 {
@@ -221,6 +264,25 @@ func Load(file string, data []byte, env func(string) (string, bool)) (*Config, e
 	}
 	if c.Influx.Bucket == "" {
 		ps.Add(file, line("influx", "bucket"), "influx.bucket is required")
+	}
+	if !validOutputName(c.Influx.Name) {
+		ps.Add(file, line("influx", "name"), "influx.name %q: want lower-case letters, digits, - and _ (at most 32)", c.Influx.Name)
+	}
+	names := map[string]bool{c.Influx.Name: true}
+	for i, o := range c.Influx.Outputs {
+		key := fmt.Sprintf("influx.outputs[%d]", i)
+		switch {
+		case o.Name == "":
+			ps.Add(file, outputLine(i, "name"), "%s.name is required", key)
+		case !validOutputName(o.Name):
+			ps.Add(file, outputLine(i, "name"), "%s.name %q: want lower-case letters, digits, - and _ (at most 32)", key, o.Name)
+		case names[o.Name]:
+			ps.Add(file, outputLine(i, "name"), "%s.name %q: another output has it (the first is influx.name, %q)", key, o.Name, c.Influx.Name)
+		}
+		names[o.Name] = true
+		if u, err := url.Parse(o.URL); o.URL == "" || err != nil || !oneOf(u.Scheme, "http", "https") || u.Host == "" {
+			ps.Add(file, outputLine(i, "url"), "%s.url %q: want http://host:port", key, o.URL)
+		}
 	}
 	if c.Spool.Dir == "" {
 		ps.Add(file, line("spool", "dir"), "spool.dir is required")
@@ -329,6 +391,16 @@ func setFromString(v reflect.Value, s string) error {
 		}
 		v.SetInt(n)
 	case reflect.Slice:
+		if v.Type().Elem().Kind() == reflect.Struct {
+			// A list of sections (influx.outputs) is given as YAML, e.g.
+			// RIVERMON_INFLUX_OUTPUTS='[{name: b, url: "http://b:8086"}]'.
+			p := reflect.New(v.Type())
+			if _, ps := strictyaml.Decode("", []byte(s), p.Interface()); len(ps) > 0 {
+				return fmt.Errorf("want a YAML list such as [{name: b, url: \"http://b:8086\"}]: %s", ps[0].Msg)
+			}
+			v.Set(p.Elem())
+			return nil
+		}
 		var items []string
 		for _, it := range strings.Split(s, ",") {
 			if it = strings.TrimSpace(it); it != "" {
@@ -340,6 +412,20 @@ func setFromString(v reflect.Value, s string) error {
 		return fmt.Errorf("cannot be set from the environment")
 	}
 	return nil
+}
+
+// validOutputName: an output's name is a label value and part of a file
+// name in the spool folder.
+func validOutputName(s string) bool {
+	if s == "" || len(s) > 32 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func oneOf(s string, set ...string) bool {

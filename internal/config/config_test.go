@@ -113,10 +113,79 @@ func TestSecretGivenTwice(t *testing.T) {
 func FuzzLoad(f *testing.F) {
 	f.Add([]byte("mqtt: {url: tcp://a:1883, client_id: x}\ninflux: {url: http://a:8086}\n"))
 	f.Add([]byte("mqtt:\n  urls: [tcp://a:1]\n  tls: {cert_file: a}\n"))
+	f.Add([]byte("mqtt: {url: tcp://a:1883, client_id: x}\ninflux: {url: http://a:8086, name: a, outputs: [{name: b, url: http://b:1}, {}]}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Load("f.yaml", data, noEnv)
 		if (c == nil) == (err == nil) {
 			t.Fatalf("config %v and error %v", c, err)
 		}
 	})
+}
+
+// influx.outputs: more InfluxDB servers, each named, in the file or in
+// RIVERMON_INFLUX_OUTPUTS as YAML; the first output is influx.url under
+// influx.name ("default").
+func TestInfluxOutputs(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "b-token"), []byte("tok-b\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	yml := `mqtt: {url: tcp://a:1883, client_id: x}
+influx:
+  url: http://a:8086
+  outputs:
+    - {name: b, url: "http://b:8086", token_file: b-token, org: o}
+    - name: c
+      url: https://c:8086
+      bucket: river
+`
+	c, err := Load(filepath.Join(dir, "rivermon.yaml"), []byte(yml), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := c.Influx.All()
+	if len(all) != 3 || all[0].Name != "default" || all[0].URL != "http://a:8086" ||
+		all[1] != (Output{Name: "b", URL: "http://b:8086", Token: "tok-b", TokenFile: filepath.Join(dir, "b-token"), Org: "o", Bucket: "rivermon/autogen"}) ||
+		all[2] != (Output{Name: "c", URL: "https://c:8086", Bucket: "river"}) {
+		t.Errorf("outputs %+v", all)
+	}
+
+	c, err = Load(filepath.Join(dir, "rivermon.yaml"), []byte("mqtt: {url: tcp://a:1883, client_id: x}\ninflux: {url: http://a:8086}\n"), envOf(map[string]string{
+		"RIVERMON_INFLUX_NAME":    "main",
+		"RIVERMON_INFLUX_OUTPUTS": `[{name: second, url: "http://127.0.0.1:18097"}]`,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all := c.Influx.All(); len(all) != 2 || all[0].Name != "main" || all[1].Name != "second" || all[1].URL != "http://127.0.0.1:18097" || all[1].Bucket != "rivermon/autogen" {
+		t.Errorf("outputs from the environment: %+v", all)
+	}
+
+	bad := `mqtt: {url: tcp://a:1883, client_id: x}
+influx:
+  url: http://a:8086
+  outputs:
+    - {url: "http://b:8086"}
+    - {name: default, url: "http://c:8086"}
+    - {name: "D E", url: "http://d:8086"}
+    - name: e
+      url: "e:8086"
+      tokn: x
+`
+	_, err = Load("rivermon.yaml", []byte(bad), envOf(map[string]string{"RIVERMON_INFLUX_OUTPUTS": "[{name: x, ur: y}]"}))
+	if err == nil {
+		t.Fatal("loaded")
+	}
+	for _, want := range []string{
+		`rivermon.yaml:5: influx.outputs[0].name is required`,
+		`rivermon.yaml:6: influx.outputs[1].name "default": another output has it`,
+		`rivermon.yaml:7: influx.outputs[2].name "D E": want lower-case letters`,
+		`rivermon.yaml:9: influx.outputs[3].url "e:8086": want http://host:port`,
+		`rivermon.yaml:10: unknown key "influx.outputs[3].tokn"`,
+		`environment: RIVERMON_INFLUX_OUTPUTS="[{name: x, ur: y}]": want a YAML list`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%s", want, err)
+		}
+	}
 }

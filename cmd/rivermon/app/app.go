@@ -116,7 +116,14 @@ func Run(ctx context.Context, o Options) error {
 	metrics := ingest.NewMetrics(promReg)
 
 	// The stores: the journal (the spool) and InfluxDB.
-	sp, recovered, err := spool.Open(cfg.Spool.Dir, spool.Options{})
+	// Every InfluxDB output, and the dead letters, read the spool from a
+	// position of their own.
+	outputs := cfg.Influx.All()
+	var names []string
+	for _, out := range outputs {
+		names = append(names, out.Name)
+	}
+	sp, recovered, err := spool.Open(cfg.Spool.Dir, spool.Options{Readers: journal.Readers(names)})
 	if err != nil {
 		return err
 	}
@@ -128,11 +135,15 @@ func Run(ctx context.Context, o Options) error {
 		log.Info("spool holds undelivered data; delivering it first", "records", recovered.Pending, "bytes", recovered.Bytes)
 	}
 	jrn := journal.New(sp, journal.Options{MaxBytes: cfg.Spool.MaxBytes, Logger: log.With("component", "journal"), Registerer: promReg})
-	writer := influx.New(influx.Options{
-		URL: cfg.Influx.URL, Token: cfg.Influx.Token, Org: cfg.Influx.Org, Bucket: cfg.Influx.Bucket,
-		Logger: log.With("component", "influx"), Registerer: promReg,
-	})
-	defer writer.Close()
+	influxMetrics := influx.NewMetrics(promReg)
+	writers := make([]*influx.Writer, len(outputs))
+	for i, out := range outputs {
+		writers[i] = influx.New(influx.Options{Output: out.Name,
+			URL: out.URL, Token: out.Token, Org: out.Org, Bucket: out.Bucket,
+			Logger: log.With("component", "influx", "output", out.Name), Metrics: influxMetrics,
+		})
+		defer writers[i].Close()
+	}
 
 	// Intake and its sources.
 	intake := ingest.NewIntake(ingest.IntakeOptions{Journal: jrn, Metrics: metrics, Logger: log.With("component", "intake")})
@@ -187,7 +198,7 @@ func Run(ctx context.Context, o Options) error {
 		MonthsFile: filepath.Join(cfg.Spool.Dir, "eflow-months.json"),
 		SweepEvery: o.SweepEvery, EflowGrace: o.EflowGrace, DrainTimeout: o.DrainTimeout,
 	})
-	rebuild(ctx, log, writer, stream, jrn)
+	rebuild(ctx, log, writers[0], outputs[0].Name, stream, jrn)
 	// Loading the registry and the history leaves garbage many times the
 	// size of the state; give it back now rather than carry it at idle.
 	debug.FreeOSMemory()
@@ -234,12 +245,16 @@ func Run(ctx context.Context, o Options) error {
 		AlertLevel: evaluator.WorstLevel, Every: o.StateEvery, Logger: log.With("component", "state")})
 
 	// Delivery: the journal into InfluxDB, rejections to the broker.
-	delivery := ingest.NewDelivery(ingest.DeliveryOptions{Journal: jrn, Writer: writer, DeadLetters: broker, TopicPrefix: prefix,
+	var delivered []ingest.Output
+	for i, out := range outputs {
+		delivered = append(delivered, ingest.Output{Name: out.Name, Writer: writers[i]})
+	}
+	delivery := ingest.NewDelivery(ingest.DeliveryOptions{Journal: jrn, Outputs: delivered, DeadLetters: broker, TopicPrefix: prefix,
 		DrainTimeout: o.DrainTimeout, Metrics: metrics, Logger: log.With("component", "delivery"), Stations: stream.Stations()})
 
 	srv := &http.Server{
-		Handler: newMux(promReg, stream, intake, broker, writer, evaluator, cfg.Spool.Dir,
-			opspage.New(opspage.Options{Registry: reg, Stations: stream.Stations(), Alerts: evaluator, History: writer,
+		Handler: newMux(promReg, stream, intake, broker, names, writers, jrn, evaluator, cfg.Spool.Dir,
+			opspage.New(opspage.Options{Registry: reg, Stations: stream.Stations(), Alerts: evaluator, History: writers[0],
 				Logger: log.With("component", "opspage")})),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -259,8 +274,12 @@ func Run(ctx context.Context, o Options) error {
 	if o.OnListen != nil {
 		o.OnListen(ln.Addr().String())
 	}
+	var urls []string
+	for _, out := range outputs {
+		urls = append(urls, out.Name+"="+out.URL)
+	}
 	log.Info("rivermon running", "stations", len(reg.Stations), "brokers", cfg.MQTT.Brokers(),
-		"influx", cfg.Influx.URL, "http", ln.Addr().String())
+		"influx", urls, "http", ln.Addr().String())
 	err = g.Wait(ctx)
 	if err != nil {
 		log.Error("rivermon stopped on a failure", "err", err)
@@ -300,13 +319,13 @@ func serveHTTP(ctx context.Context, srv *http.Server, ln net.Listener) error {
 }
 
 // rebuild restores the streaming state (QC windows, ecological-flow days)
-// from InfluxDB and from what the spool still holds, so that a restart does
-// not change how the next samples are flagged. It reads only what the state
-// holds: every parameter for the longest QC window, and before that, flow
-// and level for the ecological-flow days of the stations that keep them,
-// streamed in chunks. Without InfluxDB the state starts from the spool
-// alone, and says so.
-func rebuild(ctx context.Context, log *slog.Logger, writer *influx.Writer, stream *ingest.Stream, jrn *journal.Journal) {
+// from InfluxDB (the first output) and from what the spool still holds for
+// it, so that a restart does not change how the next samples are flagged.
+// It reads only what the state holds: every parameter for the longest QC
+// window, and before that, flow and level for the ecological-flow days of
+// the stations that keep them, streamed in chunks. Without InfluxDB the
+// state starts from the spool alone, and says so.
+func rebuild(ctx context.Context, log *slog.Logger, writer *influx.Writer, output string, stream *ingest.Stream, jrn *journal.Journal) {
 	hctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	now := time.Now()
@@ -336,7 +355,7 @@ func rebuild(ctx context.Context, log *slog.Logger, writer *influx.Writer, strea
 	if err != nil {
 		log.Warn("QC windows and ecological-flow days start without (all of) their stored history", "err", err, "stored_samples", stored)
 	}
-	spooled := ingest.JournalHistory(jrn)
+	spooled := ingest.JournalHistory(jrn, output)
 	stream.Rebuild(spooled)
 	log.Info("streaming state rebuilt", "stored_samples", stored, "spooled_samples", len(spooled),
 		"qc_window", qcWindow, "flow_stations", len(flowStations))
@@ -361,8 +380,8 @@ func reloadRules(ctx context.Context, reload <-chan struct{}, path string, ev *a
 	}
 }
 
-func newMux(promReg *prometheus.Registry, stream *ingest.Stream, intake *ingest.Intake, broker *mqtt.Client, writer *influx.Writer,
-	ev *alerts.Evaluator, spoolDir string, page *opspage.Page) *http.ServeMux {
+func newMux(promReg *prometheus.Registry, stream *ingest.Stream, intake *ingest.Intake, broker *mqtt.Client,
+	outputs []string, writers []*influx.Writer, jrn *journal.Journal, ev *alerts.Evaluator, spoolDir string, page *opspage.Page) *http.ServeMux {
 	mux := http.NewServeMux()
 	page.Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{Registry: promReg}))
@@ -380,17 +399,44 @@ func newMux(promReg *prometheus.Registry, stream *ingest.Stream, intake *ingest.
 		if p := intake.Problem(); p != "" {
 			problems = append(problems, p)
 		}
-		if reason, auth := writer.Problem(); auth {
-			problems = append(problems, reason)
+		// An output that cannot write is named. Refused credentials are a
+		// set-up fault: not ready. An output down or failing is not: the
+		// spool holds its points, the other outputs and acknowledgement go
+		// on (CONTRACT §7, §8), and it shows under "ready" (until the
+		// spool is full, which is not ready above).
+		var notes []string
+		for i, out := range outputs {
+			iw := writers[i]
+			reason, auth := iw.Problem()
+			if reason == "" {
+				continue
+			}
+			state := "failing"
+			if strings.Contains(reason, "("+influx.KindNetwork+")") {
+				state = "unreachable"
+			}
+			if auth {
+				state = "refuses the credentials"
+			}
+			line := fmt.Sprintf("influx output %s: %s since %s, %d bytes behind in the spool: %s", out, state,
+				iw.FailingSince().UTC().Format(time.RFC3339), jrn.Behind(journal.OutputReader(out)), reason)
+			if auth {
+				problems = append(problems, line)
+			} else {
+				notes = append(notes, line)
+			}
 		}
 		if len(problems) > 0 {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			for _, p := range problems {
+			for _, p := range append(problems, notes...) {
 				fmt.Fprintln(w, p)
 			}
 			return
 		}
 		fmt.Fprintln(w, "ready")
+		for _, n := range notes {
+			fmt.Fprintln(w, n)
+		}
 	})
 	mux.HandleFunc("GET /api/v1/stations", func(w http.ResponseWriter, _ *http.Request) {
 		views := stream.Stations().Snapshot(time.Now())

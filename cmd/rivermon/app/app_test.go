@@ -47,6 +47,7 @@ type serviceOptions struct {
 	tcp      bool   // open the HJ 212 and SL 651 TCP listeners on free ports
 	state    time.Duration
 	stations string // registry path; default configs/stations.yaml
+	outputs  string // YAML of influx.outputs, e.g. `[{name: b, url: "http://…"}]`
 }
 
 func startServiceWith(t testing.TB, mq *testenv.Mosquitto, in *testenv.Influx, so serviceOptions) *service {
@@ -67,13 +68,13 @@ func startServiceWith(t testing.TB, mq *testenv.Mosquitto, in *testenv.Influx, s
 	}
 	urls, _ := json.Marshal(append([]string{}, so.mqURLs...)) // a YAML flow sequence
 	yml := fmt.Sprintf(`mqtt: {url: %q, urls: %s, client_id: %q, username: %q, password: %q, tls: {ca_file: %q}}
-influx: {url: %q, bucket: rivermon/autogen}
+influx: {url: %q, bucket: rivermon/autogen, outputs: %s}
 spool: {dir: %q, max_bytes: %d}
 http: {listen: "127.0.0.1:0"}
 stations: %q
 rules: %q
 alerting: %s
-`, so.mqURL, urls, so.clientID, so.username, so.password, so.caFile, in.URL, so.spoolDir, so.maxBytes,
+`, so.mqURL, urls, so.clientID, so.username, so.password, so.caFile, in.URL, outputsYAML(so.outputs), so.spoolDir, so.maxBytes,
 		stationsPath(root, so.stations), filepath.Join(root, "configs", "rules.yaml"), alertingYAML(so.alerting))
 	cfg, err := config.Load(filepath.Join(dir, "rivermon.yaml"), []byte(yml), func(string) (string, bool) { return "", false })
 	if err != nil {
@@ -124,6 +125,13 @@ func stationsPath(root, p string) string {
 	return p
 }
 
+func outputsYAML(s string) string {
+	if s == "" {
+		return "[]"
+	}
+	return s
+}
+
 func alertingYAML(s string) string {
 	if s == "" {
 		return "{}"
@@ -156,6 +164,18 @@ func (s *service) status(path string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// get returns the status and body of a GET.
+func (s *service) get(path string) (int, string) {
+	s.t.Helper()
+	resp, err := http.Get(s.base + path)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 func (s *service) getJSON(path string, v any) {

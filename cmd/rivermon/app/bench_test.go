@@ -185,7 +185,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 			b.ReportMetric(p50*1000, "ack-p50-ms")
 			b.ReportMetric(p99*1000, "ack-p99-ms")
 			if c.rate > 0 {
-				d50, d99 := histogramQuantiles(b, svc.base, "rivermon_ingest_delay_seconds")
+				d50, d99 := histogramQuantiles(b, svc.base, `rivermon_ingest_delay_seconds{output="default"}`)
 				b.ReportMetric(d50*1000, "delay-p50-ms")
 				b.ReportMetric(d99*1000, "delay-p99-ms")
 			}
@@ -208,8 +208,13 @@ func stationIDs(tb testing.TB) []string {
 }
 
 // histogramQuantiles reads a histogram from /metrics and interpolates its
-// 50th and 99th percentiles within buckets.
+// 50th and 99th percentiles within buckets. name may pick a series by its
+// labels: `rivermon_ingest_delay_seconds{output="default"}`.
 func histogramQuantiles(tb testing.TB, base, name string) (p50, p99 float64) {
+	prefix := name + `_bucket{le="`
+	if metric, labels, ok := strings.Cut(name, "{"); ok {
+		prefix = metric + "_bucket{" + strings.TrimSuffix(labels, "}") + `,le="`
+	}
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
 		tb.Fatal(err)
@@ -221,7 +226,7 @@ func histogramQuantiles(tb testing.TB, base, name string) (p50, p99 float64) {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		rest, ok := strings.CutPrefix(line, name+`_bucket{le="`)
+		rest, ok := strings.CutPrefix(line, prefix)
 		if !ok {
 			continue
 		}

@@ -214,7 +214,7 @@ func TestEndToEndStoresEverySampleExactly(t *testing.T) {
 	if got := svc.metric(fmt.Sprintf("rivermon_station_last_seen_timestamp_seconds{station=%q}", "nianchu-gyantse")); got != float64(t0.Unix()) {
 		t.Errorf("last seen gauge %v, want %d", got, t0.Unix())
 	}
-	if got := svc.metric("rivermon_ingest_delay_seconds_count"); got != 505 {
+	if got := svc.metric(`rivermon_ingest_delay_seconds_count{output="default"}`); got != 505 {
 		t.Errorf("ingest delay histogram counted %v samples, want 505", got)
 	}
 }
