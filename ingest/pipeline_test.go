@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/rivermon/rivermon/ingest/influx"
-	"github.com/rivermon/rivermon/internal/hydro"
 	"github.com/rivermon/rivermon/ingest/journal"
+	"github.com/rivermon/rivermon/internal/hydro"
 	"github.com/rivermon/rivermon/internal/registry"
 )
 
