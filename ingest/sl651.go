@@ -171,7 +171,7 @@ func (s *Stream) sl651Station(m *Message, f *sl651.Frame, sender *registry.Stati
 		}
 	}
 	for _, el := range sr.Skipped {
-		s.m.sl651Skipped.WithLabelValues(el, "unmapped").Inc()
+		s.m.sl651Skipped.WithLabelValues(elementLabel(el), "unmapped").Inc()
 	}
 	var samples []reading.Sample
 	rain := map[time.Time]int{} // the preference of the rain_mm taken at each time
@@ -179,12 +179,12 @@ func (s *Stream) sl651Station(m *Message, f *sl651.Frame, sender *registry.Stati
 	var batteryAt time.Time
 	for _, v := range sr.Values {
 		if v.Missing {
-			s.m.sl651Skipped.WithLabelValues(v.Element, "missing").Inc()
+			s.m.sl651Skipped.WithLabelValues(elementLabel(v.Element), "missing").Inc()
 			continue
 		}
 		switch v.Code {
 		case "":
-			s.m.sl651Skipped.WithLabelValues(v.Element, "unmapped").Inc()
+			s.m.sl651Skipped.WithLabelValues(elementLabel(v.Element), "unmapped").Inc()
 			continue
 		case "battery_v":
 			if battery == nil || !v.Time.Before(batteryAt) {
@@ -209,7 +209,7 @@ func (s *Stream) sl651Station(m *Message, f *sl651.Frame, sender *registry.Stati
 		if v.Code == "rain_mm" {
 			p := rainPreference[v.Element]
 			if q, ok := rain[v.Time]; ok && q < p {
-				s.m.sl651Skipped.WithLabelValues(v.Element, "superseded").Inc()
+				s.m.sl651Skipped.WithLabelValues(elementLabel(v.Element), "superseded").Inc()
 				continue
 			}
 			rain[v.Time] = p
@@ -229,6 +229,38 @@ func (s *Stream) sl651Station(m *Message, f *sl651.Frame, sender *registry.Stati
 		sortValues(&samples[i])
 	}
 	d.groups = append(d.groups, group{st: target, heard: true, samples: samples})
+}
+
+// mappedElements are the mnemonics of the elements rivermon maps.
+var mappedElements = func() map[string]bool {
+	m := map[string]bool{}
+	for _, e := range sl651.Elements() {
+		m[e.Name] = true
+	}
+	return m
+}()
+
+// elementLabel is the label an element skipped gets in a metric: the
+// identifier of a HEX element ("7A", "FF03": at most 510 of them), a
+// mapped mnemonic, or "other". Never the device's text: a name from an
+// ASCII frame can be anything, invalid UTF-8 too (which the metrics
+// library refuses with a panic), and would grow the series without end.
+func elementLabel(el string) string {
+	hex := func(s string) bool {
+		for _, c := range s {
+			if (c < '0' || c > '9') && (c < 'A' || c > 'F') {
+				return false
+			}
+		}
+		return true
+	}
+	switch {
+	case mappedElements[el]:
+		return el
+	case len(el) == 2 && hex(el), len(el) == 4 && el[:2] == "FF" && hex(el):
+		return el
+	}
+	return "other"
 }
 
 // addValue sets code at time t among samples, the later value winning.

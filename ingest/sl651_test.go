@@ -53,3 +53,14 @@ func TestSL651KeepAliveMarksOnline(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 }
+
+// TestSL651ElementLabels: a skipped element's metric label is a HEX
+// identifier, a mapped mnemonic or "other", never the device's text (an
+// ASCII frame's unknown name "\xff\xfe" made the metrics library panic).
+func TestSL651ElementLabels(t *testing.T) {
+	for in, want := range map[string]string{"7A": "7A", "FF03": "FF03", "Z": "Z", "DRP": "DRP", "\xff\xfe": "other", "ZZZ": "other", "FFFFF": "other", "": "other", "7a": "other"} {
+		if got := elementLabel(in); got != want {
+			t.Errorf("elementLabel(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -77,6 +77,10 @@ type Options struct {
 	Protocol Protocol
 	// Handle takes what a connection sent. It must not block.
 	Handle func(Received)
+	// WaitRoom, when set, is asked before each read: it blocks while the
+	// intake is over its bounds (at most limit), so that a flood waits in
+	// TCP rather than in memory, as the broker connection does.
+	WaitRoom func(done <-chan struct{}, limit time.Duration)
 	// IdleTimeout closes a connection that sends nothing (default 10 min).
 	IdleTimeout time.Duration
 	// FirstFrameTimeout closes a connection that has not sent a valid
@@ -241,6 +245,10 @@ func hostOf(a net.Addr) string {
 // not dead-lettered without end.
 const maxJunk = 64 << 10
 
+// answerQueue is how many answers a connection holds for a peer slow to
+// read them.
+const answerQueue = 64
+
 // junkSample is how much of a run of junk is kept in its dead letter.
 const junkSample = 1024
 
@@ -260,15 +268,37 @@ func (j *junkRun) add(b []byte) {
 func (s *Server) serveConn(ctx context.Context, c net.Conn) string {
 	peer := c.RemoteAddr().String()
 	name := s.o.Protocol.Name
-	var wmu sync.Mutex
+	// Answers go out through a writer of the connection's own: the intake
+	// calls Reply while it acknowledges a batch, and a peer that does not
+	// read must not hold that up. A full queue drops the answer (the
+	// device sends again); a write that times out closes the connection.
+	answers := make(chan []byte, answerQueue)
+	ended := make(chan struct{})
+	var writer sync.WaitGroup
+	writer.Add(1)
+	go func() {
+		defer writer.Done()
+		for {
+			select {
+			case a := <-answers:
+				_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+				if _, err := c.Write(a); err != nil {
+					s.o.Logger.Debug(name+" answer not delivered; the device will send again", "peer", peer, "err", err)
+					c.Close()
+					return
+				}
+			case <-ended:
+				return
+			}
+		}
+	}()
+	defer func() { close(ended); writer.Wait() }()
 	reply := func(answer []byte) {
-		// Called from the intake once the frame is durable; a slow or
-		// gone peer must not hold it up.
-		wmu.Lock()
-		defer wmu.Unlock()
-		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		if _, err := c.Write(answer); err != nil {
-			s.o.Logger.Debug(name+" answer not delivered; the device will send again", "peer", peer, "err", err)
+		select {
+		case answers <- answer:
+		case <-ended:
+		default:
+			s.o.Logger.Debug(name+" answer dropped: the peer does not read them", "peer", peer)
 		}
 	}
 	sess := s.o.Protocol.NewSession()
@@ -308,6 +338,9 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) string {
 	}
 	chunk := make([]byte, 4096)
 	for {
+		if s.o.WaitRoom != nil {
+			s.o.WaitRoom(ctx.Done(), 10*time.Second)
+		}
 		deadline := time.Now().Add(s.o.IdleTimeout)
 		if !spoke && firstBy.Before(deadline) {
 			deadline = firstBy

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -215,5 +216,45 @@ func TestOneAddressCannotTakeEverySlot(t *testing.T) {
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.ReadFull(c, buf); err != nil {
 		t.Fatalf("another address got no answer: %v", err)
+	}
+}
+
+// TestAPeerThatDoesNotReadHoldsNobodyUp: Reply never blocks its caller
+// (the intake, acknowledging a batch for every source): a peer that asks
+// for answers and does not read them loses answers, not the others'
+// time. Each answer here is 64 KiB, so 200 of them are far beyond what
+// the sockets hold.
+func TestAPeerThatDoesNotReadHoldsNobodyUp(t *testing.T) {
+	big := bytes.Repeat([]byte("a"), 64<<10)
+	var mu sync.Mutex
+	handled := 0
+	o := Options{Listen: "127.0.0.1:0", Protocol: HJ212, Handle: func(r Received) {
+		if r.Reply != nil {
+			r.Reply(big) // as the intake does, on its own goroutine
+		}
+		mu.Lock()
+		handled++
+		mu.Unlock()
+	}}
+	s, err := Listen(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = s.Serve(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	c := dial(t, s)
+	var all []byte
+	for i := range 200 {
+		all = append(all, packet(fmt.Sprint(i))...)
+	}
+	if _, err := c.Write(all); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	waitFor(t, "every packet handed over", func() bool { mu.Lock(); defer mu.Unlock(); return handled == 200 })
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("200 packets took %s to hand over: answers held the caller up", d)
 	}
 }

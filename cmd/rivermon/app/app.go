@@ -174,7 +174,7 @@ func Run(ctx context.Context, o Options) error {
 			continue
 		}
 		srv, err := tcp.Listen(tcp.Options{
-			Listen: l.cfg.Listen, Protocol: l.protocol, Handle: intake.Peer(l.source),
+			Listen: l.cfg.Listen, Protocol: l.protocol, Handle: intake.Peer(l.source), WaitRoom: intake.WaitRoom,
 			IdleTimeout: time.Duration(l.cfg.IdleTimeout), FirstFrameTimeout: time.Duration(l.cfg.FirstFrameTimeout),
 			MaxConnections: int(l.cfg.MaxConnections), MaxPerAddress: int(l.cfg.MaxConnectionsPerAddress),
 			Logger: log.With("component", l.protocol.Name), Registerer: promReg,
