@@ -99,6 +99,9 @@ type flatRun struct {
 	lo, hi float64
 }
 
+// Len is how many values the series holds.
+func (s *Series) Len() int { return len(s.pts) }
+
 // Keep is how far back from its newest value the series needs earlier
 // values: what a restart has to read back.
 func (s *Series) Keep() time.Duration { return s.keep }
