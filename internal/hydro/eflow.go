@@ -34,6 +34,8 @@ type Day struct {
 type flowDay struct {
 	offs              packed.Ints   // nanoseconds from the start of the day
 	qs                packed.Floats // the value at each
+	lastOff           int64         // the last of offs,
+	lastQ             float64       // and of qs, as they hold it
 	closed            bool
 	summed            bool    // integral and covered hold the pairs of values
 	integral, covered float64 // over the pairs of values k, k+1, left to right
@@ -117,17 +119,24 @@ func (f *FlowDays) Add(t time.Time, q float64) (day time.Time, reopened, ok bool
 		f.lastStart, f.last = day, d
 	}
 	off := int64(t.Sub(day))
-	if n := d.offs.Len(); n == 0 || d.offs.At(n-1) < off {
+	if n := d.offs.Len(); n == 0 || d.lastOff < off {
 		// In order: one more pair.
 		d.offs.Append(off)
 		d.qs.Append(q)
-		if d.summed && n > 0 {
-			f.addPair(d, n-1)
+		if q == 0 {
+			q = 0 // as the column holds it, without the sign of a zero
 		}
+		if d.summed && n > 0 {
+			d.add(f.pair(d.lastOff, d.lastQ, off, q))
+		}
+		d.lastOff, d.lastQ = off, q
 	} else {
 		i := sort.Search(n, func(i int) bool { return d.offs.At(i) >= off })
 		if i < n && d.offs.At(i) == off {
 			d.qs.Set(i, q)
+			if i == n-1 {
+				d.lastQ = d.qs.At(i)
+			}
 		} else {
 			d.offs.Insert(i, off)
 			d.qs.Insert(i, q)
@@ -197,7 +206,7 @@ func (f *FlowDays) account(start time.Time, d *flowDay) Day {
 	if !d.summed {
 		d.integral, d.covered, d.summed = 0, 0, true
 		for k := 0; k+1 < n; k++ {
-			f.addPair(d, k)
+			d.add(f.pair(d.offs.At(k), d.qs.At(k), d.offs.At(k+1), d.qs.At(k+1)))
 		}
 	}
 	day := Day{Start: start, Target: f.target, Samples: n}
@@ -206,7 +215,7 @@ func (f *FlowDays) account(start time.Time, d *flowDay) Day {
 	}
 	// The last value holds for one interval, within the day.
 	integral, covered := d.integral, d.covered
-	ti, ci := f.tail(time.Duration(d.offs.At(n-1)), d.qs.At(n-1), dayLen)
+	ti, ci := f.tail(time.Duration(d.lastOff), d.lastQ, dayLen)
 	integral += ti
 	covered += ci
 	if covered > 0 {
@@ -217,19 +226,19 @@ func (f *FlowDays) account(start time.Time, d *flowDay) Day {
 	return day
 }
 
-// addPair adds the pair of values k, k+1 to the day's sums: joined
-// trapezoidally when no more than three intervals apart, otherwise value k
-// ends a run and holds for one interval (which ends before value k+1, so
-// within the day).
-func (f *FlowDays) addPair(d *flowDay, k int) {
-	aOff, bOff := time.Duration(d.offs.At(k)), time.Duration(d.offs.At(k+1))
-	aq, bq := d.qs.At(k), d.qs.At(k+1)
-	var integral, covered float64
-	if gap := bOff - aOff; gap <= 3*f.interval { // exact, in nanoseconds
-		integral, covered = (aq+bq)/2*gap.Seconds(), gap.Seconds()
-	} else {
-		integral, covered = f.tail(aOff, aq, math.Inf(1))
+// pair is what a pair of consecutive values, q1 at off1 and q2 at off2,
+// adds to the day's sums: joined trapezoidally when no more than three
+// intervals apart, otherwise the first ends a run and holds for one
+// interval (which ends before the second, so within the day).
+func (f *FlowDays) pair(off1 int64, q1 float64, off2 int64, q2 float64) (integral, covered float64) {
+	if gap := time.Duration(off2 - off1); gap <= 3*f.interval { // exact, in nanoseconds
+		return (q1 + q2) / 2 * gap.Seconds(), gap.Seconds()
 	}
+	return f.tail(time.Duration(off1), q1, math.Inf(1))
+}
+
+// add adds a pair's integral and covered time to the day's sums.
+func (d *flowDay) add(integral, covered float64) {
 	d.integral += integral
 	d.covered += covered
 }

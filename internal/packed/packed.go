@@ -101,35 +101,38 @@ func (c *Ints) Insert(i int, x int64) {
 
 // Append adds x at the end.
 func (c *Ints) Append(x int64) {
-	// Without a division: the step after the last number (times of a
-	// station on its interval), or any number of a column in units of 1
-	// (mantissas).
-	if c.unit != 0 && c.n > 0 {
-		switch c.w {
-		case 16:
-			if c.n < cap(c.d16) {
-				d := int64(c.d16[c.n-1]) + 1
-				if c.unit == 1 {
-					d = x - c.base
-				}
-				if d >= math.MinInt16 && d <= math.MaxInt16 && c.base+c.unit*d == x {
-					c.d16 = append(c.d16, int16(d))
-					c.n++
-					return
-				}
-			}
-		case 32:
-			if c.n < cap(c.d32) {
-				d := int64(c.d32[c.n-1]) + 1
-				if c.unit == 1 {
-					d = x - c.base
-				}
-				if d >= math.MinInt32 && d <= math.MaxInt32 && c.base+c.unit*d == x {
-					c.d32 = append(c.d32, int32(d))
-					c.n++
-					return
-				}
-			}
+	// Without a division: the same number again, a number of a column in
+	// units of 1 (mantissas), or the step after the last number (times of
+	// a station on its interval).
+	switch {
+	case c.n == 0:
+	case c.w == 16 && c.n < cap(c.d16):
+		var d int64
+		switch c.unit {
+		case 0:
+		case 1:
+			d = x - c.base
+		default:
+			d = int64(c.d16[c.n-1]) + 1
+		}
+		if d >= math.MinInt16 && d <= math.MaxInt16 && c.base+c.unit*d == x {
+			c.d16 = append(c.d16, int16(d))
+			c.n++
+			return
+		}
+	case c.w == 32 && c.n < cap(c.d32):
+		var d int64
+		switch c.unit {
+		case 0:
+		case 1:
+			d = x - c.base
+		default:
+			d = int64(c.d32[c.n-1]) + 1
+		}
+		if d >= math.MinInt32 && d <= math.MaxInt32 && c.base+c.unit*d == x {
+			c.d32 = append(c.d32, int32(d))
+			c.n++
+			return
 		}
 	}
 	c.Insert(c.n, x)
