@@ -164,6 +164,7 @@ func (c *Floats) scale(k int) bool {
 		}
 	} else {
 		lo, hi = c.m.base+c.m.unit*lo, c.m.base+c.m.unit*hi
+		lo, hi = min(lo, hi), max(lo, hi) // a progression's unit may be negative
 	}
 	if lo <= -maxMantissa/f || hi >= maxMantissa/f {
 		return false

@@ -6,7 +6,8 @@
 // seconds) and readings are short decimals (millimetres, hundredths of a
 // degree), so most columns fit in 2 bytes a number; a column falls back to
 // wider storage, exactly, when one of its numbers does not fit, and packs
-// itself again once that number is gone.
+// itself again once that number is gone. A column of times of a station on
+// its schedule, a step apart, stores nothing per time at all.
 package packed
 
 import (
@@ -14,19 +15,21 @@ import (
 	"math/bits"
 )
 
-// Ints is a column of int64 numbers. While the column holds numbers of one
-// value it stores nothing but that value; then each number x is stored as
-// d in x = base + unit·d, with unit the greatest common divisor of the
-// distances between the numbers and d in 16 bits while every d fits,
-// otherwise 32 bits, otherwise as x itself (base 0, unit 1). Times one
-// minute apart in Unix nanoseconds take 2 bytes each, for up to 45 days
-// between the first and the last. The zero value is an empty column.
+// Ints is a column of int64 numbers. While they are a progression, the
+// i-th number base + unit·i (times a step apart, a value that does not
+// change), it stores nothing per number. Otherwise each number x is stored
+// as d in x = base + unit·d, with unit a common divisor of the distances
+// between the numbers (their greatest, unless it came from a progression)
+// and d in 16 bits while every d fits, otherwise 32 bits, otherwise as x
+// itself (base 0, unit 1). Times one minute apart in Unix nanoseconds take
+// 2 bytes each then, for up to 45 days between the first and the last.
+// The zero value is an empty column.
 //
 // x = base + unit·d holds in int64 arithmetic, which wraps: whatever
 // overflows on the way, At gives back the number put in.
 type Ints struct {
 	base, unit int64 // unit 0: every number is base
-	w          uint8 // width of d: 16, 32 or 64 (then base 0, unit 1)
+	w          uint8 // width of d: 16, 32 or 64 (then base 0, unit 1); 0: a progression
 	d16        []int16
 	d32        []int32
 	d64        []int64
@@ -54,13 +57,21 @@ func (c *Ints) At(i int) int64 {
 		return c.base + c.unit*int64(c.d16[i])
 	case 32:
 		return c.base + c.unit*int64(c.d32[i])
+	case 64:
+		return c.d64[i]
 	}
-	return c.d64[i]
+	if uint(i) >= uint(c.n) {
+		panic("packed: index out of range")
+	}
+	return c.base + c.unit*int64(i)
 }
 
 // Set replaces the i-th number with x.
 func (c *Ints) Set(i int, x int64) {
-	_ = c.At(i) // bounds
+	if c.At(i) == x {
+		return
+	}
+	c.materialize()
 	d, ok := c.fast(x)
 	if !ok {
 		d = c.encode(x)
@@ -72,6 +83,12 @@ func (c *Ints) Set(i int, x int64) {
 func (c *Ints) Insert(i int, x int64) {
 	if i < 0 || i > c.n {
 		panic("packed: insert out of range")
+	}
+	if c.w == 0 {
+		if i == c.n && c.extend(x) {
+			return
+		}
+		c.materialize()
 	}
 	d, ok := c.fast(x)
 	if !ok {
@@ -105,6 +122,10 @@ func (c *Ints) Append(x int64) {
 	// units of 1 (mantissas), or the step after the last number (times of
 	// a station on its interval).
 	switch {
+	case c.w == 0:
+		if c.extend(x) {
+			return
+		}
 	case c.n == 0:
 	case c.w == 16 && c.n < cap(c.d16):
 		var d int64
@@ -138,11 +159,76 @@ func (c *Ints) Append(x int64) {
 	c.Insert(c.n, x)
 }
 
+// extend appends x to a progression, if x continues it.
+func (c *Ints) extend(x int64) bool {
+	switch c.n {
+	case 0:
+		c.base, c.unit = x, 0
+	case 1:
+		step, ok := sub(x, c.base)
+		if !ok {
+			return false
+		}
+		c.unit = step
+	default:
+		if c.base+c.unit*int64(c.n) != x {
+			return false
+		}
+	}
+	c.n++
+	return true
+}
+
+// materialize turns a progression into stored numbers: d = i (or −i, the
+// unit being positive; 0 when the unit is).
+func (c *Ints) materialize() {
+	if c.w != 0 {
+		return
+	}
+	capacity := max(c.n+1, c.hint)
+	if c.unit == math.MinInt64 {
+		c.d64 = make([]int64, c.n, capacity)
+		for i := range c.n {
+			c.d64[i] = c.At(i)
+		}
+		c.base, c.unit, c.w = 0, 1, 64
+		return
+	}
+	sign := int64(1) // d = sign·i
+	switch {
+	case c.unit < 0:
+		c.unit, sign = -c.unit, -1
+	case c.unit == 0:
+		sign = 0 // every number is base: d = 0, as encode expects of unit 0
+	}
+	if c.n-1 <= math.MaxInt16 {
+		c.d16 = make([]int16, c.n, capacity)
+		for i := range c.n {
+			c.d16[i] = int16(sign * int64(i))
+		}
+		c.w = 16
+		return
+	}
+	c.d32 = make([]int32, c.n, capacity)
+	for i := range c.n {
+		c.d32[i] = int32(sign * int64(i))
+	}
+	c.w = 32
+}
+
 // DropFront removes the first k numbers, and packs what remains as
 // closely as it can.
 func (c *Ints) DropFront(k int) {
 	if k < 0 || k > c.n {
 		panic("packed: drop out of range")
+	}
+	if c.w == 0 {
+		c.base += c.unit * int64(k)
+		c.n -= k
+		if c.n == 0 {
+			c.base, c.unit = 0, 0
+		}
+		return
 	}
 	switch c.w {
 	case 16:
@@ -184,9 +270,6 @@ func (c *Ints) fast(x int64) (int64, bool) {
 // encode returns the d of x, first changing the column's base, unit or
 // width as x needs.
 func (c *Ints) encode(x int64) int64 {
-	if c.w == 0 {
-		c.w = 16
-	}
 	if c.w == 64 {
 		return x
 	}
@@ -358,17 +441,15 @@ func (c *Ints) realloc(capacity int) {
 	}
 }
 
-// repack, after numbers are dropped, moves a column wider than 16 bits
-// to a narrower width and coarser unit when its numbers now allow. An array
-// more than twice as long as needed is given back.
+// repack, after numbers are dropped, gives the array back when the
+// numbers left are a progression, and moves a column wider than 16 bits to
+// a narrower width and coarser unit when its numbers now allow. An array
+// more than twice as long as needed is given back too.
 func (c *Ints) repack() {
-	switch {
-	case c.n == 0:
-		c.base, c.unit = 0, 0
-		if c.w != 16 {
-			c.w, c.d16, c.d32, c.d64 = 16, make([]int16, 0, c.hint), nil, nil
-		}
-	case c.w != 16:
+	if c.progression() {
+		return
+	}
+	if c.w != 16 {
 		c.narrow()
 	}
 	var capacity int
@@ -383,6 +464,29 @@ func (c *Ints) repack() {
 	if need := max(c.n+c.n/2, c.hint); capacity > 2*need+64 {
 		c.realloc(need)
 	}
+}
+
+// progression turns the column into a progression if its numbers are
+// one, and reports whether they are.
+func (c *Ints) progression() bool {
+	var base, step int64
+	if c.n > 0 {
+		base = c.At(0)
+	}
+	if c.n > 1 {
+		var ok bool
+		if step, ok = sub(c.At(1), base); !ok {
+			return false
+		}
+	}
+	for i := 2; i < c.n; i++ {
+		if base+step*int64(i) != c.At(i) {
+			return false
+		}
+	}
+	c.base, c.unit, c.w = base, step, 0
+	c.d16, c.d32, c.d64 = nil, nil, nil
+	return true
 }
 
 // narrow packs a column of 32 or 64 bits as narrowly as its numbers allow.
@@ -429,10 +533,14 @@ func (c *Ints) narrow() {
 	c.base, c.unit, c.w = base, u, w
 }
 
-// dRange is the least and greatest d held (0, 0 when empty).
+// dRange is the least and greatest d held (0, 0 when empty); for a
+// progression, of i.
 func (c *Ints) dRange() (lo, hi int64) {
 	if c.n == 0 {
 		return 0, 0
+	}
+	if c.w == 0 {
+		return 0, int64(c.n - 1)
 	}
 	switch c.w {
 	case 16:

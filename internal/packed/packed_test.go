@@ -101,24 +101,40 @@ func TestIntsAsASlice(t *testing.T) {
 	}
 }
 
-// TestIntsPackMinutes: three days of times a minute apart take 2 bytes
-// each, also after weeks of values have come and gone (the base follows
-// them).
+// TestIntsPackMinutes: the times of a station on its schedule, a minute
+// apart, take nothing per time, also after weeks of values have come and
+// gone; with a gap among them 2 bytes each, until the gap is dropped.
 func TestIntsPackMinutes(t *testing.T) {
 	var c Ints
 	c.SetHint(4400)
 	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	at := func(i int) int64 { return start.Add(time.Duration(i) * time.Minute).UnixNano() }
 	for i := range 60 * 24 * 60 {
-		c.Append(start.Add(time.Duration(i) * time.Minute).UnixNano())
+		c.Append(at(i))
 		if c.Len() > 4320 {
 			c.DropFront(c.Len() - 4320)
 		}
 	}
-	if c.w != 16 || c.Bytes() > 2*4400 {
+	if c.w != 0 || c.Bytes() != 0 {
 		t.Errorf("60 days of minutes, 4,320 held: width %d, %d bytes", c.w, c.Bytes())
 	}
-	if got, want := c.At(4319), start.Add((60*24*60-1)*time.Minute).UnixNano(); got != want {
+	if got, want := c.At(4319), at(60*24*60-1); got != want {
 		t.Errorf("last time %d, want %d", got, want)
+	}
+	// An hour without values.
+	for i := 60*24*60 + 60; i < 60*24*60+1000; i++ {
+		c.Append(at(i))
+		c.DropFront(1)
+	}
+	if c.w != 16 || c.Bytes() > 2*4400 {
+		t.Errorf("with a gap: width %d, %d bytes", c.w, c.Bytes())
+	}
+	for i := 60*24*60 + 1000; i < 60*24*60+6000; i++ {
+		c.Append(at(i))
+		c.DropFront(1)
+	}
+	if c.w != 0 || c.Bytes() != 0 {
+		t.Errorf("the gap gone: width %d, %d bytes", c.w, c.Bytes())
 	}
 }
 
@@ -135,17 +151,23 @@ func TestIntsPackAgain(t *testing.T) {
 		t.Fatalf("width %d with a time of 1700", c.w)
 	}
 	c.DropFront(1)
-	if c.w != 16 || c.unit != int64(time.Minute) {
+	if c.w != 0 || c.unit != int64(time.Minute) {
 		t.Errorf("without the time of 1700: width %d, unit %d", c.w, c.unit)
 	}
 	c.Append(start + 100*int64(time.Minute) + 1) // a nanosecond off the grid
 	if c.w != 64 {
 		t.Errorf("a nanosecond off the grid: width %d", c.w)
 	}
-	c.Append(start + 101*int64(time.Minute))
+	for _, m := range []int64{101, 103, 104} {
+		c.Append(start + m*int64(time.Minute))
+	}
 	c.DropFront(100) // the nanosecond stays
-	if c.w != 16 || c.unit != int64(time.Minute)-1 {
-		t.Errorf("two times a minute less a nanosecond apart: width %d, unit %d", c.w, c.unit)
+	if c.w != 64 {
+		t.Errorf("times a nanosecond apart over 4 minutes: width %d", c.w)
+	}
+	c.DropFront(1)
+	if c.w != 16 || c.unit != int64(time.Minute) {
+		t.Errorf("the nanosecond gone, minutes left: width %d, unit %d", c.w, c.unit)
 	}
 }
 
