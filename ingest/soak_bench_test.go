@@ -25,17 +25,31 @@ import (
 // station's hour before the next hour, stored as BenchmarkProcess stores
 // them (no broker, spool or InfluxDB); the batches are dropped. It runs
 // once whatever b.N is, with the built binary's garbage-collection target
-// (200 %), and reports the heap in use and the resident memory after a
+// (200 %, or GOGC; GOMEMLIMIT applies too), and reports the heap in use and the resident memory after a
 // collection, the peak resident memory, and the heap per station and per
 // value held in the QC windows.
 //
 // RIVERMON_SOAK_STATIONS (default 10,000) and RIVERMON_SOAK_HOURS (default
-// 72) change the load; RIVERMON_SOAK_HEAPPROFILE names a file for a heap
-// profile of the state (go tool pprof -sample_index=inuse_space).
+// 72) change the load, RIVERMON_SOAK_TIMES the sample times: minute (on
+// the minute, the default), gaps (a minute missing every 6 hours) or
+// jitter (up to a second after the minute, in milliseconds);
+// RIVERMON_SOAK_HEAPPROFILE names a file for a heap profile of the state
+// (go tool pprof -sample_index=inuse_space).
 func BenchmarkSoakQCMemory(b *testing.B) {
 	stations := envInt(b, "RIVERMON_SOAK_STATIONS", 10000)
 	hours := envInt(b, "RIVERMON_SOAK_HOURS", 72)
-	defer debug.SetGCPercent(debug.SetGCPercent(200))
+	times := os.Getenv("RIVERMON_SOAK_TIMES")
+	switch times {
+	case "":
+		times = "minute"
+	case "minute", "gaps", "jitter":
+	default:
+		b.Fatalf("RIVERMON_SOAK_TIMES=%q: want minute, gaps or jitter", times)
+	}
+	if os.Getenv("GOGC") == "" {
+		// As the built binary does (cmd/rivermon).
+		defer debug.SetGCPercent(debug.SetGCPercent(200))
+	}
 	reg, err := registry.Load("generated", []byte(simulators.GenerateRegistry(stations)))
 	if err != nil {
 		b.Fatal(err)
@@ -56,7 +70,7 @@ func BenchmarkSoakQCMemory(b *testing.B) {
 			defer close(msgs)
 			for h := range hours {
 				for i := range reg.Stations {
-					msgs <- soakMessage(reg.Stations[i].ID, i, h, start, received)
+					msgs <- soakMessage(reg.Stations[i].ID, i, h, start, received, times)
 				}
 			}
 		}()
@@ -93,19 +107,29 @@ func BenchmarkSoakQCMemory(b *testing.B) {
 	}
 }
 
-// soakMessage is station i's hour h: 60 samples a minute apart from start.
-// The values move as a river's do, by a few millimetres, hundredths of a
-// degree and litres a second, so that no test sees a flat line.
-func soakMessage(id string, i, h int, start, received time.Time) Message {
+// soakMessage is station i's hour h: 60 samples a minute apart from start,
+// at times as RIVERMON_SOAK_TIMES says. The values move as a river's do,
+// by a few millimetres, hundredths of a degree and litres a second, so
+// that no test sees a flat line.
+func soakMessage(id string, i, h int, start, received time.Time, times string) Message {
 	p := make([]byte, 0, 6000)
 	p = fmt.Appendf(p, `{"station":%q,"seq":%d,"samples":[`, id, h+1)
+	first := true
 	for k := range 60 {
 		n := h*60 + k
-		if k > 0 {
+		at := start.Add(time.Duration(n) * time.Minute)
+		switch {
+		case times == "gaps" && (n+i)%360 == 0:
+			continue
+		case times == "jitter":
+			at = at.Add(time.Duration((n*7919+i*104729)%1000) * time.Millisecond)
+		}
+		if !first {
 			p = append(p, ',')
 		}
+		first = false
 		p = append(p, `{"time":`...)
-		p = strconv.AppendInt(p, start.Add(time.Duration(n)*time.Minute).UnixMilli(), 10)
+		p = strconv.AppendInt(p, at.UnixMilli(), 10)
 		p = append(p, `,"values":{"level_m":`...)
 		p = strconv.AppendFloat(p, float64(1000+(n*7+i)%400)/1000, 'f', -1, 64)
 		p = append(p, `,"water_temp_c":`...)
