@@ -230,3 +230,40 @@ func TestDayStartAcrossDST(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoveTakesAValueOut: a day with a value removed has the account of
+// the day that never had it, in the middle, at the end, and once closed
+// (then it says the day must be written again).
+func TestRemoveTakesAValueOut(t *testing.T) {
+	day := time.Date(2026, 3, 10, 0, 0, 0, 0, shanghai)
+	fill := func(skip ...int) *FlowDays {
+		f := NewFlowDays(shanghai, time.Hour, 5, 7)
+		for h := range 24 {
+			if !slices.Contains(skip, h) {
+				f.Add(day.Add(time.Duration(h)*time.Hour), 4+float64(h%5))
+			}
+		}
+		return f
+	}
+	for _, h := range []int{12, 23, 0} {
+		f := fill()
+		if _, reopened, removed := f.Remove(day.Add(time.Duration(h) * time.Hour)); !removed || reopened {
+			t.Fatalf("remove %d h: removed %v, reopened %v", h, removed, reopened)
+		}
+		got, _ := f.Account(day)
+		want, _ := fill(h).Account(day)
+		if !near(got.MeanFlow, want.MeanFlow) || !near(got.Coverage, want.Coverage) || got.Samples != want.Samples {
+			t.Errorf("remove %d h: account %+v, want %+v", h, got, want)
+		}
+		// Values after a removal still come in order.
+		f.Add(day.Add(24*time.Hour-time.Minute), 6)
+	}
+	f := fill()
+	f.Close(day.AddDate(0, 0, 1))
+	if _, reopened, removed := f.Remove(day.Add(5 * time.Hour)); !removed || !reopened {
+		t.Errorf("remove from a closed day: removed %v, reopened %v", removed, reopened)
+	}
+	if _, _, removed := f.Remove(day.Add(5*time.Hour + time.Minute)); removed {
+		t.Error("removed a value that is not there")
+	}
+}

@@ -28,6 +28,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/rivermon/rivermon/internal/packed"
 	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/registry"
 )
@@ -66,23 +67,29 @@ func (f Flags) Aggregate() Flag {
 	return agg
 }
 
-// point is a value with its time in Unix nanoseconds (24 bytes, where a
-// time.Time alone is 24).
-type point struct {
-	ns    int64
-	v     float64
-	flags Flags
-}
-
 // Series is the recent history of one parameter at one station, kept in
-// time order for the streaming tests.
+// time order for the streaming tests. Its times and values are packed
+// (package packed): a station reporting every minute on the minute, in
+// millimetres or hundredths, holds its 72 hours in 4 bytes a value, where
+// a time, a value and its flags took 24.
 type Series struct {
 	cfg      registry.QC
 	interval time.Duration
 	gap      time.Duration
 	keep     time.Duration
-	pts      []point
-	run      flatRun
+	ns       packed.Ints   // Unix nanoseconds, in order
+	v        packed.Floats // the value at each time
+	// last holds the flags of the last two values, the only flags read
+	// again: when a value comes after the newest, the one before it (then
+	// the last but one) gets its spike flag. A value's place from the end
+	// only grows, so no other value's flags are needed again.
+	last [2]Flags
+	// tns and tv are the last three times and values as the columns hold
+	// them, tns[2] the newest: a value in order reads nothing else of the
+	// columns but the time prune looks at.
+	tns [3]int64
+	tv  [3]float64
+	run flatRun
 
 	noRunCache bool // tests: always walk
 }
@@ -98,6 +105,9 @@ type flatRun struct {
 	n      int     // values in it
 	lo, hi float64
 }
+
+// Len is how many values the series holds.
+func (s *Series) Len() int { return s.ns.Len() }
 
 // Keep is how far back from its newest value the series needs earlier
 // values: what a restart has to read back.
@@ -125,7 +135,13 @@ func NewSeries(cfg registry.QC, interval time.Duration) *Series {
 	if fl := cfg.FlatLine; fl != nil {
 		keep = max(keep, fl.Longest())
 	}
-	return &Series{cfg: cfg, interval: interval, gap: 3 * interval, keep: keep + 2*interval}
+	s := &Series{cfg: cfg, interval: interval, gap: 3 * interval, keep: keep + 2*interval}
+	// Values reporting every interval: keep/interval+1 in the window, and
+	// prune lets a third more wait.
+	window := int(min(s.keep/interval, 1<<20)) + 1
+	s.ns.SetHint(window + window/3 + 2)
+	s.v.SetHint(window + window/3 + 2)
+	return s
 }
 
 // Add tests the value v at t and returns its flags, and the revision of the
@@ -133,31 +149,60 @@ func NewSeries(cfg registry.QC, interval time.Duration) *Series {
 // aggregate changed.
 func (s *Series) Add(t time.Time, v float64) (Flags, *Revision) {
 	ns := t.UnixNano()
-	i := len(s.pts)
-	if i > 0 && s.pts[i-1].ns >= ns { // not simply the next value
-		i = sort.Search(len(s.pts), func(i int) bool { return s.pts[i].ns >= ns })
+	n := s.ns.Len()
+	i := n
+	if i > 0 && s.tns[2] >= ns { // not simply the next value
+		i = sort.Search(n, func(i int) bool { return s.ns.At(i) >= ns })
 	}
-	if i < len(s.pts) && s.pts[i].ns == ns {
-		s.pts[i].v = v // the same time again: the later value wins
-	} else {
-		s.pts = append(s.pts, point{})
-		copy(s.pts[i+1:], s.pts[i:])
-		s.pts[i] = point{ns: ns, v: v}
+	inserted := false
+	switch {
+	case i == n:
+		s.ns.Append(ns)
+		s.v.Append(v)
+		if v == 0 {
+			v = 0 // as the column holds it, without the sign of a zero
+		}
+		s.tns = [3]int64{s.tns[1], s.tns[2], ns}
+		s.tv = [3]float64{s.tv[1], s.tv[2], v}
+		inserted, n = true, n+1
+	case s.ns.At(i) == ns:
+		s.v.Set(i, v) // the same time again: the later value wins
+		s.readTail()
+	default:
+		s.ns.Insert(i, ns)
+		s.v.Insert(i, v)
+		inserted, n = true, n+1
+		s.readTail()
 	}
-	newest := i == len(s.pts)-1
+	newest := i == n-1
 	if !newest {
 		s.run = flatRun{} // a value inside the run changes it
 	}
-	s.pts[i].flags = s.evaluate(i, t)
-	flags := s.pts[i].flags
+	var cur, prev point
+	if newest {
+		cur, prev = point{s.tns[2], s.tv[2]}, point{s.tns[1], s.tv[1]}
+	} else if cur = s.at(i); i > 0 {
+		prev = s.at(i - 1)
+	}
+	flags := s.evaluate(i, t, cur, prev)
+	switch {
+	case inserted && i == n-1: // a new newest value
+		s.last = [2]Flags{s.last[1], flags}
+	case inserted && i == n-2: // a late value just before the newest
+		s.last[0] = flags
+	case i == n-1: // the newest value again
+		s.last[1] = flags
+	case i == n-2: // the one before it again
+		s.last[0] = flags
+	}
 	var rev *Revision
 	if newest && i >= 1 {
 		// The previous value now has its next neighbour: its spike test
 		// can run.
-		prev := &s.pts[i-1]
-		before := prev.flags.Aggregate()
-		prev.flags.Spike = s.spike(i - 1)
-		if after := prev.flags.Aggregate(); after != before {
+		pf := &s.last[0]
+		before := pf.Aggregate()
+		pf.Spike = s.spikeOf(i-1, point{s.tns[0], s.tv[0]}, prev, cur)
+		if after := pf.Aggregate(); after != before {
 			rev = &Revision{Time: time.Unix(0, prev.ns).In(t.Location()), Flag: after}
 		}
 	}
@@ -165,8 +210,43 @@ func (s *Series) Add(t time.Time, v float64) (Flags, *Revision) {
 	return flags, rev
 }
 
-func (s *Series) evaluate(i int, t time.Time) Flags {
-	v := s.pts[i].v
+// readTail reads the last three times and values from the columns.
+func (s *Series) readTail() {
+	n := s.ns.Len()
+	for k := range 3 {
+		if i := n - 3 + k; i >= 0 {
+			s.tns[k], s.tv[k] = s.ns.At(i), s.v.At(i)
+		}
+	}
+}
+
+// point is a value and its time (Unix ns).
+type point struct {
+	ns int64
+	v  float64
+}
+
+// at is the i-th value.
+func (s *Series) at(i int) point {
+	if k := i - s.ns.Len() + 3; uint(k) < 3 {
+		return point{s.tns[k], s.tv[k]}
+	}
+	return point{s.ns.At(i), s.v.At(i)}
+}
+
+// joined reports whether values at a and then b are consecutive without a
+// gap. Values more than 292 years apart overflow the difference, which is
+// then negative: not joined either.
+func (s *Series) joined(a, b point) bool {
+	d := b.ns - a.ns
+	return d >= 0 && time.Duration(d) <= s.gap
+}
+
+// evaluate tests the i-th value, cur, at t; prev is the value before it
+// (when i > 0).
+func (s *Series) evaluate(i int, t time.Time, cur, prev point) Flags {
+	v := cur.v
+	joined := i > 0 && s.joined(prev, cur)
 	var f Flags
 	if g := s.cfg.GrossRange; g != nil {
 		f.Gross = Pass
@@ -178,22 +258,26 @@ func (s *Series) evaluate(i int, t time.Time) Flags {
 		}
 	}
 	if s.cfg.Spike != nil && !skipMonth(s.cfg.Spike.SkipMonths, t) {
-		f.Spike = s.spike(i)
+		if i == s.ns.Len()-1 {
+			f.Spike = NotEvaluated // until the next value comes
+		} else {
+			f.Spike = s.spike(i)
+		}
 	}
 	if r := s.cfg.RateOfChange; r != nil {
 		f.ROC = NotEvaluated
-		if i > 0 && s.joined(i-1, i) {
-			dt := time.Duration(s.pts[i].ns - s.pts[i-1].ns).Seconds()
+		if joined {
+			dt := time.Duration(cur.ns - prev.ns).Seconds()
 			if dt > 0 {
 				f.ROC = Pass
-				if math.Abs(v-s.pts[i-1].v)/dt > r.SuspectPerHour/3600 {
+				if math.Abs(v-prev.v)/dt > r.SuspectPerHour/3600 {
 					f.ROC = Suspect
 				}
 			}
 		}
 	}
 	if fl := s.cfg.FlatLine; fl != nil && !(fl.SkipBelow != nil && v < *fl.SkipBelow) {
-		f.Flat = s.flat(i, fl, t)
+		f.Flat = s.flat(i, fl, t, cur, prev, joined)
 	}
 	return f
 }
@@ -201,14 +285,30 @@ func (s *Series) evaluate(i int, t time.Time) Flags {
 // spike is the "average" method: |x[i] − (x[i−1] + x[i+1])/2| against the
 // thresholds; 2 without both neighbours (first, newest, after a gap).
 func (s *Series) spike(i int) Flag {
-	sp := s.cfg.Spike
-	if sp == nil || skipMonth(sp.SkipMonths, time.Unix(0, s.pts[i].ns)) {
+	if s.cfg.Spike == nil {
 		return None
 	}
-	if i == 0 || i == len(s.pts)-1 || !s.joined(i-1, i) || !s.joined(i, i+1) {
+	var prev, next point
+	if i > 0 {
+		prev = s.at(i - 1)
+	}
+	if i < s.ns.Len()-1 {
+		next = s.at(i + 1)
+	}
+	return s.spikeOf(i, prev, s.at(i), next)
+}
+
+// spikeOf is the spike of the i-th value cur, between prev and next (each
+// read only when there is one).
+func (s *Series) spikeOf(i int, prev, cur, next point) Flag {
+	sp := s.cfg.Spike
+	if sp == nil || skipMonth(sp.SkipMonths, time.Unix(0, cur.ns)) {
+		return None
+	}
+	if i == 0 || i == s.ns.Len()-1 || !s.joined(prev, cur) || !s.joined(cur, next) {
 		return NotEvaluated
 	}
-	d := math.Abs(s.pts[i].v - (s.pts[i-1].v+s.pts[i+1].v)/2)
+	d := math.Abs(cur.v - (prev.v+next.v)/2)
 	switch {
 	case sp.Fail > 0 && d > sp.Fail:
 		return Fail
@@ -223,8 +323,9 @@ func (s *Series) spike(i int) Flag {
 // window test is done as one walk back from the value: the range of the
 // last k values only grows with k, so the flat run ends where the range
 // reaches the tolerance. On varying data the walk stops after a value or
-// two; only a stuck sensor walks the whole window.
-func (s *Series) flat(i int, fl *registry.FlatLine, t time.Time) Flag {
+// two; only a stuck sensor walks the whole window. cur is the i-th value,
+// prev the one before it (when i > 0), joined whether they are.
+func (s *Series) flat(i int, fl *registry.FlatLine, t time.Time, cur, prev point, joined bool) Flag {
 	if fl.Tolerance <= 0 {
 		return Pass // max − min < 0 never holds
 	}
@@ -236,34 +337,41 @@ func (s *Series) flat(i int, fl *registry.FlatLine, t time.Time) Flag {
 	}
 	// run = how many values ending at i (without a gap) span less than the
 	// tolerance, up to longest+1.
-	v := s.pts[i].v
+	v := cur.v
+	last := s.ns.Len() - 1
 	var run int
-	if r := &s.run; !s.noRunCache && i == len(s.pts)-1 && i > 0 && r.n > 0 && r.tol == fl.Tolerance &&
-		s.pts[i-1].ns == r.at && s.pts[i-1].v == r.v {
+	if r := &s.run; !s.noRunCache && i == last && i > 0 && r.n > 0 && r.tol == fl.Tolerance &&
+		prev.ns == r.at && prev.v == r.v {
 		// The previous value's run, extended by this one if it stays
 		// flat and joined, else walked again below.
-		if lo, hi := math.Min(r.lo, v), math.Max(r.hi, v); hi-lo < fl.Tolerance && s.joined(i-1, i) {
+		if lo, hi := math.Min(r.lo, v), math.Max(r.hi, v); hi-lo < fl.Tolerance && joined {
 			r.n, r.lo, r.hi = r.n+1, lo, hi
-			// Values before pts[0] have been pruned: the walk would not
-			// see them either.
+			// Values before the first held have been pruned: the walk
+			// would not see them either.
 			run = min(r.n, i+1)
 		}
 	}
 	if run == 0 {
 		lo, hi := v, v
 		run = 1
-		for j := i - 1; j >= 0 && run <= longest && s.joined(j, j+1); j-- {
-			nlo, nhi := math.Min(lo, s.pts[j].v), math.Max(hi, s.pts[j].v)
+		later := cur
+		for j := i - 1; j >= 0 && run <= longest; j-- {
+			p := s.at(j)
+			if !s.joined(p, later) {
+				break
+			}
+			nlo, nhi := math.Min(lo, p.v), math.Max(hi, p.v)
 			if nhi-nlo >= fl.Tolerance {
 				break
 			}
 			lo, hi = nlo, nhi
 			run++
+			later = p
 		}
 		s.run = flatRun{n: run, lo: lo, hi: hi}
 	}
-	if i == len(s.pts)-1 {
-		s.run.at, s.run.v, s.run.tol = s.pts[i].ns, v, fl.Tolerance
+	if i == last {
+		s.run.at, s.run.v, s.run.tol = cur.ns, v, fl.Tolerance
 	} else {
 		s.run = flatRun{} // kept for the newest value only
 	}
@@ -277,14 +385,6 @@ func (s *Series) flat(i int, fl *registry.FlatLine, t time.Time) Flag {
 	return Pass
 }
 
-// joined reports whether values a < b are consecutive without a gap.
-// Values more than 292 years apart overflow the difference, which is then
-// negative: not joined either.
-func (s *Series) joined(a, b int) bool {
-	d := s.pts[b].ns - s.pts[a].ns
-	return d >= 0 && time.Duration(d) <= s.gap
-}
-
 // prune drops the values older than keep before the newest, once a
 // quarter of the series is stale: moving the window costs its length. The
 // values are in time order, so whether a quarter is stale is one
@@ -292,18 +392,20 @@ func (s *Series) joined(a, b int) bool {
 // them cost a quarter of the window on every value of a station reporting
 // every few seconds.
 func (s *Series) prune() {
-	last := len(s.pts) - 2 // the newest two values always stay
-	q := max(len(s.pts)/4, 1)
+	n := s.ns.Len()
+	last := n - 2 // the newest two values always stay
+	q := max(n/4, 1)
 	if q > last {
 		return
 	}
-	newest := s.pts[len(s.pts)-1].ns
+	newest := s.ns.At(n - 1)
 	cut := newest - int64(s.keep)
-	if cut > newest || s.pts[q-1].ns >= cut { // (cut > newest: 1677, underflow)
+	if cut > newest || s.ns.At(q-1) >= cut { // (cut > newest: 1677, underflow)
 		return
 	}
-	n := sort.Search(last, func(i int) bool { return s.pts[i].ns >= cut })
-	s.pts = append(s.pts[:0], s.pts[n:]...)
+	k := sort.Search(last, func(i int) bool { return s.ns.At(i) >= cut })
+	s.ns.DropFront(k)
+	s.v.DropFront(k)
 }
 
 func skipMonth(months []int, t time.Time) bool {

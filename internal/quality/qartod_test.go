@@ -34,7 +34,7 @@ func run(cfg registry.QC) []Flags {
 		out[k] = f
 		if k > 0 {
 			// The previous value's spike flag is known now.
-			out[k-1].Spike = s.pts[len(s.pts)-2].flags.Spike
+			out[k-1].Spike = s.last[0].Spike
 			if rev != nil && rev.Flag != out[k-1].Aggregate() {
 				panic(fmt.Sprintf("revision %v disagrees with %v", rev.Flag, out[k-1]))
 			}
@@ -128,7 +128,7 @@ func TestThresholdsAtTheBoundary(t *testing.T) {
 		t.Errorf("rate exactly at the threshold: %v", f.ROC)
 	}
 	s.Add(t0.Add(2*step), 4) // spike of the 4: |4 − (5+4)/2| = 0.5, exactly the suspect threshold
-	if got := s.pts[1].flags.Spike; got != Pass {
+	if got := s.last[0].Spike; got != Pass {
 		t.Errorf("spike exactly at the threshold: %v", got)
 	}
 	f, _ = s.Add(t0.Add(3*step), 10.0000001)
@@ -151,7 +151,7 @@ func TestGapResetsTheTests(t *testing.T) {
 	if f.ROC != NotEvaluated || f.Flat != Pass || rev != nil {
 		t.Errorf("after a gap: %+v, revision %v", f, rev)
 	}
-	if got := s.pts[len(s.pts)-2].flags; got.Spike != NotEvaluated || got.Flat != Fail {
+	if got := s.last[0]; got.Spike != NotEvaluated || got.Flat != Fail {
 		t.Errorf("value before the gap: %+v (flat for an hour: fail)", got)
 	}
 }
@@ -188,8 +188,8 @@ func TestLateValueUsesItsNeighbours(t *testing.T) {
 		t.Errorf("late spike: %+v, revision %v", f, rev)
 	}
 	f, _ = s.Add(t0.Add(5*time.Minute), 1.0) // the same time again: later value wins
-	if f.Spike != Pass || len(s.pts) != 3 {
-		t.Errorf("duplicate: %+v, %d points", f, len(s.pts))
+	if f.Spike != Pass || s.Len() != 3 {
+		t.Errorf("duplicate: %+v, %d points", f, s.Len())
 	}
 }
 
@@ -305,7 +305,7 @@ func FuzzFlatRunCache(f *testing.F) {
 
 // prunedByWalk is prune as first written, a walk over the stale values: the
 // reference for the binary search.
-func prunedByWalk(pts []point, keep time.Duration) []point {
+func prunedByWalk(pts []oraclePoint, keep time.Duration) []oraclePoint {
 	pts = slices.Clone(pts)
 	if len(pts) == 0 {
 		return pts
@@ -326,17 +326,25 @@ func TestPruneAsTheWalk(t *testing.T) {
 	t0 := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
 	for trial := range 20000 {
 		n := rng.IntN(40)
-		pts := make([]point, n)
+		pts := make([]oraclePoint, n)
 		at := t0
 		for i := range pts {
 			at = at.Add(time.Duration(rng.IntN(4)) * time.Minute) // equal times too
-			pts[i] = point{ns: at.UnixNano(), v: float64(i)}
+			pts[i] = oraclePoint{ns: at.UnixNano(), v: float64(i)}
 		}
 		keep := time.Duration(rng.IntN(60)) * time.Minute
-		s := &Series{keep: keep, pts: slices.Clone(pts)}
+		s := &Series{keep: keep}
+		for _, p := range pts {
+			s.ns.Append(p.ns)
+			s.v.Append(p.v)
+		}
 		s.prune()
-		if want := prunedByWalk(pts, keep); !slices.Equal(s.pts, want) {
-			t.Fatalf("trial %d, keep %v, %d values: pruned to %d values, the walk to %d", trial, keep, n, len(s.pts), len(want))
+		var got []oraclePoint
+		for i := range s.Len() {
+			got = append(got, oraclePoint{ns: s.ns.At(i), v: s.v.At(i)})
+		}
+		if want := prunedByWalk(pts, keep); !slices.Equal(got, want) {
+			t.Fatalf("trial %d, keep %v, %d values: pruned to %d values, the walk to %d", trial, keep, n, len(got), len(want))
 		}
 	}
 }
@@ -373,10 +381,10 @@ func TestCenturiesApartAreNotJoined(t *testing.T) {
 		if _, rev := s.Add(today.Add(time.Duration(i)*15*time.Minute), 1); rev != nil {
 			t.Errorf("value %d revised an earlier one to %v (a spike against the value of 1700)", i, rev.Flag)
 		}
-	}
-	for _, p := range s.pts {
-		if p.ns == today.UnixNano() && p.flags.Spike != NotEvaluated {
-			t.Errorf("spike of today's first value: %v, want not evaluated (no earlier neighbour)", p.flags.Spike)
+		// Today's first value has its next neighbour now, and its final
+		// spike flag (the series keeps the flags of its last two values).
+		if got := s.last[0].Spike; i == 1 && got != NotEvaluated {
+			t.Errorf("spike of today's first value: %v, want not evaluated (no earlier neighbour)", got)
 		}
 	}
 }
