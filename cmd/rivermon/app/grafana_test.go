@@ -18,6 +18,7 @@ import (
 	"github.com/rivermon/rivermon/internal/hydro"
 	"github.com/rivermon/rivermon/internal/quality"
 	"github.com/rivermon/rivermon/internal/reading"
+	"github.com/rivermon/rivermon/internal/registry"
 	"github.com/rivermon/rivermon/internal/testenv"
 	"github.com/rivermon/rivermon/simulators"
 )
@@ -423,6 +424,39 @@ func TestGrafanaDashboardQueriesReturnData(t *testing.T) {
 		}
 		return ss
 	}
+	// reporting is the station a panel of a one-station dashboard is tried
+	// with: the selection, or, when the panel reads a code the selection
+	// does not report (rain at a section without a gauge), the first
+	// station that reports every code it reads.
+	reporting := func(station, q string) string {
+		sel := reg.Station(station)
+		if sel == nil {
+			return station // every station selected
+		}
+		var codes []string
+		for _, prm := range reading.Params() {
+			if strings.Contains(q, `"`+prm.Code+`"`) {
+				codes = append(codes, prm.Code)
+			}
+		}
+		reports := func(st *registry.Station) bool {
+			for _, c := range codes {
+				if !st.Reports(c) {
+					return false
+				}
+			}
+			return true
+		}
+		if reports(sel) {
+			return station
+		}
+		for i := range reg.Stations {
+			if reports(&reg.Stations[i]) {
+				return reg.Stations[i].ID
+			}
+		}
+		return station
+	}
 	queries := 0
 	for uid, d := range dashboards {
 		station := selection(d)
@@ -432,7 +466,7 @@ func TestGrafanaDashboardQueriesReturnData(t *testing.T) {
 		}
 		for _, p := range d.Panels {
 			for _, tg := range p.Targets {
-				run(fmt.Sprintf("%s panel %q %s", uid, p.Title, tg.RefID), expand(tg.Query, station, from, to))
+				run(fmt.Sprintf("%s panel %q %s", uid, p.Title, tg.RefID), expand(tg.Query, reporting(station, tg.Query), from, to))
 				queries++
 			}
 		}
