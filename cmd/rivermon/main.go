@@ -187,14 +187,18 @@ func serve(o options, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	// Deferred first, so run last: after stop has ended ctx, which ends
+	// the forwarder. (Waiting before stop hung every return that no
+	// signal caused, a -cpuprofile that cannot be written or app.Run's
+	// error.)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	reload := make(chan struct{}, 1)
-	var wg sync.WaitGroup
-	defer wg.Wait() // runs after stop: the forwarder ends with ctx
 	wg.Go(func() {
 		for {
 			select {
