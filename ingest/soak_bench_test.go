@@ -3,6 +3,7 @@ package ingest
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"runtime"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rivermon/rivermon/internal/memlimit"
 	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/registry"
 	"github.com/rivermon/rivermon/simulators"
@@ -24,8 +26,9 @@ import (
 // longest QC window is full. The messages are hour-long backlogs, every
 // station's hour before the next hour, stored as BenchmarkProcess stores
 // them (no broker, spool or InfluxDB); the batches are dropped. It runs
-// once whatever b.N is, with the built binary's garbage-collection target
-// (200 %, or GOGC; GOMEMLIMIT applies too), and reports the heap in use and the resident memory after a
+// once whatever b.N is, collecting garbage as the built binary does (200 %
+// and a soft memory limit of 960 MiB or 1.5 × the live heap, unless GOGC
+// or GOMEMLIMIT say otherwise), and reports the heap in use and the resident memory after a
 // collection, the peak resident memory, and the heap per station and per
 // value held in the QC windows.
 //
@@ -46,9 +49,19 @@ func BenchmarkSoakQCMemory(b *testing.B) {
 	default:
 		b.Fatalf("RIVERMON_SOAK_TIMES=%q: want minute, gaps or jitter", times)
 	}
+	// Memory as the built binary manages it (cmd/rivermon).
 	if os.Getenv("GOGC") == "" {
-		// As the built binary does (cmd/rivermon).
 		defer debug.SetGCPercent(debug.SetGCPercent(200))
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+		ctx, cancel := context.WithCancel(context.Background())
+		kept := make(chan struct{})
+		go func() {
+			defer close(kept)
+			memlimit.Keep(ctx, 960<<20, 10*time.Second)
+		}()
+		defer func() { cancel(); <-kept }()
 	}
 	reg, err := registry.Load("generated", []byte(simulators.GenerateRegistry(stations)))
 	if err != nil {
