@@ -153,6 +153,26 @@ func TestCLIUsage(t *testing.T) {
 	}
 }
 
+// TestFailedStartReturns: a start that fails after the signal handlers
+// are set up (here a -cpuprofile that cannot be written) returns its
+// status, instead of waiting for a signal that ends its goroutines.
+func TestFailedStartReturns(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := make(chan int, 1)
+	go func() {
+		code <- run([]string{"-config", filepath.Join("..", "..", "configs", "rivermon.yaml"),
+			"-cpuprofile", filepath.Join(t.TempDir(), "no", "such", "dir", "cpu.prof")}, &stdout, &stderr)
+	}()
+	select {
+	case c := <-code:
+		if c != 1 || !strings.Contains(stderr.String(), "-cpuprofile") {
+			t.Errorf("exit %d, want 1 with the -cpuprofile problem; stderr:\n%s", c, &stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return 30 s after its start failed")
+	}
+}
+
 // TestVersionNeverDevel: a build without -ldflags and without VCS
 // information (a test binary is one) says "dev", not the go command's
 // "(devel)".

@@ -149,33 +149,8 @@ func decimal(v float64, k int) (int64, bool) {
 // scale raises the column's exponent to k, multiplying every mantissa by
 // 10^(k − c.k), if all of them stay within 2⁵³.
 func (c *Floats) scale(k int) bool {
-	f := int64(pow10[k-c.k])
-	n := c.m.Len()
-	if n == 0 {
-		c.k = k
-		return true
-	}
-	// The mantissas lie between base + unit·lo and base + unit·hi.
-	lo, hi := c.m.dRange()
-	if c.m.w == 64 {
-		lo, hi = c.m.At(0), c.m.At(0)
-		for i := 1; i < n; i++ {
-			lo, hi = min(lo, c.m.At(i)), max(hi, c.m.At(i))
-		}
-	} else {
-		lo, hi = c.m.base+c.m.unit*lo, c.m.base+c.m.unit*hi
-		lo, hi = min(lo, hi), max(lo, hi) // a progression's unit may be negative
-	}
-	if lo <= -maxMantissa/f || hi >= maxMantissa/f {
+	if !c.m.scale(int64(pow10[k-c.k]), maxMantissa) {
 		return false
-	}
-	if c.m.w == 64 {
-		for i := range n {
-			c.m.d64[i] *= f
-		}
-	} else {
-		c.m.base *= f
-		c.m.unit *= f
 	}
 	c.k = k
 	return true

@@ -13,36 +13,55 @@ package packed
 import (
 	"math"
 	"math/bits"
+	"slices"
+	"sort"
 )
 
-// Ints is a column of int64 numbers. While they are a progression, the
-// i-th number base + unit·i (times a step apart, a value that does not
-// change), it stores nothing per number. Otherwise each number x is stored
-// as d in x = base + unit·d, with unit a common divisor of the distances
-// between the numbers (their greatest, unless it came from a progression)
-// and d in 16 bits while every d fits, otherwise 32 bits, otherwise as x
-// itself (base 0, unit 1). Times one minute apart in Unix nanoseconds take
-// 2 bytes each then, for up to 45 days between the first and the last.
-// The zero value is an empty column.
+// Ints is a column of int64 numbers, for one goroutine (At remembers where
+// it looked last). While they are a progression, the i-th number
+// base + unit·i (times a step apart, a value that does not change), it
+// stores nothing per number; so too while they are a few runs of one step
+// (times with gaps between), 16 bytes a run. Otherwise each number x is
+// stored as d in x = base + unit·d, with unit a common divisor of the
+// distances between the numbers and d in 16 bits while every d fits,
+// otherwise 32 bits, otherwise as x itself (base 0, unit 1). Times one
+// minute apart in Unix nanoseconds take 2 bytes each then, for up to 45
+// days between the first and the last. The zero value is an empty column.
 //
 // x = base + unit·d holds in int64 arithmetic, which wraps: whatever
 // overflows on the way, At gives back the number put in.
 type Ints struct {
 	base, unit int64 // unit 0: every number is base
-	w          uint8 // width of d: 16, 32 or 64 (then base 0, unit 1); 0: a progression
+	w          uint8 // width of d: 16, 32 or 64 (then base 0, unit 1); 0: runs
 	d16        []int16
 	d32        []int32
 	d64        []int64
 	n          int
 	hint       int // the length the owner expects the column to reach
+	// Runs (w 0): the last starts at index from, its i-th number is
+	// base + unit·(i − from); runs holds those before it.
+	from int
+	runs []run
+	hit  int // the run at found last
 }
+
+// run is a run of numbers first, first + unit, … up to the index end
+// (from the end of the run before it, or 0).
+type run struct {
+	first int64
+	end   int
+}
+
+// maxRuns is how many runs n numbers may be held in: below n/32, the runs
+// take a quarter of the room 16-bit numbers would, or less.
+func maxRuns(n int) int { return max(2, n/32) }
 
 // Len is the number of numbers in the column.
 func (c *Ints) Len() int { return c.n }
 
-// Bytes is the memory the column's array takes.
+// Bytes is the memory the column's arrays take.
 func (c *Ints) Bytes() int {
-	return 2*cap(c.d16) + 4*cap(c.d32) + 8*cap(c.d64)
+	return 2*cap(c.d16) + 4*cap(c.d32) + 8*cap(c.d64) + 16*cap(c.runs)
 }
 
 // SetHint tells the column how long it is expected to grow: growing, it
@@ -52,18 +71,39 @@ func (c *Ints) SetHint(n int) { c.hint = n }
 
 // At is the i-th number.
 func (c *Ints) At(i int) int64 {
-	switch c.w {
-	case 16:
+	if c.w == 16 {
 		return c.base + c.unit*int64(c.d16[i])
+	}
+	return c.at(i)
+}
+
+// at is the i-th number of a column of 32 or 64 bits or of runs (At is
+// inlined where it is read; this is not).
+func (c *Ints) at(i int) int64 {
+	switch c.w {
 	case 32:
 		return c.base + c.unit*int64(c.d32[i])
 	case 64:
 		return c.d64[i]
 	}
-	if uint(i) >= uint(c.n) {
+	if i >= c.from && i < c.n {
+		return c.base + c.unit*int64(i-c.from)
+	}
+	if i < 0 || i >= c.from {
 		panic("packed: index out of range")
 	}
-	return c.base + c.unit*int64(i)
+	// Reads come near each other (a walk back, prune's look at the
+	// oldest): the run found last first.
+	k := c.hit
+	if k >= len(c.runs) || c.runs[k].end <= i || k > 0 && c.runs[k-1].end > i {
+		k = sort.Search(len(c.runs), func(k int) bool { return c.runs[k].end > i })
+		c.hit = k
+	}
+	start := 0
+	if k > 0 {
+		start = c.runs[k-1].end
+	}
+	return c.runs[k].first + c.unit*int64(i-start)
 }
 
 // Set replaces the i-th number with x.
@@ -159,61 +199,45 @@ func (c *Ints) Append(x int64) {
 	c.Insert(c.n, x)
 }
 
-// extend appends x to a progression, if x continues it.
+// extend appends x to a column of runs, continuing the last run or as a
+// new one, if the runs stay few.
 func (c *Ints) extend(x int64) bool {
-	switch c.n {
-	case 0:
-		c.base, c.unit = x, 0
-	case 1:
+	switch {
+	case c.n == 0:
+		c.base, c.unit, c.from, c.runs = x, 0, 0, c.runs[:0]
+	case c.n == 1:
+		// The first two numbers set the step.
 		step, ok := sub(x, c.base)
 		if !ok {
 			return false
 		}
 		c.unit = step
+	case c.base+c.unit*int64(c.n-c.from) == x:
+	case len(c.runs)+1 < maxRuns(c.n+1):
+		c.runs = append(c.runs, run{c.base, c.n})
+		c.base, c.from = x, c.n
 	default:
-		if c.base+c.unit*int64(c.n) != x {
-			return false
-		}
+		return false
 	}
 	c.n++
 	return true
 }
 
-// materialize turns a progression into stored numbers: d = i (or −i, the
-// unit being positive; 0 when the unit is).
+// materialize stores the numbers of a column of runs, as closely as they
+// allow.
 func (c *Ints) materialize() {
 	if c.w != 0 {
 		return
 	}
-	capacity := max(c.n+1, c.hint)
-	if c.unit == math.MinInt64 {
-		c.d64 = make([]int64, c.n, capacity)
-		for i := range c.n {
-			c.d64[i] = c.At(i)
-		}
-		c.base, c.unit, c.w = 0, 1, 64
-		return
-	}
-	sign := int64(1) // d = sign·i
-	switch {
-	case c.unit < 0:
-		c.unit, sign = -c.unit, -1
-	case c.unit == 0:
-		sign = 0 // every number is base: d = 0, as encode expects of unit 0
-	}
-	if c.n-1 <= math.MaxInt16 {
-		c.d16 = make([]int16, c.n, capacity)
-		for i := range c.n {
-			c.d16[i] = int16(sign * int64(i))
-		}
-		c.w = 16
-		return
-	}
-	c.d32 = make([]int32, c.n, capacity)
+	d64 := make([]int64, c.n, max(c.n+1, c.hint))
 	for i := range c.n {
-		c.d32[i] = int32(sign * int64(i))
+		d64[i] = c.At(i)
 	}
-	c.w = 32
+	c.d64, c.base, c.unit, c.w = d64, 0, 1, 64
+	c.from, c.runs = 0, nil
+	if c.n > 0 {
+		c.narrow()
+	}
 }
 
 // DropFront removes the first k numbers, and packs what remains as
@@ -223,11 +247,7 @@ func (c *Ints) DropFront(k int) {
 		panic("packed: drop out of range")
 	}
 	if c.w == 0 {
-		c.base += c.unit * int64(k)
-		c.n -= k
-		if c.n == 0 {
-			c.base, c.unit = 0, 0
-		}
+		c.dropRuns(k)
 		return
 	}
 	switch c.w {
@@ -240,6 +260,34 @@ func (c *Ints) DropFront(k int) {
 	}
 	c.n -= k
 	c.repack()
+}
+
+// dropRuns removes the first k numbers of a column of runs.
+func (c *Ints) dropRuns(k int) {
+	if k >= c.from {
+		// The runs before the last go, and k − from of the last.
+		c.base += c.unit * int64(k-c.from)
+		c.from, c.runs = 0, c.runs[:0]
+	} else {
+		j := sort.Search(len(c.runs), func(j int) bool { return c.runs[j].end > k })
+		start := 0
+		if j > 0 {
+			start = c.runs[j-1].end
+		}
+		c.runs[j].first += c.unit * int64(k-start)
+		c.runs = c.runs[:copy(c.runs, c.runs[j:])]
+		for j := range c.runs {
+			c.runs[j].end -= k
+		}
+		c.from -= k
+	}
+	if cap(c.runs) > 2*len(c.runs)+4 {
+		c.runs = slices.Clip(slices.Clone(c.runs))
+	}
+	c.n -= k
+	if c.n == 0 {
+		c.base, c.unit = 0, 0
+	}
 }
 
 // fast returns the d of x when x fits the column as it is.
@@ -442,11 +490,11 @@ func (c *Ints) realloc(capacity int) {
 }
 
 // repack, after numbers are dropped, gives the array back when the
-// numbers left are a progression, and moves a column wider than 16 bits to
-// a narrower width and coarser unit when its numbers now allow. An array
+// numbers left are a few runs, and moves a column wider than 16 bits to a
+// narrower width and coarser unit when its numbers now allow. An array
 // more than twice as long as needed is given back too.
 func (c *Ints) repack() {
-	if c.progression() {
+	if c.w == 0 || c.toRuns() {
 		return
 	}
 	if c.w != 16 {
@@ -466,25 +514,84 @@ func (c *Ints) repack() {
 	}
 }
 
-// progression turns the column into a progression if its numbers are
-// one, and reports whether they are.
-func (c *Ints) progression() bool {
-	var base, step int64
+// toRuns turns the column into runs if its numbers are a few runs of the
+// step between the first two or the last two, and reports whether they
+// are.
+func (c *Ints) toRuns() bool {
+	if c.n < 3 {
+		return c.runsOf(0)
+	}
+	// Counted on the stored d first: most columns that are not runs (the
+	// values) show it within their first few numbers.
+	limit := maxRuns(c.n) - 1
+	d := func(i int) int64 {
+		switch c.w {
+		case 16:
+			return int64(c.d16[i])
+		case 32:
+			return int64(c.d32[i])
+		}
+		return c.d64[i]
+	}
+	for _, k := range []int{1, c.n - 1} {
+		step := d(k) - d(k-1)
+		if c.breaks(step, limit) < limit {
+			return c.runsOf(c.At(k) - c.At(k-1))
+		}
+	}
+	return false
+}
+
+// breaks counts, up to limit, where the stored d do not go on by step.
+func (c *Ints) breaks(step int64, limit int) int {
+	n := 0
+	switch c.w {
+	case 16:
+		for i := 1; i < c.n && n < limit; i++ {
+			if int64(c.d16[i])-int64(c.d16[i-1]) != step {
+				n++
+			}
+		}
+	case 32:
+		for i := 1; i < c.n && n < limit; i++ {
+			if int64(c.d32[i])-int64(c.d32[i-1]) != step {
+				n++
+			}
+		}
+	default:
+		for i := 1; i < c.n && n < limit; i++ {
+			if c.d64[i]-c.d64[i-1] != step {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// runsOf turns the column into runs of step if its numbers are few enough
+// of them, and reports whether they are.
+func (c *Ints) runsOf(step int64) bool {
+	var runs []run
+	var base int64
 	if c.n > 0 {
 		base = c.At(0)
 	}
-	if c.n > 1 {
-		var ok bool
-		if step, ok = sub(c.At(1), base); !ok {
+	from := 0
+	for i := 1; i < c.n; i++ {
+		x := c.At(i)
+		if base+step*int64(i-from) == x {
+			continue
+		}
+		if len(runs)+1 >= maxRuns(c.n) {
 			return false
 		}
+		runs = append(runs, run{base, i})
+		base, from = x, i
 	}
-	for i := 2; i < c.n; i++ {
-		if base+step*int64(i) != c.At(i) {
-			return false
-		}
+	c.base, c.unit, c.from, c.runs, c.w = base, step, from, slices.Clip(runs), 0
+	if c.n < 2 {
+		c.unit = 0
 	}
-	c.base, c.unit, c.w = base, step, 0
 	c.d16, c.d32, c.d64 = nil, nil, nil
 	return true
 }
@@ -533,14 +640,36 @@ func (c *Ints) narrow() {
 	c.base, c.unit, c.w = base, u, w
 }
 
-// dRange is the least and greatest d held (0, 0 when empty); for a
-// progression, of i.
+// scale multiplies every number by f, reporting false (and changing
+// nothing) when one of them would leave (−limit, limit).
+func (c *Ints) scale(f, limit int64) bool {
+	for i := range c.n {
+		if x := c.At(i); x <= -limit/f || x >= limit/f {
+			return false
+		}
+	}
+	switch c.w {
+	case 64:
+		for i := range c.d64 {
+			c.d64[i] *= f
+		}
+	case 0:
+		for j := range c.runs {
+			c.runs[j].first *= f
+		}
+		fallthrough
+	default:
+		c.base *= f
+		c.unit *= f
+	}
+	return true
+}
+
+// dRange is the least and greatest d held (0, 0 when empty) of a column
+// of 16, 32 or 64 bits.
 func (c *Ints) dRange() (lo, hi int64) {
 	if c.n == 0 {
 		return 0, 0
-	}
-	if c.w == 0 {
-		return 0, int64(c.n - 1)
 	}
 	switch c.w {
 	case 16:

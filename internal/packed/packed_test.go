@@ -103,7 +103,8 @@ func TestIntsAsASlice(t *testing.T) {
 
 // TestIntsPackMinutes: the times of a station on its schedule, a minute
 // apart, take nothing per time, also after weeks of values have come and
-// gone; with a gap among them 2 bytes each, until the gap is dropped.
+// gone, and with gaps among them 16 bytes a gap; times off the minute take
+// 4 bytes each (seconds over 72 hours), until they are dropped.
 func TestIntsPackMinutes(t *testing.T) {
 	var c Ints
 	c.SetHint(4400)
@@ -121,20 +122,43 @@ func TestIntsPackMinutes(t *testing.T) {
 	if got, want := c.At(4319), at(60*24*60-1); got != want {
 		t.Errorf("last time %d, want %d", got, want)
 	}
-	// An hour without values.
-	for i := 60*24*60 + 60; i < 60*24*60+1000; i++ {
-		c.Append(at(i))
+	// Hours without values.
+	next := 60 * 24 * 60
+	for gap := range 3 {
+		next += 60 * (gap + 1)
+		for range 100 {
+			c.Append(at(next))
+			c.DropFront(1)
+			next++
+		}
+	}
+	if c.w != 0 || c.Bytes() > 4*16 {
+		t.Errorf("with three gaps: width %d, %d bytes", c.w, c.Bytes())
+	}
+	// A second after the minute, now and then.
+	for i := range 1000 {
+		x := at(next)
+		if i%7 == 0 {
+			x += int64(time.Second)
+		}
+		c.Append(x)
 		c.DropFront(1)
+		next++
 	}
-	if c.w != 16 || c.Bytes() > 2*4400 {
-		t.Errorf("with a gap: width %d, %d bytes", c.w, c.Bytes())
+	// 72 hours of seconds do not fit in 16 bits.
+	if c.w != 32 || c.unit != int64(time.Second) || c.Bytes() > 4*4400*3/2 {
+		t.Errorf("times off the minute: width %d, unit %d, %d bytes", c.w, c.unit, c.Bytes())
 	}
-	for i := 60*24*60 + 1000; i < 60*24*60+6000; i++ {
-		c.Append(at(i))
+	for range 5000 {
+		c.Append(at(next))
 		c.DropFront(1)
+		next++
 	}
-	if c.w != 0 || c.Bytes() != 0 {
-		t.Errorf("the gap gone: width %d, %d bytes", c.w, c.Bytes())
+	if c.w != 0 || c.Bytes() > 4*16 {
+		t.Errorf("on the minute again: width %d, %d bytes", c.w, c.Bytes())
+	}
+	if got, want := c.At(4319), at(next-1); got != want {
+		t.Errorf("last time %d, want %d", got, want)
 	}
 }
 
@@ -154,20 +178,19 @@ func TestIntsPackAgain(t *testing.T) {
 	if c.w != 0 || c.unit != int64(time.Minute) {
 		t.Errorf("without the time of 1700: width %d, unit %d", c.w, c.unit)
 	}
-	c.Append(start + 100*int64(time.Minute) + 1) // a nanosecond off the grid
+	// Nanoseconds off the minute: more runs than numbers stored take.
+	for i := range 100 {
+		c.Append(start + int64(100+i)*int64(time.Minute) + int64(i%3))
+	}
 	if c.w != 64 {
-		t.Errorf("a nanosecond off the grid: width %d", c.w)
+		t.Errorf("times nanoseconds off the minute: width %d", c.w)
 	}
-	for _, m := range []int64{101, 103, 104} {
-		c.Append(start + m*int64(time.Minute))
+	for i := range 100 {
+		c.Append(start + int64(200+i)*int64(time.Minute))
 	}
-	c.DropFront(100) // the nanosecond stays
-	if c.w != 64 {
-		t.Errorf("times a nanosecond apart over 4 minutes: width %d", c.w)
-	}
-	c.DropFront(1)
-	if c.w != 16 || c.unit != int64(time.Minute) {
-		t.Errorf("the nanosecond gone, minutes left: width %d, unit %d", c.w, c.unit)
+	c.DropFront(198) // one time two nanoseconds off stays: two runs
+	if c.w != 0 || len(c.runs) != 1 {
+		t.Errorf("one time a nanosecond off, minutes after it: width %d, %d runs before the last", c.w, len(c.runs))
 	}
 }
 
@@ -285,9 +308,10 @@ func TestFloatsAsASlice(t *testing.T) {
 // decimal makes the column hold float64s until it is dropped.
 func TestFloatsPackReadings(t *testing.T) {
 	var level, temp Floats
-	for i := range 5000 {
-		level.Append(float64(1000+(i*7)%4000) / 1000) // 1.000–4.999 m
-		temp.Append(float64(-50+(i*3)%2000) / 100)    // −0.50–19.49 °C
+	r := rand.New(rand.NewPCG(5, 5))
+	for range 5000 {
+		level.Append(float64(1000+r.IntN(4000)) / 1000) // 1.000–4.999 m
+		temp.Append(float64(-50+r.IntN(2000)) / 100)    // −0.50–19.49 °C
 	}
 	for _, c := range []*Floats{&level, &temp} {
 		if c.flat || c.m.w != 16 {

@@ -3,6 +3,7 @@ package quality
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"sort"
 	"testing"
 	"time"
@@ -339,5 +340,72 @@ func TestSeriesAsBefore(t *testing.T) {
 			}
 		}
 		asBefore(t, byte(trial), ops)
+	}
+}
+
+// BenchmarkSeriesMemory: the memory a series holds per value, the series
+// as it was (before) and packed, for the generated registry's stage
+// (simulators.GenerateRegistry: a 72-hour flat-line window in winter)
+// reporting every minute for 96 hours, when the quarter prune lets most
+// values wait; values in millimetres drawn at random, times on the minute,
+// with a minute missing every 6 hours, or up to a second after the
+// minute. Heap after a collection, less before, over the values held.
+func BenchmarkSeriesMemory(b *testing.B) {
+	cfg := registry.QC{
+		GrossRange:   &registry.GrossRange{Fail: []float64{0, 15}, Suspect: []float64{0.2, 6}},
+		Spike:        &registry.Spike{Suspect: 0.1, Fail: 0.3},
+		RateOfChange: &registry.RateOfChange{SuspectPerHour: 0.5},
+		FlatLine: &registry.FlatLine{Suspect: dur(6 * time.Hour), Fail: dur(24 * time.Hour), Tolerance: 0.002,
+			Winter: &registry.FlatLineWinter{Months: []int{12, 1, 2, 3}, Suspect: dur(24 * time.Hour), Fail: dur(72 * time.Hour)}},
+	}
+	start := time.Date(2026, 1, 5, 0, 0, 0, 0, reading.Zone)
+	const series, minutes = 200, 96*60 - 1
+	for _, times := range []string{"minute", "gaps", "jitter"} {
+		for _, kind := range []string{"before", "packed"} {
+			b.Run(times+"/"+kind, func(b *testing.B) {
+				for range b.N {
+					rng := rand.New(rand.NewPCG(1, 2))
+					runtime.GC()
+					var ms runtime.MemStats
+					runtime.ReadMemStats(&ms)
+					heap := ms.HeapAlloc
+					type adder interface {
+						Add(time.Time, float64) (Flags, *Revision)
+					}
+					held := make([]adder, series)
+					for k := range held {
+						if kind == "before" {
+							held[k] = newOracleSeries(cfg, time.Minute)
+						} else {
+							held[k] = NewSeries(cfg, time.Minute)
+						}
+					}
+					for i := range minutes {
+						at := start.Add(time.Duration(i) * time.Minute)
+						switch {
+						case times == "gaps" && i%360 == 359:
+							continue
+						case times == "jitter":
+							at = at.Add(time.Duration(rng.IntN(1000)) * time.Millisecond)
+						}
+						for _, s := range held {
+							s.Add(at, float64(1000+rng.IntN(400))/1000)
+						}
+					}
+					runtime.GC()
+					runtime.ReadMemStats(&ms)
+					values := 0
+					for _, s := range held {
+						if o, ok := s.(*oracleSeries); ok {
+							values += len(o.pts)
+						} else {
+							values += s.(*Series).Len()
+						}
+					}
+					b.ReportMetric(float64(ms.HeapAlloc-heap)/float64(values), "B/value")
+					runtime.KeepAlive(held)
+				}
+			})
+		}
 	}
 }

@@ -89,6 +89,10 @@ type Series struct {
 	// columns but the time prune looks at.
 	tns [3]int64
 	tv  [3]float64
+	// q and qns: prune's look at the time of the q-th value, kept while
+	// no value comes before it (q 0: none kept).
+	q   int
+	qns int64
 	run flatRun
 
 	noRunCache bool // tests: always walk
@@ -173,6 +177,9 @@ func (s *Series) Add(t time.Time, v float64) (Flags, *Revision) {
 		s.v.Insert(i, v)
 		inserted, n = true, n+1
 		s.readTail()
+		if i < s.q {
+			s.q = 0
+		}
 	}
 	newest := i == n-1
 	if !newest {
@@ -398,14 +405,18 @@ func (s *Series) prune() {
 	if q > last {
 		return
 	}
-	newest := s.ns.At(n - 1)
+	newest := s.tns[2]
 	cut := newest - int64(s.keep)
-	if cut > newest || s.ns.At(q-1) >= cut { // (cut > newest: 1677, underflow)
+	if q != s.q {
+		s.q, s.qns = q, s.ns.At(q-1)
+	}
+	if cut > newest || s.qns >= cut { // (cut > newest: 1677, underflow)
 		return
 	}
 	k := sort.Search(last, func(i int) bool { return s.ns.At(i) >= cut })
 	s.ns.DropFront(k)
 	s.v.DropFront(k)
+	s.q = 0
 }
 
 func skipMonth(months []int, t time.Time) bool {

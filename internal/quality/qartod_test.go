@@ -338,6 +338,7 @@ func TestPruneAsTheWalk(t *testing.T) {
 			s.ns.Append(p.ns)
 			s.v.Append(p.v)
 		}
+		s.readTail()
 		s.prune()
 		var got []oraclePoint
 		for i := range s.Len() {
