@@ -23,6 +23,10 @@ const (
 	KindState                      // `station_state`
 	KindAlert                      // `alert`
 	KindEflowMonth                 // `eflow_monthly`
+	KindStats                      // `stats_hourly`, `stats_daily`, `stats_monthly`
+	KindCorrected                  // `reading`: values rewritten by a correction or a reprocess
+	KindCorrection                 // `correction`
+	KindApproval                   // `approval`
 	numKinds
 )
 
