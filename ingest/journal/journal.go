@@ -315,6 +315,10 @@ func (j *Journal) Behind(reader string) int64 { return j.log.Behind(reader) }
 // records.
 func (j *Journal) Trimmed() uint64 { return j.log.Trimmed() }
 
+// Last is the sequence number of the newest record: a reader whose
+// Position has reached it has every record appended so far.
+func (j *Journal) Last() uint64 { return j.log.Last() }
+
 // Bytes is the size of what is not delivered yet (to every reader).
 func (j *Journal) Bytes() int64 { return j.log.Bytes() }
 

@@ -231,6 +231,14 @@ func (l *Log) Trimmed() uint64 {
 	return l.trimmed
 }
 
+// Last is the sequence number of the newest record appended (0 before
+// the first).
+func (l *Log) Last() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.next - 1
+}
+
 // Readers returns the names of the log's readers.
 func (l *Log) Readers() []string {
 	out := make([]string, len(l.cursors))
