@@ -109,6 +109,12 @@ type HTTP struct {
 	// cannot open 127.0.0.1): the link alerts carry to their station's
 	// view. Empty: http:// and the address rivermon listens on.
 	ExternalURL string `yaml:"external_url"`
+	// AdminTokenFile holds the bearer token of the API calls that change
+	// data (corrections, approvals, reprocess: CONTRACT §8, §12); they
+	// answer 404 when it is empty.
+	AdminTokenFile string `yaml:"admin_token_file"`
+	// AdminToken is the file's content, without a trailing newline.
+	AdminToken string `yaml:"-"`
 }
 
 // Alerting is where alerts go.
@@ -180,7 +186,7 @@ func Load(file string, data []byte, env func(string) (string, bool)) (*Config, e
 		}
 	}
 	for _, p := range []*string{&c.Stations, &c.Rules, &c.Spool.Dir, &c.MQTT.PasswordFile, &c.Influx.TokenFile,
-		&c.MQTT.TLS.CAFile, &c.MQTT.TLS.CertFile, &c.MQTT.TLS.KeyFile} {
+		&c.MQTT.TLS.CAFile, &c.MQTT.TLS.CertFile, &c.MQTT.TLS.KeyFile, &c.HTTP.AdminTokenFile} {
 		resolve(p)
 	}
 	for i := range c.Influx.Outputs {
@@ -213,6 +219,14 @@ func Load(file string, data []byte, env func(string) (string, bool)) (*Config, e
 	}
 	readSecret(&c.MQTT.Password, c.MQTT.PasswordFile, "mqtt.password", line("mqtt", "password_file"))
 	readSecret(&c.Influx.Token, c.Influx.TokenFile, "influx.token", line("influx", "token_file"))
+	if p := c.HTTP.AdminTokenFile; p != "" {
+		at := line("http", "admin_token_file")
+		if b, err := os.ReadFile(p); err != nil {
+			ps.Add(file, at, "http.admin_token_file: %v", err)
+		} else if c.HTTP.AdminToken = strings.TrimSpace(string(b)); c.HTTP.AdminToken == "" {
+			ps.Add(file, at, "http.admin_token_file %s is empty", p)
+		}
+	}
 	// outputLine is the line of influx.outputs[i] (of its key, when found).
 	outputLine := func(i int, key string) int {
 		n := strictyaml.Lookup(strictyaml.Lookup(root, "influx"), "outputs")

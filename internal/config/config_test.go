@@ -189,3 +189,36 @@ influx:
 		}
 	}
 }
+
+// http.admin_token_file: read at load, a problem naming the key when the
+// file cannot be read or holds nothing.
+func TestAdminTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	good, empty := filepath.Join(dir, "admin-token"), filepath.Join(dir, "empty")
+	if err := os.WriteFile(good, []byte("  t0ken\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := "mqtt: {url: tcp://a:1883, client_id: x}\ninflux: {url: http://a:8086}\n"
+	c, err := Load(filepath.Join(dir, "c.yaml"), []byte(base+"http: {admin_token_file: admin-token}\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTP.AdminToken != "t0ken" || c.HTTP.AdminTokenFile != good {
+		t.Errorf("token %q from %q", c.HTTP.AdminToken, c.HTTP.AdminTokenFile)
+	}
+	if c, err := Load(filepath.Join(dir, "c.yaml"), []byte(base), noEnv); err != nil || c.HTTP.AdminToken != "" {
+		t.Errorf("without the key: token %q, err %v", c.HTTP.AdminToken, err)
+	}
+	for file, want := range map[string]string{
+		"empty":   "c.yaml:3: http.admin_token_file " + empty + " is empty",
+		"missing": "c.yaml:3: http.admin_token_file: open " + filepath.Join(dir, "missing"),
+	} {
+		_, err := Load(filepath.Join(dir, "c.yaml"), []byte(base+"http: {admin_token_file: "+file+"}\n"), noEnv)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want %q", file, err, want)
+		}
+	}
+}
