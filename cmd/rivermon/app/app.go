@@ -31,6 +31,7 @@ import (
 	"github.com/rivermon/rivermon/ingest/spool"
 	"github.com/rivermon/rivermon/ingest/tcp"
 	"github.com/rivermon/rivermon/internal/config"
+	"github.com/rivermon/rivermon/internal/curate"
 	"github.com/rivermon/rivermon/internal/opspage"
 	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/registry"
@@ -252,12 +253,25 @@ func Run(ctx context.Context, o Options) error {
 	delivery := ingest.NewDelivery(ingest.DeliveryOptions{Journal: jrn, Outputs: delivered, DeadLetters: broker, TopicPrefix: prefix,
 		DrainTimeout: o.DrainTimeout, Metrics: metrics, Logger: log.With("component", "delivery"), Stations: stream.Stations()})
 
-	srv := &http.Server{
-		Handler: newMux(promReg, stream, intake, broker, names, writers, jrn, evaluator, cfg.Spool.Dir,
-			opspage.New(opspage.Options{Registry: reg, Stations: stream.Stations(), Alerts: evaluator, History: writers[0],
-				Logger: log.With("component", "opspage")})),
-		ReadHeaderTimeout: 10 * time.Second,
+	// Corrections, approvals and the export (CONTRACT §12), their log
+	// beside the spool.
+	var stores []curate.Output
+	for i, out := range outputs {
+		stores = append(stores, curate.Output{Name: out.Name, Store: writers[i]})
 	}
+	curator, err := curate.New(curate.Options{Registry: reg, Journal: jrn, Outputs: stores,
+		LogPath: filepath.Join(cfg.Spool.Dir, "curation.log"), Location: cfg.Location, Token: cfg.HTTP.AdminToken,
+		Logger: log.With("component", "curate")})
+	if err != nil {
+		return err
+	}
+	defer curator.Close()
+
+	mux := newMux(promReg, stream, intake, broker, names, writers, jrn, evaluator, cfg.Spool.Dir,
+		opspage.New(opspage.Options{Registry: reg, Stations: stream.Stations(), Alerts: evaluator, History: writers[0],
+			Logger: log.With("component", "opspage")}))
+	curator.Register(mux)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
 	var g run.Group
 	g.Go("delivery", delivery.Run)

@@ -1,0 +1,160 @@
+package curate
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Reprocessor recomputes the derived values of a station over a time
+// range (CONTRACT §12: after a rating version or shift is added for the
+// past) and says how many points it wrote.
+type Reprocessor interface {
+	Reprocess(ctx context.Context, station string, from, to time.Time, progress func(done, total int)) (n int, err error)
+}
+
+// maxBody bounds a request body of the API.
+const maxBody = 64 << 10
+
+// Register adds the API to mux: the export, open to all, and the calls
+// that change data behind the bearer token (404 without one configured).
+func (c *Curator) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/v1/export", c.export)
+	mux.HandleFunc("POST /api/v1/corrections", c.admin(c.postCorrection))
+	mux.HandleFunc("DELETE /api/v1/corrections/{id}", c.admin(c.deleteCorrection))
+	mux.HandleFunc("POST /api/v1/approvals", c.admin(c.postApproval))
+	mux.HandleFunc("POST /api/v1/reprocess", c.admin(c.postReprocess))
+}
+
+// admin answers 404 when no token is configured and 401 without the
+// right one; else it calls h.
+func (c *Curator) admin(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if c.o.Token == "" {
+			writeError(w, &Error{Status: http.StatusNotFound, Msg: "the data-changing API is off: http.admin_token_file is not set"})
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		// Constant time: the comparison must not tell how much of a
+		// guess was right.
+		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(c.o.Token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="rivermon"`)
+			writeError(w, &Error{Status: http.StatusUnauthorized, Msg: "missing or wrong bearer token (Authorization: Bearer <http.admin_token_file>)"})
+			return
+		}
+		h(w, r)
+	}
+}
+
+// decode reads a JSON body into v, strictly: unknown keys and trailing
+// data are errors.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest("body: %v", err)
+	}
+	if dec.More() {
+		return badRequest("body: more than one JSON object")
+	}
+	return nil
+}
+
+func (c *Curator) postCorrection(w http.ResponseWriter, r *http.Request) {
+	var req Request
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	id, err := c.Correct(r.Context(), req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"id": id})
+}
+
+func (c *Curator) deleteCorrection(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := c.Undo(r.Context(), id); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "undone": true})
+}
+
+func (c *Curator) postApproval(w http.ResponseWriter, r *http.Request) {
+	var req ApprovalRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	days, err := c.Approve(r.Context(), req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"station": req.Station, "level": req.Level, "days": days})
+}
+
+// ReprocessRequest asks for a station's derived values to be recomputed.
+type ReprocessRequest struct {
+	Station string `json:"station"`
+	From    string `json:"from"`
+	To      string `json:"to"`
+}
+
+func (c *Curator) postReprocess(w http.ResponseWriter, r *http.Request) {
+	var req ReprocessRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	st, err := c.station(req.Station, "")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	from, err := parseTime("from", req.From)
+	if err == nil {
+		var to time.Time
+		if to, err = parseTime("to", req.To); err == nil {
+			if err = checkRange(from, to); err == nil {
+				if c.o.Reprocessor == nil {
+					writeError(w, &Error{Status: http.StatusNotImplemented, Msg: "reprocessing is not available in this build"})
+					return
+				}
+				n, rerr := c.o.Reprocessor.Reprocess(r.Context(), st.ID, from, to, nil)
+				if rerr != nil {
+					writeError(w, rerr)
+					return
+				}
+				writeJSON(w, http.StatusOK, map[string]any{"station": st.ID, "points": n})
+				return
+			}
+		}
+	}
+	writeError(w, err)
+}
+
+// writeError answers err as {"error": "..."} with its status (500 when it
+// is not an *Error).
+func writeError(w http.ResponseWriter, err error) {
+	status := http.StatusInternalServerError
+	var e *Error
+	if errors.As(err, &e) {
+		status = e.Status
+	}
+	writeJSON(w, status, map[string]string{"error": err.Error()})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,174 @@
+// Package curate is the hydrologist's side of rivermon (CONTRACT §12):
+// corrections of stored readings with an audit trail that can undo each
+// exactly, approvals of station-days, and the export of a station's values
+// with their flags, raw values and approval. Every change goes through the
+// journal, so that delivery writes it to every InfluxDB output, and into an
+// append-only log in the spool folder (curation.log), from which the state
+// is rebuilt at start-up and by which every correction is undone.
+package curate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/rivermon/rivermon/ingest/influx"
+	"github.com/rivermon/rivermon/ingest/journal"
+	"github.com/rivermon/rivermon/internal/reading"
+	"github.com/rivermon/rivermon/internal/registry"
+)
+
+// Store is an InfluxDB output as curation uses it: read, delete, write.
+type Store interface {
+	Query(ctx context.Context, stmt string, each func([]influx.Series)) error
+	Exec(ctx context.Context, stmt string) error
+	Write(ctx context.Context, lines []string) ([]influx.Poison, error)
+}
+
+// Output is one InfluxDB output by the name its journal reader has.
+type Output struct {
+	Name  string
+	Store Store
+}
+
+// Journal is where curation puts the points it writes.
+type Journal interface {
+	Add(rec *journal.Record) error
+	Last() uint64
+	Position(reader string) uint64
+}
+
+// Options configure a Curator.
+type Options struct {
+	Registry *registry.Registry
+	Journal  Journal
+	// Outputs are every InfluxDB output; the first is read.
+	Outputs []Output
+	// LogPath is the append-only log, <spool.dir>/curation.log.
+	LogPath string
+	// Location gives the local days of approvals (default reading.Zone).
+	Location *time.Location
+	// Token is the bearer token of the calls that change data; empty
+	// turns them off (404).
+	Token string
+	// Reprocessor, when set, serves POST /api/v1/reprocess (501 without).
+	Reprocessor Reprocessor
+	// DeliveryWait bounds the wait for the outputs to have every journal
+	// record before a correction reads InfluxDB (default 10 s).
+	DeliveryWait time.Duration
+	Now          func() time.Time
+	Logger       *slog.Logger
+}
+
+// Curator makes and undoes corrections and approvals. Changes are made one
+// at a time.
+type Curator struct {
+	o   Options
+	log *logFile
+
+	mu          sync.Mutex
+	corrections []*Correction          // in the order made
+	byID        map[string]*Correction // the same
+	approved    map[string]map[string]bool
+	lastID      int64
+}
+
+// Source is the journal source of the points curation writes.
+const Source = "curation"
+
+// New opens (or creates) the log and rebuilds the state from it.
+func New(o Options) (*Curator, error) {
+	if o.Location == nil {
+		o.Location = reading.Zone
+	}
+	if o.DeliveryWait <= 0 {
+		o.DeliveryWait = 10 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if len(o.Outputs) == 0 {
+		return nil, errors.New("curate: no InfluxDB output")
+	}
+	c := &Curator{o: o, byID: map[string]*Correction{}, approved: map[string]map[string]bool{}}
+	lf, err := openLog(o.LogPath, c.replay, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	c.log = lf
+	return c, nil
+}
+
+// Close closes the log.
+func (c *Curator) Close() error { return c.log.close() }
+
+// Error is a refusal with its HTTP status and a message naming what is
+// wrong.
+type Error struct {
+	Status int
+	Msg    string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+func badRequest(format string, args ...any) *Error {
+	return &Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf(format, args...)}
+}
+
+func conflict(format string, args ...any) *Error {
+	return &Error{Status: http.StatusConflict, Msg: fmt.Sprintf(format, args...)}
+}
+
+func unavailable(format string, args ...any) *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Msg: fmt.Sprintf(format, args...)}
+}
+
+// awaitDelivered waits until every output has written every journal
+// record appended so far: a correction reads InfluxDB and must see what
+// the spool still holds for it (late readings, an earlier correction).
+func (c *Curator) awaitDelivered(ctx context.Context) error {
+	last := c.o.Journal.Last()
+	deadline := time.Now().Add(c.o.DeliveryWait)
+	for {
+		behind := ""
+		for _, out := range c.o.Outputs {
+			if c.o.Journal.Position(journal.OutputReader(out.Name)) < last {
+				behind = out.Name
+				break
+			}
+		}
+		if behind == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return unavailable("InfluxDB output %s has not yet written what the spool holds (it is down or behind); nothing changed, try again later", behind)
+		}
+		t := time.NewTimer(20 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// add puts entries into the journal in records of at most 5,000 points.
+func (c *Curator) add(entries []journal.Entry) error {
+	const per = 5000
+	for len(entries) > 0 {
+		n := min(per, len(entries))
+		if err := c.o.Journal.Add(&journal.Record{Entries: entries[:n]}); err != nil {
+			return err
+		}
+		entries = entries[n:]
+	}
+	return nil
+}

@@ -1,0 +1,163 @@
+package curate
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// The log, curation.log in the spool folder, is JSON lines, one per
+// change, each fsynced before the change is made:
+//
+//	{"type":"correction","at":…,"correction":{id, station, param, op, from,
+//	  to, value, author, reason, made, points:[{t, before, after}]}}
+//	{"type":"undo","at":…,"id":"c-…"}
+//	{"type":"approval","at":…,"approval":{station, days:[…], level, author,
+//	  reason}}
+//
+// A correction's points give, for every point it changed, each field it
+// wrote before (null: the point had no such field) and after, so that the
+// log can be replayed (after) and undone (before).
+type logRecord struct {
+	Type       string      `json:"type"`
+	At         time.Time   `json:"at"`
+	Correction *Correction `json:"correction,omitempty"`
+	ID         string      `json:"id,omitempty"`
+	Approval   *Approval   `json:"approval,omitempty"`
+}
+
+// logFile is the open log.
+type logFile struct {
+	path string
+	f    *os.File
+}
+
+// openLog reads every record of the log at path, in order, into apply,
+// and opens it for appending. A last line cut short (a crash while
+// writing it) is cut off: the change it described was not made.
+func openLog(path string, apply func(*logRecord) error, lg *slog.Logger) (*logFile, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("curation log: %w", err)
+	}
+	r := bufio.NewReaderSize(f, 1<<20)
+	var good int64
+	for n := 1; ; n++ {
+		line, err := r.ReadBytes('\n')
+		if err == io.EOF {
+			if len(line) > 0 {
+				lg.Error("curation log: a last line cut short is cut off", "path", path, "line", n, "bytes", len(line))
+			}
+			break
+		}
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("curation log: %w", err)
+		}
+		var rec logRecord
+		if err := json.Unmarshal(line, &rec); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("curation log %s:%d: %w", path, n, err)
+		}
+		if err := apply(&rec); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("curation log %s:%d: %w", path, n, err)
+		}
+		good += int64(len(line))
+	}
+	if err := f.Truncate(good); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("curation log: %w", err)
+	}
+	if _, err := f.Seek(good, io.SeekStart); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("curation log: %w", err)
+	}
+	return &logFile{path: path, f: f}, nil
+}
+
+// append writes rec as one line and fsyncs it.
+func (l *logFile) append(rec *logRecord) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	if _, err := l.f.Write(b); err != nil {
+		return fmt.Errorf("curation log: %w", err)
+	}
+	if err := l.f.Sync(); err != nil {
+		return fmt.Errorf("curation log: %w", err)
+	}
+	return nil
+}
+
+// points reads back the points of correction id.
+func (l *logFile) points(id string) ([]Point, error) {
+	f, err := os.Open(l.path)
+	if err != nil {
+		return nil, fmt.Errorf("curation log: %w", err)
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 1<<20)
+	needle := []byte(`"id":"` + id + `"`)
+	for {
+		line, err := r.ReadBytes('\n')
+		if err == io.EOF {
+			return nil, fmt.Errorf("curation log: correction %s not found", id)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("curation log: %w", err)
+		}
+		if !bytes.Contains(line, needle) || !bytes.HasPrefix(line, []byte(`{"type":"correction"`)) {
+			continue
+		}
+		var rec logRecord
+		if err := json.Unmarshal(line, &rec); err != nil {
+			return nil, fmt.Errorf("curation log: %w", err)
+		}
+		if rec.Correction != nil && rec.Correction.ID == id {
+			return rec.Correction.Points, nil
+		}
+	}
+}
+
+func (l *logFile) close() error {
+	if l == nil || l.f == nil {
+		return nil
+	}
+	return l.f.Close()
+}
+
+// replay applies one record of the log to the state.
+func (c *Curator) replay(rec *logRecord) error {
+	switch rec.Type {
+	case "correction":
+		if rec.Correction == nil {
+			return errors.New("correction record without its correction")
+		}
+		k := *rec.Correction
+		k.Points = nil // read again from the log when undone
+		c.remember(&k)
+	case "undo":
+		k := c.byID[rec.ID]
+		if k == nil {
+			return fmt.Errorf("undo of unknown correction %s", rec.ID)
+		}
+		k.Undone = true
+	case "approval":
+		if rec.Approval == nil {
+			return errors.New("approval record without its approval")
+		}
+		c.setApproval(rec.Approval)
+	default:
+		return fmt.Errorf("unknown record type %q", rec.Type)
+	}
+	return nil
+}
