@@ -707,10 +707,10 @@ func fieldType(key string) string {
 
 // storedValue is a field of a stored point, as InfluxDB answered it.
 type storedValue struct {
-	num  json.Number // numbers
-	str  *string     // strings
-	b    *bool       // booleans
-	typ  string      // "float", "integer", "string", "boolean"
+	num json.Number // numbers
+	str *string     // strings
+	b   *bool       // booleans
+	typ string      // "float", "integer", "string", "boolean"
 }
 
 // storedPoint is a stored point read whole, tags and fields.
