@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -48,6 +49,9 @@ type serviceOptions struct {
 	state    time.Duration
 	stations string // registry path; default configs/stations.yaml
 	outputs  string // YAML of influx.outputs, e.g. `[{name: b, url: "http://…"}]`
+	// adminToken, when set, is written to a file that http.admin_token_file
+	// names.
+	adminToken string
 }
 
 func startServiceWith(t testing.TB, mq *testenv.Mosquitto, in *testenv.Influx, so serviceOptions) *service {
@@ -67,14 +71,21 @@ func startServiceWith(t testing.TB, mq *testenv.Mosquitto, in *testenv.Influx, s
 		so.mqURL = mq.URL
 	}
 	urls, _ := json.Marshal(append([]string{}, so.mqURLs...)) // a YAML flow sequence
+	tokenFile := ""
+	if so.adminToken != "" {
+		tokenFile = filepath.Join(dir, "admin-token")
+		if err := os.WriteFile(tokenFile, []byte(so.adminToken+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	yml := fmt.Sprintf(`mqtt: {url: %q, urls: %s, client_id: %q, username: %q, password: %q, tls: {ca_file: %q}}
 influx: {url: %q, bucket: rivermon/autogen, outputs: %s}
 spool: {dir: %q, max_bytes: %d}
-http: {listen: "127.0.0.1:0"}
+http: {listen: "127.0.0.1:0", admin_token_file: %q}
 stations: %q
 rules: %q
 alerting: %s
-`, so.mqURL, urls, so.clientID, so.username, so.password, so.caFile, in.URL, outputsYAML(so.outputs), so.spoolDir, so.maxBytes,
+`, so.mqURL, urls, so.clientID, so.username, so.password, so.caFile, in.URL, outputsYAML(so.outputs), so.spoolDir, so.maxBytes, tokenFile,
 		stationsPath(root, so.stations), filepath.Join(root, "configs", "rules.yaml"), alertingYAML(so.alerting))
 	cfg, err := config.Load(filepath.Join(dir, "rivermon.yaml"), []byte(yml), func(string) (string, bool) { return "", false })
 	if err != nil {

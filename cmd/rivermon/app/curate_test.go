@@ -1,0 +1,276 @@
+package app_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rivermon/rivermon/internal/hydro"
+	"github.com/rivermon/rivermon/internal/testenv"
+)
+
+const (
+	curStation = "nianchu-gyantse"
+	curToken   = "s3cret-token"
+)
+
+// curT0 is the first point of the hand-made series: 08:00 local time on
+// 1 June 2026.
+var curT0 = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+
+func curAt(i int) time.Time { return curT0.Add(time.Duration(i) * 10 * time.Minute) }
+
+// seedSeries writes 8 points of nianchu-gyantse, 10 minutes apart: stage
+// with its rated flow, pH, DO on every point, NH3-N on the first and the
+// fifth, each flagged 1, class I.
+func seedSeries(t *testing.T, in *testenv.Influx) {
+	t.Helper()
+	st := loadRegistry(t).Station(curStation)
+	var lines []string
+	for i := range 8 {
+		h := 1.0 + 0.01*float64(i)
+		r, err := hydro.RatingAt(st.Rating, curAt(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, err := hydro.Flow(r, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := fmt.Sprintf("reading,river=nianchu,station=%s level_m=%v,level_m_qc=1i,flow_rated_m3s=%v,flow_rated_m3s_qc=1i,ph=7.5,ph_qc=1i,do_mgl=8,do_mgl_qc=1i,wq_class=1i",
+			curStation, h, q)
+		if i == 0 || i == 4 {
+			l += ",nh3n_mgl=0.1,nh3n_mgl_qc=1i"
+		}
+		lines = append(lines, fmt.Sprintf("%s %d", l, curAt(i).UnixNano()))
+	}
+	writeLine(t, in, strings.Join(lines, "\n"))
+}
+
+// snapshot is every stored reading point of the station, whole: each
+// point's time and fields. (SELECT * lists every field key the series ever
+// had, as null where a point has none: those are left out.)
+func snapshot(t *testing.T, in *testenv.Influx) string {
+	t.Helper()
+	ss, err := in.Query("rivermon", fmt.Sprintf("SELECT * FROM reading WHERE station = '%s' GROUP BY *", curStation))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, s := range ss {
+		fmt.Fprintf(&b, "%v\n", s.Tags)
+		for _, row := range s.Values {
+			for j, v := range row {
+				if v != nil {
+					fmt.Fprintf(&b, "%s=%v ", s.Columns[j], v)
+				}
+			}
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
+}
+
+// curField returns a field of the point at t, nil when absent.
+func curField(t *testing.T, in *testenv.Influx, key string, at time.Time) any {
+	t.Helper()
+	ss, err := in.Query("rivermon", fmt.Sprintf("SELECT %q FROM reading WHERE station = '%s' AND time = %d", key, curStation, at.UnixNano()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ss) == 0 || len(ss[0].Values) == 0 {
+		return nil
+	}
+	return ss[0].Values[0][1]
+}
+
+// num is a stored number as a float64.
+func num(v any) float64 {
+	n, ok := v.(json.Number)
+	if !ok {
+		return -1e300
+	}
+	f, _ := n.Float64()
+	return f
+}
+
+// call makes an API call and returns its status and decoded JSON body.
+func (s *service) call(method, path, token string, body any) (int, map[string]any) {
+	s.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	if raw, ok := body.(json.RawMessage); ok {
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, s.base+path, rd)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]any{}
+	b, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(b, &out)
+	return resp.StatusCode, out
+}
+
+// correct makes a correction and returns its id.
+func (s *service) correct(body map[string]any) string {
+	s.t.Helper()
+	body["author"], body["reason"] = "tester", "test"
+	code, out := s.call("POST", "/api/v1/corrections", curToken, body)
+	if code != http.StatusCreated {
+		s.t.Fatalf("correction %v: %d %v", body, code, out)
+	}
+	return out["id"].(string)
+}
+
+func (s *service) undo(id string) {
+	s.t.Helper()
+	if code, out := s.call("DELETE", "/api/v1/corrections/"+id, curToken, nil); code != http.StatusOK {
+		s.t.Fatalf("undo %s: %d %v", id, code, out)
+	}
+}
+
+func rfc(t time.Time) string { return t.Format(time.RFC3339) }
+
+// Every op changes exactly what it should, with the raw value kept and the
+// derived values following, and its undo, after a restart of rivermon,
+// puts back every stored point exactly as it was, `_raw` fields that were
+// absent included. A correction under a later one that overlaps it is not
+// undone before that one.
+func TestCorrectionsUndoneExactlyAfterARestart(t *testing.T) {
+	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+	in := testenv.StartInflux(t)
+	seedSeries(t, in)
+	original := snapshot(t, in)
+	spool := t.TempDir()
+	svc := startServiceWith(t, mq, in, serviceOptions{clientID: "rivermon-cur", spoolDir: spool, adminToken: curToken})
+
+	drift := svc.correct(map[string]any{"station": curStation, "param": "level_m", "op": "drift", "from": rfc(curAt(1)), "to": rfc(curAt(5)), "value": 0.4})
+	set := svc.correct(map[string]any{"station": curStation, "param": "nh3n_mgl", "op": "set", "from": rfc(curAt(4)), "to": rfc(curAt(4)), "value": 2.5})
+	offset := svc.correct(map[string]any{"station": curStation, "param": "ph", "op": "offset", "from": rfc(curAt(2)), "to": rfc(curAt(3)), "value": 0.3})
+	del := svc.correct(map[string]any{"station": curStation, "param": "do_mgl", "op": "delete", "from": rfc(curAt(6)), "to": rfc(curAt(7))})
+
+	st := loadRegistry(t).Station(curStation)
+	testenv.Eventually(t, 10*time.Second, func() bool { return curField(t, in, "do_mgl_qc", curAt(7)) != nil && num(curField(t, in, "do_mgl_qc", curAt(7))) == 4 },
+		"the corrections did not reach InfluxDB")
+	for i := range 8 {
+		h := 1.0 + 0.01*float64(i)
+		at := curAt(i)
+		if i >= 1 && i <= 5 {
+			want := h + 0.4*(float64(at.Sub(curAt(1)))/float64(curAt(5).Sub(curAt(1))))
+			r, _ := hydro.RatingAt(st.Rating, at)
+			q, _ := hydro.Flow(r, want)
+			if got := num(curField(t, in, "level_m", at)); got != want {
+				t.Errorf("point %d: level_m %v, want %v", i, got, want)
+			}
+			if got := num(curField(t, in, "level_m_raw", at)); got != h {
+				t.Errorf("point %d: level_m_raw %v, want %v", i, got, h)
+			}
+			if got := num(curField(t, in, "level_m_qc", at)); got != 1 {
+				t.Errorf("point %d: level_m_qc %v, want 1", i, got)
+			}
+			if got := num(curField(t, in, "flow_rated_m3s", at)); got != q {
+				t.Errorf("point %d: flow_rated_m3s %v, want %v (rated from the corrected stage)", i, got, q)
+			}
+		} else if curField(t, in, "level_m_raw", at) != nil {
+			t.Errorf("point %d outside the drift has level_m_raw", i)
+		}
+		wantClass := 1.0
+		if i >= 4 {
+			wantClass = 6 // NH3-N 2.5 mg/L stands for the samples of the next 4 h
+		}
+		if got := num(curField(t, in, "wq_class", at)); got != wantClass {
+			t.Errorf("point %d: wq_class %v, want %v", i, got, wantClass)
+		}
+		wantPH := 7.5
+		if i == 2 || i == 3 {
+			wantPH = 7.5 + 0.3
+		}
+		if got := num(curField(t, in, "ph", at)); got != wantPH {
+			t.Errorf("point %d: ph %v, want %v", i, got, wantPH)
+		}
+		if i >= 6 {
+			if got, raw := num(curField(t, in, "do_mgl", at)), num(curField(t, in, "do_mgl_raw", at)); got != 8 || raw != 8 {
+				t.Errorf("point %d: deleted do_mgl %v raw %v, want the value kept, 8 and 8", i, got, raw)
+			}
+		}
+	}
+	if got := num(curField(t, in, "nh3n_mgl", curAt(4))); got != 2.5 {
+		t.Errorf("nh3n_mgl %v, want 2.5", got)
+	}
+	if n := in.Count(t, "correction", "id", ""); n != 4 {
+		t.Errorf("%d correction points, want 4", n)
+	}
+
+	// Restart: the log is read back.
+	svc.stop()
+	svc = startServiceWith(t, mq, in, serviceOptions{clientID: "rivermon-cur", spoolDir: spool, adminToken: curToken})
+
+	svc.undo(drift)
+	code, out := svc.call("DELETE", "/api/v1/corrections/"+set, curToken, nil)
+	if msg, _ := out["error"].(string); code != http.StatusConflict || !strings.Contains(msg, offset) || !strings.Contains(msg, del) {
+		t.Errorf("undo of %s under later corrections: %d %v, want 409 naming %s and %s", set, code, out, offset, del)
+	}
+	svc.undo(del)
+	svc.undo(offset)
+	svc.undo(set)
+	if code, _ := svc.call("DELETE", "/api/v1/corrections/"+set, curToken, nil); code != http.StatusConflict {
+		t.Errorf("undo twice: %d, want 409", code)
+	}
+	awaitSnapshot(t, in, original, "after the undos")
+
+	// Stacked: the first raw stays raw.
+	off := svc.correct(map[string]any{"station": curStation, "param": "level_m", "op": "offset", "from": rfc(curAt(0)), "to": rfc(curAt(1)), "value": 0.1})
+	to2 := svc.correct(map[string]any{"station": curStation, "param": "level_m", "op": "set", "from": rfc(curAt(1)), "to": rfc(curAt(2)), "value": 2})
+	testenv.Eventually(t, 10*time.Second, func() bool { return num(curField(t, in, "level_m", curAt(2))) == 2 }, "set not stored")
+	if got, raw := num(curField(t, in, "level_m", curAt(1))), num(curField(t, in, "level_m_raw", curAt(1))); got != 2 || raw != 1.01 {
+		t.Errorf("stacked: level_m %v raw %v, want 2 and the first raw 1.01", got, raw)
+	}
+	if got, raw := num(curField(t, in, "level_m", curAt(0))), num(curField(t, in, "level_m_raw", curAt(0))); got != 1.0+0.1 || raw != 1 {
+		t.Errorf("offset: level_m %v raw %v, want 1.1 and 1", got, raw)
+	}
+	if code, out := svc.call("DELETE", "/api/v1/corrections/"+off, curToken, nil); code != http.StatusConflict || !strings.Contains(fmt.Sprint(out), to2) {
+		t.Errorf("undo under a later set: %d %v, want 409 naming %s", code, out, to2)
+	}
+	svc.undo(to2)
+	testenv.Eventually(t, 10*time.Second, func() bool { return num(curField(t, in, "level_m", curAt(1))) == 1.01+0.1 }, "set not undone")
+	if raw := num(curField(t, in, "level_m_raw", curAt(1))); raw != 1.01 {
+		t.Errorf("after undoing the set: level_m_raw %v, want 1.01", raw)
+	}
+	svc.undo(off)
+	awaitSnapshot(t, in, original, "after undoing stacked corrections")
+	testenv.Eventually(t, 10*time.Second, func() bool { return in.Count(t, "correction", "id", "undone = true") == 6 },
+		"not every correction point says undone")
+}
+
+// awaitSnapshot waits for the station's points to be want.
+func awaitSnapshot(t *testing.T, in *testenv.Influx, want, when string) {
+	t.Helper()
+	var got string
+	deadline := time.Now().Add(10 * time.Second)
+	for got = snapshot(t, in); got != want && time.Now().Before(deadline); got = snapshot(t, in) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got != want {
+		t.Fatalf("%s the points differ from before the corrections:\n%s\nwant\n%s", when, got, want)
+	}
+}
