@@ -170,7 +170,9 @@ func TestCorrectionsUndoneExactlyAfterARestart(t *testing.T) {
 	del := svc.correct(map[string]any{"station": curStation, "param": "do_mgl", "op": "delete", "from": rfc(curAt(6)), "to": rfc(curAt(7))})
 
 	st := loadRegistry(t).Station(curStation)
-	testenv.Eventually(t, 10*time.Second, func() bool { return curField(t, in, "do_mgl_qc", curAt(7)) != nil && num(curField(t, in, "do_mgl_qc", curAt(7))) == 4 },
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		return curField(t, in, "do_mgl_qc", curAt(7)) != nil && num(curField(t, in, "do_mgl_qc", curAt(7))) == 4
+	},
 		"the corrections did not reach InfluxDB")
 	for i := range 8 {
 		h := 1.0 + 0.01*float64(i)
