@@ -103,15 +103,14 @@ func num(v any) float64 {
 func (s *service) call(method, path, token string, body any) (int, map[string]any) {
 	s.t.Helper()
 	var rd io.Reader
-	if body != nil {
+	if raw, ok := body.(json.RawMessage); ok {
+		rd = bytes.NewReader(raw)
+	} else if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			s.t.Fatal(err)
 		}
 		rd = bytes.NewReader(b)
-	}
-	if raw, ok := body.(json.RawMessage); ok {
-		rd = bytes.NewReader(raw)
 	}
 	req, err := http.NewRequest(method, s.base+path, rd)
 	if err != nil {
@@ -274,5 +273,166 @@ func awaitSnapshot(t *testing.T, in *testenv.Influx, want, when string) {
 	}
 	if got != want {
 		t.Fatalf("%s the points differ from before the corrections:\n%s\nwant\n%s", when, got, want)
+	}
+}
+
+// The calls that change data answer 404 without http.admin_token_file and
+// 401 without its token; bad input answers 400 naming what is wrong, and
+// changes nothing.
+func TestCurationRefusals(t *testing.T) {
+	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+	in := testenv.StartInflux(t)
+	seedSeries(t, in)
+	original := snapshot(t, in)
+	svc := startServiceWith(t, mq, in, serviceOptions{clientID: "rivermon-cur", adminToken: curToken})
+	off := startServiceWith(t, mq, in, serviceOptions{clientID: "rivermon-off"})
+
+	good := func(edit func(m map[string]any)) json.RawMessage {
+		m := map[string]any{"station": curStation, "param": "level_m", "op": "set", "from": rfc(curAt(1)), "to": rfc(curAt(2)),
+			"value": 2.0, "author": "tester", "reason": "test"}
+		if edit != nil {
+			edit(m)
+		}
+		b, _ := json.Marshal(m)
+		return b
+	}
+	raw := func(s string) json.RawMessage { return json.RawMessage(s) }
+	approval := `{"station": "` + curStation + `", "from": "2026-06-01", "to": "2026-06-02", "level": "approved", "author": "a", "reason": "r"}`
+	for _, c := range []struct {
+		name         string
+		svc          *service
+		method, path string
+		token        string
+		body         json.RawMessage
+		status       int
+		msg          string
+	}{
+		{"off: correction", off, "POST", "/api/v1/corrections", curToken, good(nil), 404, "admin_token_file is not set"},
+		{"off: undo", off, "DELETE", "/api/v1/corrections/c-1", curToken, nil, 404, "admin_token_file"},
+		{"off: approval", off, "POST", "/api/v1/approvals", curToken, raw(approval), 404, "admin_token_file"},
+		{"off: reprocess", off, "POST", "/api/v1/reprocess", curToken, raw(`{}`), 404, "admin_token_file"},
+		{"no token", svc, "POST", "/api/v1/corrections", "", good(nil), 401, "bearer token"},
+		{"wrong token", svc, "POST", "/api/v1/corrections", "s3cret-tokem", good(nil), 401, "bearer token"},
+		{"undo without token", svc, "DELETE", "/api/v1/corrections/c-1", "", nil, 401, "bearer token"},
+		{"approval without token", svc, "POST", "/api/v1/approvals", "", raw(approval), 401, "bearer token"},
+		{"reprocess without token", svc, "POST", "/api/v1/reprocess", "x", raw(`{}`), 401, "bearer token"},
+		{"unknown station", svc, "POST", "/api/v1/corrections", curToken, good(func(m map[string]any) { m["station"] = "nowhere" }), 400, `unknown station "nowhere"`},
+		{"unknown param", svc, "POST", "/api/v1/corrections", curToken, good(func(m map[string]any) { m["param"] = "stage" }), 400, `unknown param "stage"`},
+		{"param not reported", svc, "POST", "/api/v1/corrections", curToken, good(func(m map[string]any) { m["param"] = "rain_mm" }), 400, `does not report "rain_mm"`},
+		{"from after to", svc, "POST", "/api/v1/corrections", curToken, good(func(m map[string]any) { m["from"] = rfc(curAt(3)) }), 400, "is after to"},
+		{"over a year", svc, "POST", "/api/v1/corrections", curToken, good(func(m map[string]any) { m["from"] = "2025-05-31T00:00:00Z" }), 400, "over a year"},
+		{"unknown op", svc, "POST", "/api/v1/corrections", curToken, good(func(m map[string]any) { m["op"] = "scale" }), 400, `unknown op "scale"`},
+		{"NaN", svc, "POST", "/api/v1/corrections", curToken, good(func(m map[string]any) { m["value"] = "NaN" }), 400, "value"},
+		{"Inf", svc, "POST", "/api/v1/corrections", curToken, raw(strings.Replace(string(good(nil)), `"value":2`, `"value":1e999`, 1)), 400, "value"},
+		{"no value", svc, "POST", "/api/v1/corrections", curToken, good(func(m map[string]any) { delete(m, "value") }), 400, "value is required"},
+		{"no author", svc, "POST", "/api/v1/corrections", curToken, good(func(m map[string]any) { m["author"] = " " }), 400, "author is required"},
+		{"no reason", svc, "POST", "/api/v1/corrections", curToken, good(func(m map[string]any) { delete(m, "reason") }), 400, "reason is required"},
+		{"bad time", svc, "POST", "/api/v1/corrections", curToken, good(func(m map[string]any) { m["to"] = "2026-06-01 00:20" }), 400, `to "2026-06-01 00:20" is not an RFC 3339 time`},
+		{"unknown key", svc, "POST", "/api/v1/corrections", curToken, good(func(m map[string]any) { m["values"] = 1 }), 400, `unknown field "values"`},
+		{"not JSON", svc, "POST", "/api/v1/corrections", curToken, raw(`station=x`), 400, "body"},
+		{"undo unknown", svc, "DELETE", "/api/v1/corrections/c-nope", curToken, nil, 404, `no correction "c-nope"`},
+		{"bad day", svc, "POST", "/api/v1/approvals", curToken, raw(strings.Replace(approval, "2026-06-02", "2026-6-2", 1)), 400, `to "2026-6-2" is not a day`},
+		{"days reversed", svc, "POST", "/api/v1/approvals", curToken, raw(strings.Replace(approval, "2026-06-02", "2026-05-02", 1)), 400, "is after to"},
+		{"days over a year", svc, "POST", "/api/v1/approvals", curToken, raw(strings.Replace(approval, "2026-06-02", "2027-06-02", 1)), 400, "over a year"},
+		{"unknown level", svc, "POST", "/api/v1/approvals", curToken, raw(strings.Replace(approval, `"approved"`, `"final"`, 1)), 400, `unknown level "final"`},
+		{"approval without author", svc, "POST", "/api/v1/approvals", curToken, raw(strings.Replace(approval, `"author": "a"`, `"author": ""`, 1)), 400, "author is required"},
+		{"reprocess: bad station", svc, "POST", "/api/v1/reprocess", curToken, raw(`{"station": "x", "from": "2026-06-01T00:00:00Z", "to": "2026-06-02T00:00:00Z"}`), 400, `unknown station "x"`},
+		{"reprocess: not built", svc, "POST", "/api/v1/reprocess", curToken, raw(`{"station": "` + curStation + `", "from": "2026-06-01T00:00:00Z", "to": "2026-06-02T00:00:00Z"}`), 501, "not available"},
+		{"export: unknown station", svc, "GET", "/api/v1/export?station=x&param=level_m&from=2026-06-01&to=2026-06-01", "", nil, 400, `unknown station "x"`},
+		{"export: param not reported", svc, "GET", "/api/v1/export?station=" + curStation + "&param=rain_mm&from=2026-06-01&to=2026-06-01", "", nil, 400, "does not report"},
+		{"export: bad from", svc, "GET", "/api/v1/export?station=" + curStation + "&param=level_m&from=yesterday&to=2026-06-01", "", nil, 400, `from "yesterday"`},
+		{"export: reversed", svc, "GET", "/api/v1/export?station=" + curStation + "&param=level_m&from=2026-06-02&to=2026-06-01", "", nil, 400, "is after to"},
+		{"export: format", svc, "GET", "/api/v1/export?station=" + curStation + "&param=level_m&from=2026-06-01&to=2026-06-01&format=xlsx", "", nil, 400, `unknown format "xlsx"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var body any
+			if c.body != nil {
+				body = c.body
+			}
+			code, out := c.svc.call(c.method, c.path, c.token, body)
+			msg, _ := out["error"].(string)
+			if code != c.status || !strings.Contains(msg, c.msg) {
+				t.Errorf("%s %s: %d %q, want %d with %q", c.method, c.path, code, msg, c.status, c.msg)
+			}
+		})
+	}
+	if got := snapshot(t, in); got != original {
+		t.Errorf("refused calls changed the points:\n%s\nwant\n%s", got, original)
+	}
+	if n := in.Count(t, "correction", "id", "") + in.Count(t, "approval", "level", ""); n != 0 {
+		t.Errorf("refused calls wrote %d correction or approval points", n)
+	}
+}
+
+// An approved day refuses a correction without force (409) and is reopened
+// by one with force; the export shows values, flags, raw values and the
+// approval of each point's day.
+func TestApprovalAndExport(t *testing.T) {
+	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+	in := testenv.StartInflux(t)
+	seedSeries(t, in)
+	svc := startServiceWith(t, mq, in, serviceOptions{clientID: "rivermon-cur", adminToken: curToken})
+	export := func(from, to string) string {
+		t.Helper()
+		code, body := svc.get("/api/v1/export?station=" + curStation + "&param=level_m&from=" + from + "&to=" + to + "&format=csv")
+		if code != http.StatusOK {
+			t.Fatalf("export: %d %s", code, body)
+		}
+		return body
+	}
+	want := "time,value,qc,raw,approval\n" +
+		"2026-06-01T00:00:00Z,1,1,,provisional\n" +
+		"2026-06-01T00:10:00Z,1.01,1,,provisional\n" +
+		"2026-06-01T00:20:00Z,1.02,1,,provisional\n"
+	if got := export("2026-06-01T00:00:00Z", "2026-06-01T00:20:00Z"); got != want {
+		t.Errorf("export:\n%s\nwant\n%s", got, want)
+	}
+
+	code, out := svc.call("POST", "/api/v1/approvals", curToken, map[string]any{"station": curStation, "from": "2026-06-01", "to": "2026-06-01",
+		"level": "approved", "author": "chief", "reason": "checked"})
+	if code != http.StatusOK {
+		t.Fatalf("approval: %d %v", code, out)
+	}
+	dayStart := time.Date(2026, 6, 1, 0, 0, 0, 0, time.FixedZone("CST", 8*3600))
+	level := func() string {
+		ss, err := in.Query("rivermon", fmt.Sprintf("SELECT level, reason FROM approval WHERE station = '%s' AND time = %d", curStation, dayStart.UnixNano()))
+		if err != nil || len(ss) == 0 || len(ss[0].Values) == 0 {
+			return ""
+		}
+		return fmt.Sprint(ss[0].Values[0][1], " ", ss[0].Values[0][2])
+	}
+	testenv.Eventually(t, 10*time.Second, func() bool { return level() == "approved checked" }, "approval point not stored")
+	if got := export("2026-06-01T00:10:00Z", "2026-06-01T00:10:00Z"); got != "time,value,qc,raw,approval\n2026-06-01T00:10:00Z,1.01,1,,approved\n" {
+		t.Errorf("export of an approved day:\n%s", got)
+	}
+
+	body := map[string]any{"station": curStation, "param": "level_m", "op": "set", "from": rfc(curAt(1)), "to": rfc(curAt(1)),
+		"value": 2.0, "author": "tester", "reason": "gauge reset"}
+	code, out = svc.call("POST", "/api/v1/corrections", curToken, body)
+	if msg, _ := out["error"].(string); code != http.StatusConflict || !strings.Contains(msg, "2026-06-01") || !strings.Contains(msg, "force") {
+		t.Errorf("correction of an approved day without force: %d %v, want 409 naming the day and force", code, out)
+	}
+	if v := num(curField(t, in, "level_m", curAt(1))); v != 1.01 {
+		t.Errorf("a refused correction changed the value to %v", v)
+	}
+	body["force"] = true
+	code, out = svc.call("POST", "/api/v1/corrections", curToken, body)
+	if code != http.StatusCreated {
+		t.Fatalf("forced correction: %d %v", code, out)
+	}
+	id := out["id"].(string)
+	testenv.Eventually(t, 10*time.Second, func() bool { return level() == "provisional reopened by correction "+id }, "day not reopened: %q", level())
+	testenv.Eventually(t, 10*time.Second, func() bool { return num(curField(t, in, "level_m", curAt(1))) == 2 }, "correction not stored")
+	want = "time,value,qc,raw,approval\n" +
+		"2026-06-01T00:00:00Z,1,1,,provisional\n" +
+		"2026-06-01T00:10:00Z,2,1,1.01,provisional\n" +
+		"2026-06-01T00:20:00Z,1.02,1,,provisional\n" +
+		"2026-06-01T00:30:00Z,1.03,1,,provisional\n" +
+		"2026-06-01T00:40:00Z,1.04,1,,provisional\n" +
+		"2026-06-01T00:50:00Z,1.05,1,,provisional\n" +
+		"2026-06-01T01:00:00Z,1.06,1,,provisional\n" +
+		"2026-06-01T01:10:00Z,1.07,1,,provisional\n"
+	if got := export("2026-06-01", "2026-06-01"); got != want {
+		t.Errorf("export of the local day after the correction:\n%s\nwant\n%s", got, want)
 	}
 }
