@@ -3,6 +3,7 @@
 //	rivermon [run] [-config FILE] [-log-level LEVEL] [-cpuprofile FILE]
 //	                               run the service
 //	rivermon check [-config FILE]  validate every config file
+//	rivermon correct [FLAGS]       make or undo a correction through the HTTP API
 //	rivermon version               print the version
 //	rivermon help [COMMAND]        print the usage
 package main
@@ -44,6 +45,7 @@ func main() {
 const commandList = `Commands:
   run      run the service (the default when no command is given)
   check    validate the service config, stations and rules; exit 1 with FILE:LINE: message lines
+  correct  make a correction of stored values, or undo one (-undo ID), through rivermon's HTTP API
   version  print the version
   help     print this help, or a command's (rivermon help check)
 `
@@ -51,6 +53,7 @@ const commandList = `Commands:
 // options are the values of every command's flags.
 type options struct {
 	config, logLevel, cpuProfile string
+	correct                      correctFlags
 }
 
 // flags returns the flag set of a command (run, check, version or help),
@@ -62,6 +65,9 @@ func flags(cmd string, o *options, stderr io.Writer) *flag.FlagSet {
 	fs.Usage = func() {}
 	if cmd == "run" || cmd == "check" {
 		fs.StringVar(&o.config, "config", "configs/rivermon.yaml", "service config `file`")
+	}
+	if cmd == "correct" {
+		o.correct.register(fs)
 	}
 	if cmd == "run" {
 		fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
@@ -85,6 +91,8 @@ func usage(w io.Writer, cmd string) {
 		printFlags("run")
 		fmt.Fprintln(w, "\nFlags of check:")
 		printFlags("check")
+		fmt.Fprintln(w, "\nFlags of correct:")
+		printFlags("correct")
 		fmt.Fprintln(w, "\nversion and help take no flags. -h, -help or --help after any command prints its usage.")
 	case "run":
 		fmt.Fprint(w, "Usage: rivermon [run] [FLAGS]\n\nRun the service until SIGTERM or SIGINT; SIGHUP reloads the alert rules.\n\nFlags:\n")
@@ -92,6 +100,11 @@ func usage(w io.Writer, cmd string) {
 	case "check":
 		fmt.Fprint(w, "Usage: rivermon check [-config FILE]\n\nLoad and validate every config file (service, stations, rules); print ok and exit 0,\nor print one FILE:LINE: message line per problem and exit 1. Warnings\n(FILE:LINE: warning: message) are printed and do not fail the check.\n\nFlags:\n")
 		printFlags("check")
+	case "correct":
+		fmt.Fprint(w, "Usage: rivermon correct -station ID -param CODE -op delete|set|offset|drift -from TIME -to TIME [-value V] -author NAME -reason TEXT [-force]\n"+
+			"       rivermon correct -undo ID\n\nMake a correction of stored values (times RFC 3339, inclusive) or undo one, through\n"+
+			"rivermon's HTTP API with the bearer token of http.admin_token_file; print the id\n(or the server's error, exit 1).\n\nFlags:\n")
+		printFlags("correct")
 	case "version":
 		fmt.Fprintln(w, "Usage: rivermon version\n\nPrint the version.")
 	case "help":
@@ -100,7 +113,7 @@ func usage(w io.Writer, cmd string) {
 }
 
 func isCommand(s string) bool {
-	return s == "run" || s == "check" || s == "version" || s == "help"
+	return s == "run" || s == "check" || s == "correct" || s == "version" || s == "help"
 }
 
 // run runs the command line args and returns the exit status: 0 done, 1
@@ -177,6 +190,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintln(stdout, "ok")
 		return 0
+	case "correct":
+		return correct(o.correct, stdout, stderr)
 	}
 	return serve(o, stderr)
 }

@@ -108,7 +108,7 @@ func TestCheckReportsBrokenFilesWithFileAndLine(t *testing.T) {
 // the flags, is a usage error (status 2, usage on stderr, nothing started);
 // help asked for lists the commands and the flags on stdout with status 0.
 func TestCLIUsage(t *testing.T) {
-	commands := []string{"\n  run ", "\n  check ", "\n  version ", "-config", "-log-level"}
+	commands := []string{"\n  run ", "\n  check ", "\n  correct ", "\n  version ", "-config", "-log-level", "-token-file"}
 	for _, tc := range []struct {
 		args           []string
 		code           int
