@@ -194,6 +194,10 @@ func (c *Curator) Correct(ctx context.Context, r Request) (string, error) {
 		return "", unavailable("reading the values to correct: %v", err)
 	}
 	k.Points = compute(st, k, rows)
+	if len(k.Points) == 0 {
+		return "", badRequest("station %s has no stored %s between %s and %s: nothing to correct", st.ID, k.Param,
+			k.From.Format(time.RFC3339Nano), k.To.Format(time.RFC3339Nano))
+	}
 	k.Made = c.o.Now().UTC()
 	k.ID = c.newID(k.Made)
 	if err := c.log.append(&logRecord{Type: "correction", At: k.Made, Correction: k}); err != nil {
@@ -536,7 +540,9 @@ func correctionEntry(k *Correction) journal.Entry {
 	b = strconv.AppendQuote(b, k.ID) // ids are letters, digits and '-'
 	b = lineproto.AppendStringField(b, "from", k.From.Format(time.RFC3339Nano))
 	b = lineproto.AppendStringField(b, "to", k.To.Format(time.RFC3339Nano))
-	b = lineproto.AppendFloatField(b, false, "value", k.Value)
+	if k.Op != OpDelete {
+		b = lineproto.AppendFloatField(b, false, "value", k.Value)
+	}
 	b = lineproto.AppendStringField(b, "reason", k.Reason)
 	b = lineproto.AppendStringField(b, "author", k.Author)
 	b = lineproto.AppendBoolField(b, "undone", k.Undone)
@@ -605,17 +611,15 @@ func (c *Curator) Undo(ctx context.Context, id string) error {
 	if err := c.awaitDelivered(ctx); err != nil {
 		return err
 	}
-	lines, err := c.restore(ctx, st, points)
-	if err != nil {
-		return unavailable("undoing correction %s: %v", id, err)
+	if err := c.restore(ctx, st, points); err != nil {
+		return unavailable("undoing correction %s: %v; nothing is recorded as undone, try again", id, err)
 	}
 	now := c.o.Now().UTC()
 	if err := c.log.append(&logRecord{Type: "undo", At: now, ID: id}); err != nil {
 		return &Error{Status: 500, Msg: err.Error()}
 	}
 	k.Undone = true
-	entries := append(lines, correctionEntry(k))
-	if err := c.add(entries); err != nil {
+	if err := c.add([]journal.Entry{correctionEntry(k)}); err != nil {
 		return unavailable("correction %s is undone in InfluxDB but its record could not be queued: %v", id, err)
 	}
 	c.o.Logger.Info("correction undone", "id", id, "station", k.Station, "param", k.Param, "points", len(points))
@@ -625,15 +629,16 @@ func (c *Curator) Undo(ctx context.Context, id string) error {
 // restore writes the points back as they were before. A point that had
 // all the fields the correction wrote gets them back through the journal.
 // A field that was absent cannot be taken off a point in InfluxDB 1.8, so
-// the points of the station from the first to the last such point are
-// read whole, deleted from every output, and written again whole, as they
-// were, at once to every output and through the journal (for the stages
-// that recompute what follows a correction). It returns the journal
-// entries of the restored points.
-func (c *Curator) restore(ctx context.Context, st *registry.Station, points []Point) ([]journal.Entry, error) {
+// the station's points from the first to the last such point of each UTC
+// day are read whole, deleted from every output, and written again whole
+// as they were before the correction, at once to every output and through
+// the journal (for the stages that recompute what follows a correction).
+// A day at a time bounds the memory a long range takes, and a restore cut
+// short is done again the same way by the next undo: applying the
+// before-state twice gives the same points.
+func (c *Curator) restore(ctx context.Context, st *registry.Station, points []Point) error {
 	var simple []journal.Entry
-	var lo, hi time.Time
-	whole := map[int64]*Point{}
+	days := map[string][]*Point{}
 	for i := range points {
 		p := &points[i]
 		absent := false
@@ -645,29 +650,38 @@ func (c *Curator) restore(ctx context.Context, st *registry.Station, points []Po
 				before[key] = *v
 			}
 		}
-		if !absent {
+		if absent {
+			day := p.T.UTC().Format(dayLayout)
+			days[day] = append(days[day], p)
+		} else {
 			simple = append(simple, readingEntry(st, p.T, before))
-			continue
-		}
-		whole[p.T.UnixNano()] = p
-		if lo.IsZero() || p.T.Before(lo) {
-			lo = p.T
-		}
-		if p.T.After(hi) {
-			hi = p.T
 		}
 	}
-	if len(whole) == 0 {
-		return simple, nil
+	for _, day := range slices.Sorted(maps.Keys(days)) {
+		if err := c.rewrite(ctx, st, days[day]); err != nil {
+			return err
+		}
+	}
+	return c.add(simple)
+}
+
+// rewrite restores points (in time order, each with a field that was
+// absent before) by deleting the station's points between the first and
+// the last of them and writing them again whole.
+func (c *Curator) rewrite(ctx context.Context, st *registry.Station, points []*Point) error {
+	lo, hi := points[0].T, points[len(points)-1].T
+	byTime := make(map[int64]*Point, len(points))
+	for _, p := range points {
+		byTime[p.T.UnixNano()] = p
 	}
 	stored, err := readWhole(ctx, c.o.Outputs[0].Store, st.ID, lo, hi)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var lines []string
 	var entries []journal.Entry
 	for _, sp := range stored {
-		if p := whole[sp.t.UnixNano()]; p != nil {
+		if p := byTime[sp.t.UnixNano()]; p != nil {
 			for key, v := range p.Before {
 				if v == nil {
 					delete(sp.fields, key)
@@ -686,15 +700,19 @@ func (c *Curator) restore(ctx context.Context, st *registry.Station, points []Po
 	stmt := fmt.Sprintf("DELETE FROM reading WHERE station = '%s' AND time >= %d AND time <= %d", st.ID, lo.UnixNano(), hi.UnixNano())
 	for _, out := range c.o.Outputs {
 		if err := out.Store.Exec(ctx, stmt); err != nil {
-			return nil, fmt.Errorf("output %s: %w", out.Name, err)
+			return fmt.Errorf("output %s: %w", out.Name, err)
 		}
 		for start := 0; start < len(lines); start += 5000 {
-			if _, err := out.Store.Write(ctx, lines[start:min(start+5000, len(lines))]); err != nil {
-				return nil, fmt.Errorf("output %s: %w", out.Name, err)
+			poison, err := out.Store.Write(ctx, lines[start:min(start+5000, len(lines))])
+			if err != nil {
+				return fmt.Errorf("output %s: %w", out.Name, err)
+			}
+			if len(poison) > 0 {
+				return fmt.Errorf("output %s refused a restored point (%v): %s", out.Name, poison[0].Err, poison[0].Line)
 			}
 		}
 	}
-	return append(simple, entries...), nil
+	return c.add(entries)
 }
 
 // fieldType is the InfluxDB type of a `reading` field rivermon writes.

@@ -330,6 +330,7 @@ func TestCurationRefusals(t *testing.T) {
 		{"bad time", svc, "POST", "/api/v1/corrections", curToken, good(func(m map[string]any) { m["to"] = "2026-06-01 00:20" }), 400, `to "2026-06-01 00:20" is not an RFC 3339 time`},
 		{"unknown key", svc, "POST", "/api/v1/corrections", curToken, good(func(m map[string]any) { m["values"] = 1 }), 400, `unknown field "values"`},
 		{"not JSON", svc, "POST", "/api/v1/corrections", curToken, raw(`station=x`), 400, "body"},
+		{"no values in range", svc, "POST", "/api/v1/corrections", curToken, good(func(m map[string]any) { m["from"], m["to"] = "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z" }), 400, "nothing to correct"},
 		{"undo unknown", svc, "DELETE", "/api/v1/corrections/c-nope", curToken, nil, 404, `no correction "c-nope"`},
 		{"bad day", svc, "POST", "/api/v1/approvals", curToken, raw(strings.Replace(approval, "2026-06-02", "2026-6-2", 1)), 400, `to "2026-6-2" is not a day`},
 		{"days reversed", svc, "POST", "/api/v1/approvals", curToken, raw(strings.Replace(approval, "2026-06-02", "2026-05-02", 1)), 400, "is after to"},
