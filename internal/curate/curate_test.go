@@ -1,0 +1,202 @@
+package curate
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rivermon/rivermon/internal/hydro"
+	"github.com/rivermon/rivermon/internal/registry"
+)
+
+const testRegistry = `rivers: [{id: r, name: 河, name_en: R}]
+stations:
+  - id: s
+    name: 站
+    name_en: S
+    river: r
+    county: C
+    lat: 29
+    lon: 89
+    elevation_m: 4000
+    params: [level_m, water_temp_c, ph, do_mgl, nh3n_mgl]
+    interval: 10m
+    rating:
+      - valid_from: 2024-01-01T00:00:00+08:00
+        segments:
+          - {h_min: 0.1, h_max: 2, c: 10, e: 0.1, b: 1.5}
+`
+
+func testStation(t *testing.T) *registry.Station {
+	t.Helper()
+	reg, err := registry.Load("stations.yaml", []byte(testRegistry))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg.Station("s")
+}
+
+var t0 = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+
+func at(i int) time.Time { return t0.Add(time.Duration(i) * 10 * time.Minute) }
+
+func levels(n int, raw map[int]float64) []row {
+	var rows []row
+	for i := range n {
+		r := row{t: at(i), f: map[string]float64{"level_m": 1 + 0.1*float64(i), "level_m_qc": 3, "flow_rated_m3s": 5, "flow_rated_m3s_qc": 3}}
+		if v, ok := raw[i]; ok {
+			r.f["level_m_raw"] = v
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// Each op gives the values it should, the first raw value stays, the
+// flag is CorrectedFlag (4 for delete), rated flow follows the stage and a
+// stage beyond the rating fails the rated flow left from before.
+func TestCompute(t *testing.T) {
+	st := testStation(t)
+	rating, err := hydro.RatingAt(st.Rating, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		op    string
+		value float64
+		want  []float64 // level_m of points 1..3
+		flag  float64
+	}{
+		{OpDelete, 0, []float64{1.1, 1.2, 1.3}, 4},
+		{OpSet, 1.5, []float64{1.5, 1.5, 1.5}, 1},
+		{OpOffset, -0.05, []float64{1.1 - 0.05, 1.2 - 0.05, 1.3 - 0.05}, 1},
+		{OpDrift, 0.2, []float64{1.1, 1.2 + 0.1, 1.3 + 0.2}, 1},
+	} {
+		t.Run(c.op, func(t *testing.T) {
+			k := &Correction{Station: "s", Param: "level_m", Op: c.op, From: at(1), To: at(3), Value: c.value}
+			ps := compute(st, k, levels(5, map[int]float64{2: 0.9}))
+			if len(ps) != 3 {
+				t.Fatalf("%d points changed, want 3", len(ps))
+			}
+			for j, p := range ps {
+				i := j + 1
+				if !p.T.Equal(at(i)) || p.After["level_m"] != c.want[j] || p.After["level_m_qc"] != c.flag {
+					t.Errorf("point %d: %v, want level %v flag %v", i, p.After, c.want[j], c.flag)
+				}
+				wantRaw := 1 + 0.1*float64(i)
+				if i == 2 {
+					wantRaw = 0.9 // raw already: the first raw stays
+				}
+				if p.After["level_m_raw"] != wantRaw {
+					t.Errorf("point %d: raw %v, want %v", i, p.After["level_m_raw"], wantRaw)
+				}
+				q, _ := hydro.Flow(rating, c.want[j])
+				if p.After["flow_rated_m3s"] != q || p.After["flow_rated_m3s_qc"] != c.flag {
+					t.Errorf("point %d: rated flow %v (%v), want %v (%v)", i, p.After["flow_rated_m3s"], p.After["flow_rated_m3s_qc"], q, c.flag)
+				}
+				if b := p.Before["level_m"]; b == nil || *b != 1+0.1*float64(i) {
+					t.Errorf("point %d: before %v", i, b)
+				}
+				if b, ok := p.Before["level_m_raw"]; !ok || (i == 2) != (b != nil) {
+					t.Errorf("point %d: raw before %v (recorded %v)", i, b, ok)
+				}
+			}
+		})
+	}
+	k := &Correction{Station: "s", Param: "level_m", Op: OpSet, From: at(0), To: at(0), Value: 7}
+	ps := compute(st, k, levels(1, nil))
+	if _, ok := ps[0].After["flow_rated_m3s"]; ok || ps[0].After["flow_rated_m3s_qc"] != 4 {
+		t.Errorf("stage beyond the rating: %v, want the old rated flow failed", ps[0].After)
+	}
+}
+
+// A graded item's correction changes the class of its own points and of
+// the later samples its value stands for (4 h at least), and nothing else.
+func TestComputeClass(t *testing.T) {
+	st := testStation(t)
+	var rows []row
+	for i := range 40 { // 6 h 40 min of 10-minute samples
+		r := row{t: at(i), f: map[string]float64{"ph": 7.5, "ph_qc": 1, "wq_class": 1}}
+		if i%6 == 0 {
+			r.f["nh3n_mgl"], r.f["nh3n_mgl_qc"] = 0.1, 1
+		}
+		rows = append(rows, r)
+	}
+	k := &Correction{Station: "s", Param: "nh3n_mgl", Op: OpSet, From: at(6), To: at(6), Value: 1.2}
+	ps := compute(st, k, rows)
+	changed := map[int]float64{}
+	for _, p := range ps {
+		changed[int(p.T.Sub(t0)/(10*time.Minute))] = p.After["wq_class"]
+	}
+	// NH3-N 1.2 mg/L is class IV from sample 6 until the next NH3-N value
+	// (sample 12), which is class I again.
+	for i := range 40 {
+		want, ok := 4.0, i >= 6 && i < 12
+		if got, has := changed[i]; has != ok || (ok && got != want) {
+			t.Errorf("sample %d: class changed %v to %v, want changed %v to %v", i, has, got, ok, want)
+		}
+	}
+}
+
+// The log rebuilds corrections, undos and approvals at start, cuts off a
+// last line cut short, and ids stay unique across restarts.
+func TestLogReplay(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "curation.log")
+	reg, err := registry.Load("stations.yaml", []byte(testRegistry))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := t0
+	open := func() *Curator {
+		t.Helper()
+		c, err := New(Options{Registry: reg, Outputs: []Output{{Name: "default"}}, LogPath: path, Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c := open()
+	before := 1.0
+	k := &Correction{ID: c.newID(now), Station: "s", Param: "ph", Op: OpSet, From: at(0), To: at(1), Value: 7,
+		Points: []Point{{T: at(0), Before: map[string]*float64{"ph": &before, "ph_raw": nil}, After: map[string]float64{"ph": 7, "ph_raw": 1}}}}
+	for _, rec := range []*logRecord{
+		{Type: "correction", At: now, Correction: k},
+		{Type: "approval", At: now, Approval: &Approval{Station: "s", Days: []string{"2026-06-01", "2026-06-02"}, Level: Approved}},
+		{Type: "approval", At: now, Approval: &Approval{Station: "s", Days: []string{"2026-06-02"}, Level: Provisional}},
+		{Type: "undo", At: now, ID: k.ID},
+	} {
+		if err := c.log.append(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"type":"correction","at":"2026-`)
+	f.Close()
+
+	c = open()
+	defer c.Close()
+	if got := c.byID[k.ID]; got == nil || !got.Undone || got.Param != "ph" {
+		t.Errorf("correction after replay: %+v", got)
+	}
+	if c.Level("s", at(0)) != Approved || c.Level("s", at(0).Add(24*time.Hour)) != Provisional {
+		t.Errorf("approvals after replay: %v", c.approved)
+	}
+	if id := c.newID(now); id <= k.ID || len(id) != len(k.ID) {
+		t.Errorf("id after restart %q, not after %q", id, k.ID)
+	}
+	ps, err := c.log.points(k.ID)
+	if err != nil || len(ps) != 1 || ps[0].Before["ph"] == nil || *ps[0].Before["ph"] != 1 || ps[0].Before["ph_raw"] != nil {
+		t.Errorf("points read back: %v, %v", ps, err)
+	}
+	b, _ := os.ReadFile(path)
+	if lines := strings.Split(string(b), "\n"); len(lines) != 5 || lines[4] != "" {
+		t.Errorf("the cut line is still in the log:\n%s", b)
+	}
+}
