@@ -611,7 +611,7 @@ func (c *Curator) Undo(ctx context.Context, id string) error {
 	if err := c.awaitDelivered(ctx); err != nil {
 		return err
 	}
-	if err := c.restore(ctx, st, points); err != nil {
+	if err := c.restore(ctx, id, st, points); err != nil {
 		return unavailable("undoing correction %s: %v; nothing is recorded as undone, try again", id, err)
 	}
 	now := c.o.Now().UTC()
@@ -635,8 +635,10 @@ func (c *Curator) Undo(ctx context.Context, id string) error {
 // the journal (for the stages that recompute what follows a correction).
 // A day at a time bounds the memory a long range takes, and a restore cut
 // short is done again the same way by the next undo: applying the
-// before-state twice gives the same points.
-func (c *Curator) restore(ctx context.Context, st *registry.Station, points []Point) error {
+// before-state twice gives the same points. The points of a day are in the
+// log before they are deleted: a crash between the delete and the write
+// loses none (New writes them again).
+func (c *Curator) restore(ctx context.Context, id string, st *registry.Station, points []Point) error {
 	var simple []journal.Entry
 	days := map[string][]*Point{}
 	for i := range points {
@@ -658,7 +660,7 @@ func (c *Curator) restore(ctx context.Context, st *registry.Station, points []Po
 		}
 	}
 	for _, day := range slices.Sorted(maps.Keys(days)) {
-		if err := c.rewrite(ctx, st, days[day]); err != nil {
+		if err := c.rewrite(ctx, id, st, days[day]); err != nil {
 			return err
 		}
 	}
@@ -668,7 +670,7 @@ func (c *Curator) restore(ctx context.Context, st *registry.Station, points []Po
 // rewrite restores points (in time order, each with a field that was
 // absent before) by deleting the station's points between the first and
 // the last of them and writing them again whole.
-func (c *Curator) rewrite(ctx context.Context, st *registry.Station, points []*Point) error {
+func (c *Curator) rewrite(ctx context.Context, id string, st *registry.Station, points []*Point) error {
 	lo, hi := points[0].T, points[len(points)-1].T
 	byTime := make(map[int64]*Point, len(points))
 	for _, p := range points {
@@ -696,6 +698,9 @@ func (c *Curator) rewrite(ctx context.Context, st *registry.Station, points []*P
 		line := sp.line(st.ID)
 		lines = append(lines, line)
 		entries = append(entries, journal.Entry{Kind: journal.KindCorrected, Station: st.ID, Time: sp.t, Source: Source, Line: line})
+	}
+	if err := c.log.append(&logRecord{Type: "restore", At: c.o.Now().UTC(), ID: id, Station: st.ID, Lines: lines}); err != nil {
+		return err
 	}
 	stmt := fmt.Sprintf("DELETE FROM reading WHERE station = '%s' AND time >= %d AND time <= %d", st.ID, lo.UnixNano(), hi.UnixNano())
 	for _, out := range c.o.Outputs {

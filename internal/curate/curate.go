@@ -75,6 +75,7 @@ type Curator struct {
 	byID        map[string]*Correction // the same
 	approved    map[string]map[string]bool
 	lastID      int64
+	pending     map[string][]restore // undos cut short, by correction id (while loading)
 }
 
 // Source is the journal source of the points curation writes.
@@ -97,12 +98,16 @@ func New(o Options) (*Curator, error) {
 	if len(o.Outputs) == 0 {
 		return nil, errors.New("curate: no InfluxDB output")
 	}
-	c := &Curator{o: o, byID: map[string]*Correction{}, approved: map[string]map[string]bool{}}
+	c := &Curator{o: o, byID: map[string]*Correction{}, approved: map[string]map[string]bool{}, pending: map[string][]restore{}}
 	lf, err := openLog(o.LogPath, c.replay, o.Logger)
 	if err != nil {
 		return nil, err
 	}
 	c.log = lf
+	if err := c.finishRestores(); err != nil {
+		lf.close()
+		return nil, err
+	}
 	return c, nil
 }
 

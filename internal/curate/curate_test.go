@@ -1,12 +1,15 @@
 package curate
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rivermon/rivermon/ingest/journal"
 	"github.com/rivermon/rivermon/internal/hydro"
 	"github.com/rivermon/rivermon/internal/registry"
 )
@@ -198,5 +201,54 @@ func TestLogReplay(t *testing.T) {
 	b, _ := os.ReadFile(path)
 	if lines := strings.Split(string(b), "\n"); len(lines) != 5 || lines[4] != "" {
 		t.Errorf("the cut line is still in the log:\n%s", b)
+	}
+}
+
+// fakeJournal keeps what is added.
+type fakeJournal struct{ entries []journal.Entry }
+
+func (j *fakeJournal) Add(r *journal.Record) error {
+	j.entries = append(j.entries, r.Entries...)
+	return nil
+}
+func (j *fakeJournal) Last() uint64                  { return 0 }
+func (j *fakeJournal) Position(reader string) uint64 { return 0 }
+
+// An undo cut short after it logged a day's points (and perhaps deleted
+// them) has them written again at start; a finished one does not.
+func TestUnfinishedRestoreWrittenAgain(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "curation.log")
+	reg, err := registry.Load("stations.yaml", []byte(testRegistry))
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := fmt.Sprintf("reading,river=r,station=s ph=7.5,ph_qc=1i %d", at(1).UnixNano())
+	var b strings.Builder
+	for _, rec := range []logRecord{
+		{Type: "correction", At: t0, Correction: &Correction{ID: "c-1", Station: "s", Param: "ph", Op: OpSet}},
+		{Type: "correction", At: t0, Correction: &Correction{ID: "c-2", Station: "s", Param: "ph", Op: OpSet}},
+		{Type: "restore", At: t0, ID: "c-1", Station: "s", Lines: []string{"reading,river=r,station=s ph=1 1"}},
+		{Type: "undo", At: t0, ID: "c-1"},
+		{Type: "restore", At: t0, ID: "c-2", Station: "s", Lines: []string{line}},
+	} {
+		j, _ := json.Marshal(rec)
+		b.Write(j)
+		b.WriteByte('\n')
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	jr := &fakeJournal{}
+	c, err := New(Options{Registry: reg, Journal: jr, Outputs: []Output{{Name: "default"}}, LogPath: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if len(jr.entries) != 1 || jr.entries[0].Line != line || !jr.entries[0].Time.Equal(at(1)) ||
+		jr.entries[0].Kind != journal.KindCorrected || jr.entries[0].Station != "s" {
+		t.Errorf("written again: %+v, want the one point of the unfinished undo", jr.entries)
+	}
+	if c.byID["c-2"].Undone {
+		t.Error("an unfinished undo counts as done")
 	}
 }

@@ -8,8 +8,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
+
+	"github.com/rivermon/rivermon/ingest/journal"
 )
 
 // The log, curation.log in the spool folder, is JSON lines, one per
@@ -20,16 +26,22 @@ import (
 //	{"type":"undo","at":…,"id":"c-…"}
 //	{"type":"approval","at":…,"approval":{station, days:[…], level, author,
 //	  reason}}
+//	{"type":"restore","at":…,"id":"c-…","station":…,"lines":[…]}
 //
 // A correction's points give, for every point it changed, each field it
 // wrote before (null: the point had no such field) and after, so that the
-// log can be replayed (after) and undone (before).
+// log can be replayed (after) and undone (before). A restore holds the
+// points of a day an undo is about to delete and write again whole
+// (Curator.rewrite), in line protocol: should the undo not be recorded
+// after it (a crash), they are written again at start.
 type logRecord struct {
 	Type       string      `json:"type"`
 	At         time.Time   `json:"at"`
 	Correction *Correction `json:"correction,omitempty"`
 	ID         string      `json:"id,omitempty"`
 	Approval   *Approval   `json:"approval,omitempty"`
+	Station    string      `json:"station,omitempty"`
+	Lines      []string    `json:"lines,omitempty"`
 }
 
 // logFile is the open log.
@@ -151,6 +163,12 @@ func (c *Curator) replay(rec *logRecord) error {
 			return fmt.Errorf("undo of unknown correction %s", rec.ID)
 		}
 		k.Undone = true
+		delete(c.pending, rec.ID)
+	case "restore":
+		if c.byID[rec.ID] == nil {
+			return fmt.Errorf("restore of unknown correction %s", rec.ID)
+		}
+		c.pending[rec.ID] = append(c.pending[rec.ID], restore{station: rec.Station, lines: rec.Lines})
 	case "approval":
 		if rec.Approval == nil {
 			return errors.New("approval record without its approval")
@@ -159,5 +177,39 @@ func (c *Curator) replay(rec *logRecord) error {
 	default:
 		return fmt.Errorf("unknown record type %q", rec.Type)
 	}
+	return nil
+}
+
+// restore is the points of a day an undo deletes and writes again whole.
+type restore struct {
+	station string
+	lines   []string
+}
+
+// finishRestores writes again the points of undos cut short (their
+// restore in the log, their undo not): the day may have been deleted and
+// not yet written.
+func (c *Curator) finishRestores() error {
+	for _, id := range slices.Sorted(maps.Keys(c.pending)) {
+		n := 0
+		for _, r := range c.pending[id] {
+			entries := make([]journal.Entry, 0, len(r.lines))
+			for _, l := range r.lines {
+				ts := l[strings.LastIndexByte(l, ' ')+1:]
+				ns, err := strconv.ParseInt(ts, 10, 64)
+				if err != nil {
+					return fmt.Errorf("curation log: restore of %s: bad line %q", id, l)
+				}
+				entries = append(entries, journal.Entry{Kind: journal.KindCorrected, Station: r.station,
+					Time: time.Unix(0, ns).UTC(), Source: Source, Line: l})
+			}
+			if err := c.add(entries); err != nil {
+				return fmt.Errorf("curation log: restore of %s: %w", id, err)
+			}
+			n += len(entries)
+		}
+		c.o.Logger.Warn("the undo of a correction was cut short (crash); the points it had deleted are written again as they were before the correction. Undo it again to finish", "id", id, "points", n)
+	}
+	clear(c.pending)
 	return nil
 }
