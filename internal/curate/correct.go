@@ -261,7 +261,7 @@ func fields(st *registry.Station, param string) []string {
 	if param == "level_m" && len(st.Rating) > 0 {
 		fs = append(fs, reading.FieldFlowRated, reading.FieldFlowRated+"_qc")
 	}
-	if quality.Graded(param) {
+	if classed(st, param) {
 		fs = append(fs, reading.FieldWQClass)
 		for _, code := range append(quality.GradedCodes(), "water_temp_c") {
 			if code != param && st.Reports(code) {
@@ -276,7 +276,7 @@ func fields(st *registry.Station, param string) []string {
 // time order.
 func (c *Curator) read(ctx context.Context, st *registry.Station, k *Correction) ([]row, error) {
 	from, to := k.From, k.To
-	if quality.Graded(k.Param) {
+	if classed(st, k.Param) {
 		from, to = from.Add(-classWindow), to.Add(classWindow)
 	}
 	return readRows(ctx, c.o.Outputs[0].Store, st.ID, fields(st, k.Param), from, to)
@@ -387,7 +387,7 @@ func compute(st *registry.Station, k *Correction, rows []row) []Point {
 			}
 		}
 	}
-	if quality.Graded(param) {
+	if classed(st, param) {
 		before := classes(st, rows, nil)
 		after := classes(st, rows, func(t time.Time, code string) (float64, int, bool) {
 			if code != param {
@@ -419,6 +419,16 @@ func compute(st *registry.Station, k *Correction, rows []row) []Point {
 
 func hasKey(m map[string]float64, k string) bool { _, ok := m[k]; return ok }
 
+// classedParam says whether a parameter enters the water-quality class: a
+// graded item, or the water temperature by which dissolved oxygen is
+// judged against saturation.
+func classedParam(param string) bool { return quality.Graded(param) || param == "water_temp_c" }
+
+// classed says whether correcting param can change the station's class.
+func classed(st *registry.Station, param string) bool {
+	return quality.Graded(param) || (param == "water_temp_c" && st.Reports("do_mgl"))
+}
+
 // ratedFlow is the discharge of stage h at t by the station's rating.
 func ratedFlow(st *registry.Station, t time.Time, h float64) (float64, error) {
 	r, err := hydro.RatingAt(st.Rating, t)
@@ -449,8 +459,15 @@ func classes(st *registry.Station, rows []row, override func(time.Time, string) 
 	for i := range rows {
 		r := &rows[i]
 		temp := math.NaN()
-		if v, ok := r.f["water_temp_c"]; ok && r.f["water_temp_c_qc"] != float64(quality.Fail) {
-			temp = v
+		tv, ok := r.f["water_temp_c"]
+		tflag := int(r.f["water_temp_c_qc"])
+		if override != nil {
+			if ov, of, ok2 := override(r.t, "water_temp_c"); ok2 {
+				tv, tflag, ok = ov, of, true
+			}
+		}
+		if ok && tflag != int(quality.Fail) {
+			temp = tv
 		}
 		cond := quality.Conditions{WaterTempC: temp, ElevationM: st.ElevationM}
 		any := false
@@ -560,7 +577,7 @@ func overlaps(a, b *Correction) bool {
 	aTo, bTo := a.To, b.To
 	switch {
 	case a.Param == b.Param:
-	case quality.Graded(a.Param) && quality.Graded(b.Param):
+	case classedParam(a.Param) && classedParam(b.Param):
 		aTo, bTo = aTo.Add(classWindow), bTo.Add(classWindow)
 	default:
 		return false

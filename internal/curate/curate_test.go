@@ -252,3 +252,19 @@ func TestUnfinishedRestoreWrittenAgain(t *testing.T) {
 		t.Error("an unfinished undo counts as done")
 	}
 }
+
+// Dissolved oxygen is judged against saturation at the water temperature:
+// correcting the temperature changes the class.
+func TestComputeClassFollowsWaterTemperature(t *testing.T) {
+	st := testStation(t)
+	var rows []row
+	for i := range 3 {
+		// 6.5 mg/L at 10 °C and 4,000 m is over 90 % of saturation: class I.
+		rows = append(rows, row{t: at(i), f: map[string]float64{"do_mgl": 6.5, "do_mgl_qc": 1, "water_temp_c": 10, "water_temp_c_qc": 1, "wq_class": 1}})
+	}
+	k := &Correction{Station: "s", Param: "water_temp_c", Op: OpSet, From: at(1), To: at(1), Value: 0}
+	ps := compute(st, k, rows)
+	if len(ps) != 1 || ps[0].After["water_temp_c"] != 0 || ps[0].After["wq_class"] != 2 {
+		t.Errorf("points %+v, want sample 1 at 0 °C, class II (DO below 90 %% of saturation, 6 mg/L met)", ps)
+	}
+}
