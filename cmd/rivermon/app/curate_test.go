@@ -157,11 +157,15 @@ func rfc(t time.Time) string { return t.Format(time.RFC3339) }
 // undone before that one.
 func TestCorrectionsUndoneExactlyAfterARestart(t *testing.T) {
 	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
-	in := testenv.StartInflux(t)
+	in, in2 := testenv.StartInflux(t), testenv.StartInflux(t)
 	seedSeries(t, in)
+	seedSeries(t, in2)
 	original := snapshot(t, in)
 	spool := t.TempDir()
-	svc := startServiceWith(t, mq, in, serviceOptions{clientID: "rivermon-cur", spoolDir: spool, adminToken: curToken})
+	// A second InfluxDB output gets every correction and undo too.
+	so := serviceOptions{clientID: "rivermon-cur", spoolDir: spool, adminToken: curToken,
+		outputs: fmt.Sprintf(`[{name: b, url: %q}]`, in2.URL)}
+	svc := startServiceWith(t, mq, in, so)
 
 	drift := svc.correct(map[string]any{"station": curStation, "param": "level_m", "op": "drift", "from": rfc(curAt(1)), "to": rfc(curAt(5)), "value": 0.4})
 	set := svc.correct(map[string]any{"station": curStation, "param": "nh3n_mgl", "op": "set", "from": rfc(curAt(4)), "to": rfc(curAt(4)), "value": 2.5})
@@ -222,9 +226,11 @@ func TestCorrectionsUndoneExactlyAfterARestart(t *testing.T) {
 		t.Errorf("%d correction points, want 4", n)
 	}
 
+	testenv.Eventually(t, 10*time.Second, func() bool { return snapshot(t, in2) == snapshot(t, in) }, "output b differs from the first")
+
 	// Restart: the log is read back.
 	svc.stop()
-	svc = startServiceWith(t, mq, in, serviceOptions{clientID: "rivermon-cur", spoolDir: spool, adminToken: curToken})
+	svc = startServiceWith(t, mq, in, so)
 
 	svc.undo(drift)
 	code, out := svc.call("DELETE", "/api/v1/corrections/"+set, curToken, nil)
@@ -238,6 +244,7 @@ func TestCorrectionsUndoneExactlyAfterARestart(t *testing.T) {
 		t.Errorf("undo twice: %d, want 409", code)
 	}
 	awaitSnapshot(t, in, original, "after the undos")
+	awaitSnapshot(t, in2, original, "after the undos, on output b,")
 
 	// Stacked: the first raw stays raw.
 	off := svc.correct(map[string]any{"station": curStation, "param": "level_m", "op": "offset", "from": rfc(curAt(0)), "to": rfc(curAt(1)), "value": 0.1})
@@ -259,6 +266,7 @@ func TestCorrectionsUndoneExactlyAfterARestart(t *testing.T) {
 	}
 	svc.undo(off)
 	awaitSnapshot(t, in, original, "after undoing stacked corrections")
+	awaitSnapshot(t, in2, original, "after undoing stacked corrections, on output b,")
 	testenv.Eventually(t, 10*time.Second, func() bool { return in.Count(t, "correction", "id", "undone = true") == 6 },
 		"not every correction point says undone")
 }
