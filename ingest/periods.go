@@ -66,8 +66,11 @@ type PeriodsOptions struct {
 	// spool); "" keeps them in memory.
 	MarksFile string
 	// TakeEvery is how often new records are marked (default 1 s);
-	// ComputeEvery how often marked periods are computed (default 30 s),
-	// at most MaxDays station-days at a time (default 500).
+	// ComputeEvery how often marked periods are computed (default 1 min),
+	// at most MaxDays station-days at a time (default 500), those marked
+	// first first: a day being filled is computed once a round, and the
+	// load on InfluxDB stays bounded however many stations report (at
+	// 10,000 stations a day waits about 20 rounds).
 	TakeEvery, ComputeEvery time.Duration
 	MaxDays                 int
 	Now                     func() time.Time
@@ -96,6 +99,7 @@ type dayMarks struct {
 	Hours uint32 `json:"hours"` // bit i: the hour starting i hours after local midnight
 	Eflow bool   `json:"eflow"` // the ecological-flow account, and its month's
 	Seq   uint64 `json:"seq"`   // the newest journal record marking it
+	First uint64 `json:"first"` // the first: marks are computed in this order
 }
 
 // NewPeriods returns the stage; Run starts it.
@@ -107,7 +111,7 @@ func NewPeriods(o PeriodsOptions) (*Periods, error) {
 		o.TakeEvery = time.Second
 	}
 	if o.ComputeEvery <= 0 {
-		o.ComputeEvery = 30 * time.Second
+		o.ComputeEvery = time.Minute
 	}
 	if o.MaxDays <= 0 {
 		o.MaxDays = 500
@@ -277,6 +281,9 @@ func (p *Periods) mark(e *journal.Entry, seq uint64) {
 	}
 	m.Eflow = m.Eflow || eflow
 	m.Seq = max(m.Seq, seq)
+	if m.First == 0 {
+		m.First = seq
+	}
 	p.dirty = true
 }
 
@@ -301,7 +308,7 @@ func (p *Periods) compute(ctx context.Context) {
 		return
 	}
 	slices.SortFunc(due, func(a, b dayKey) int {
-		return cmp.Or(cmp.Compare(p.marks[a].Seq, p.marks[b].Seq), cmp.Compare(a.station, b.station), cmp.Compare(a.date, b.date))
+		return cmp.Or(cmp.Compare(p.marks[a].First, p.marks[b].First), cmp.Compare(a.station, b.station), cmp.Compare(a.date, b.date))
 	})
 	due = due[:min(len(due), p.o.MaxDays)]
 	// A station's days of one month are computed together, then the month.

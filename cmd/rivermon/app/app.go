@@ -52,7 +52,7 @@ type Options struct {
 	// day); AlertTick how often wall-clock alert rules run. Zero means the
 	// defaults. Tests shorten them.
 	SweepEvery, EflowGrace, AlertTick, StateEvery time.Duration
-	// PeriodsEvery is how often statistics are computed (default 30 s).
+	// PeriodsEvery is how often statistics are computed (default 1 min).
 	PeriodsEvery time.Duration
 	// Reload, when set, reloads the alert rules on every receive (SIGHUP).
 	Reload <-chan struct{}
