@@ -340,6 +340,9 @@ func (d *Dispatcher) deliver(ts []Transition) {
 	if d.o.Alertmanager != nil {
 		flashed = d.o.Evaluator.Flashed(ts, d.o.Now(), 4*d.o.ResendInterval)
 	}
+	if d.o.Webhook == nil && d.o.MQTT == nil {
+		notify = nil // nobody to hand the changes to
+	}
 	d.post(flashed, notify, true, false)
 }
 
@@ -354,9 +357,6 @@ func (d *Dispatcher) post(flashed, notify []Alert, active, last bool) {
 	if over := len(ob.notify) - maxOutbox; over > 0 {
 		ob.notify = append(ob.notify[:0], ob.notify[over:]...)
 		d.o.Logger.Error("alert notifications dropped: the webhooks and MQTT stayed too slow", "changes", over)
-		for range over {
-			d.Count("webhook", "failure")
-		}
 	}
 	ob.active = ob.active || active
 	ob.closed = ob.closed || last
