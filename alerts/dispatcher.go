@@ -83,17 +83,15 @@ type Dispatcher struct {
 	outbox outbox
 }
 
-// outbox is what the notifier has to send, merged: alerts fired and
-// resolved since the last post (posted firing first), whether the active
-// set is to be posted to Alertmanager, and the changes that notify, for
-// the webhooks and MQTT, in order.
+// outbox is what the notifier has to send, merged: whether the active set
+// is to be posted to Alertmanager, and the changes that notify, for the
+// webhooks and MQTT, in order.
 type outbox struct {
-	mu      sync.Mutex
-	flashed []Alert
-	active  bool
-	notify  []Alert
-	closed  bool // Run delivers nothing more
-	wake    chan struct{}
+	mu     sync.Mutex
+	active bool
+	notify []Alert
+	closed bool // Run delivers nothing more
+	wake   chan struct{}
 }
 
 // maxOutbox bounds the changes waiting for the webhooks and MQTT while
@@ -228,8 +226,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}()
 	// The notifier sends what the last delivery left, then returns.
 	defer func() { <-notified }()
-	defer d.post(nil, nil, false, true)
-	d.post(nil, nil, true, false) // firing alerts restored from disk go out again, with their startsAt
+	defer d.post(nil, false, true)
+	d.post(nil, true, false) // firing alerts restored from disk go out again, with their startsAt
 	observed := d.o.Observed
 	for {
 		waited := false // the hold ended: what gathered goes now
@@ -257,7 +255,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 				last = d.o.Now()
 				d.deliver(ts)
 			}
-			d.post(nil, nil, true, false)
+			d.post(nil, true, false)
 			continue
 		}
 		if ctx.Err() != nil {
@@ -293,8 +291,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 }
 
-// flashPause is how long an alert that fired and resolved within one
-// delivery stays firing at Alertmanager before its resolution is posted.
+// flashPause is the least time an alert stays firing at Alertmanager
+// before its resolution is posted.
 const flashPause = time.Second
 
 // shutdownGrace is how long receivers are still sent to once Run's context
@@ -336,23 +334,17 @@ func (d *Dispatcher) deliver(ts []Transition) {
 	if len(notify) == 0 {
 		return
 	}
-	var flashed []Alert
-	if d.o.Alertmanager != nil {
-		flashed = d.o.Evaluator.Flashed(ts, d.o.Now(), 4*d.o.ResendInterval)
-	}
 	if d.o.Webhook == nil && d.o.MQTT == nil {
 		notify = nil // nobody to hand the changes to
 	}
-	d.post(flashed, notify, true, false)
+	d.post(notify, true, false)
 }
 
-// post hands the notifier alerts to post firing first (flashed), changes
-// for the webhooks and MQTT, and whether to post the active set; last says
-// nothing more will come.
-func (d *Dispatcher) post(flashed, notify []Alert, active, last bool) {
+// post hands the notifier changes for the webhooks and MQTT, and whether
+// to post the active set; last says nothing more will come.
+func (d *Dispatcher) post(notify []Alert, active, last bool) {
 	ob := &d.outbox
 	ob.mu.Lock()
-	ob.flashed = append(ob.flashed, flashed...)
 	ob.notify = append(ob.notify, notify...)
 	if over := len(ob.notify) - maxOutbox; over > 0 {
 		ob.notify = append(ob.notify[:0], ob.notify[over:]...)
@@ -374,14 +366,14 @@ func (d *Dispatcher) notifier(ctx context.Context) {
 	ob := &d.outbox
 	for {
 		ob.mu.Lock()
-		flashed, notify, active, closed := ob.flashed, ob.notify, ob.active, ob.closed
-		ob.flashed, ob.notify, ob.active = nil, nil, false
+		notify, active, closed := ob.notify, ob.active, ob.closed
+		ob.notify, ob.active = nil, false
 		ob.mu.Unlock()
-		d.send(ctx, flashed, notify, active)
+		d.send(ctx, notify, active)
 		if closed {
 			return
 		}
-		if len(flashed) == 0 && len(notify) == 0 && !active {
+		if len(notify) == 0 && !active {
 			select {
 			case <-ob.wake:
 			case <-ctx.Done():
@@ -392,15 +384,22 @@ func (d *Dispatcher) notifier(ctx context.Context) {
 	}
 }
 
-// send posts to the receivers: flashed alerts firing to Alertmanager, a
-// pause, the active set, then the changes to the webhooks and MQTT.
-func (d *Dispatcher) send(ctx context.Context, flashed, notify []Alert, active bool) {
-	if len(flashed) > 0 && d.o.Alertmanager != nil {
-		_ = d.o.Alertmanager.Send(ctx, flashed)
-		// Alertmanager decides what to notify when a group is flushed; a
-		// resolution that arrives before the flush cancels the firing
-		// unseen. A moment lets the flush happen.
-		_ = run.Sleep(ctx, flashPause)
+// send posts to the receivers: the active set to Alertmanager, then the
+// changes to the webhooks and MQTT.
+//
+// Alertmanager decides what to notify when it flushes an alert's group; a
+// resolution that arrives before the flush cancels the firing unseen. So
+// an alert that resolved before it was ever posted is posted firing first,
+// and the active set waits until every alert it resolves was posted firing
+// flashPause before.
+func (d *Dispatcher) send(ctx context.Context, notify []Alert, active bool) {
+	if active && d.o.Alertmanager != nil {
+		if unposted := d.o.Evaluator.Unposted(d.o.Now(), 4*d.o.ResendInterval); len(unposted) > 0 {
+			_ = d.o.Alertmanager.Send(ctx, unposted)
+		}
+		if wait := d.o.Evaluator.PostedWithin(d.o.Now(), flashPause); wait > 0 {
+			_ = run.Sleep(ctx, wait)
+		}
 	}
 	if active {
 		d.sendActive(ctx)

@@ -310,3 +310,52 @@ func TestStuckReceiverHoldsUpNoEvaluation(t *testing.T) {
 		}
 	})
 }
+
+// timedPosts is a Sender noting when each post came.
+type timedPosts struct {
+	mu    sync.Mutex
+	posts []string // "WQ=firing" …
+	at    []time.Time
+}
+
+func (p *timedPosts) Send(_ context.Context, as []Alert) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, a := range as {
+		p.posts = append(p.posts, a.Labels["alertname"]+"="+a.Status)
+		p.at = append(p.at, time.Now())
+	}
+	return nil
+}
+
+// An alert that resolves a few milliseconds after it fired, in another
+// delivery, still stays firing at Alertmanager for flashPause before its
+// resolution is posted: posted at once, the resolution could beat
+// Alertmanager's flush of the group and the firing would never be
+// notified.
+func TestResolutionWaitsForTheFiringToBeSeen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		am := &timedPosts{}
+		d := NewDispatcher(DispatcherOptions{Evaluator: newEval(t, time.Hour), Alertmanager: am,
+			ResendInterval: time.Hour, GatherEvery: -1, Logger: slog.New(slog.DiscardHandler)})
+		stop := startDispatcher(d)
+		synctest.Wait()
+		now := time.Now()
+		d.Observe([]Sample{wqSample(now, 0, 5)}) // fires: posted firing at once
+		synctest.Wait()
+		time.Sleep(5 * time.Millisecond)
+		d.Observe([]Sample{wqSample(now, 1, 1)}) // resolves, 5 ms later
+		synctest.Wait()
+		time.Sleep(2 * flashPause)
+		synctest.Wait()
+		stop()
+		am.mu.Lock()
+		defer am.mu.Unlock()
+		if len(am.posts) != 2 || am.posts[0] != "WQ=firing" || am.posts[1] != "WQ=resolved" {
+			t.Fatalf("posts %v, want WQ firing, then resolved", am.posts)
+		}
+		if gap := am.at[1].Sub(am.at[0]); gap < flashPause {
+			t.Errorf("resolution posted %v after the firing, want at least %v", gap, flashPause)
+		}
+	})
+}
