@@ -77,7 +77,26 @@ type Dispatcher struct {
 	// unstored is alert history the journal had no room for, written
 	// before the next.
 	unstored []journal.Entry
+	// outbox holds what is to be sent to the receivers, which the
+	// notifier goroutine sends: a slow or unreachable receiver never
+	// holds up the evaluation of stored samples, hence the stream.
+	outbox outbox
 }
+
+// outbox is what the notifier has to send, merged: whether the active set
+// is to be posted to Alertmanager, and the changes that notify, for the
+// webhooks and MQTT, in order.
+type outbox struct {
+	mu     sync.Mutex
+	active bool
+	notify []Alert
+	closed bool // Run delivers nothing more
+	wake   chan struct{}
+}
+
+// maxOutbox bounds the changes waiting for the webhooks and MQTT while
+// they are slow: the oldest go first.
+const maxOutbox = 10000
 
 // maxUnstored bounds the history kept while the journal is full: alert
 // changes are few while nothing is acknowledged (only silence).
@@ -123,7 +142,7 @@ func NewDispatcher(o DispatcherOptions) *Dispatcher {
 	if o.GatherEvery == 0 {
 		o.GatherEvery = 100 * time.Millisecond
 	}
-	d := &Dispatcher{o: o, wake: make(chan struct{}, 1),
+	d := &Dispatcher{o: o, wake: make(chan struct{}, 1), outbox: outbox{wake: make(chan struct{}, 1)},
 		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "rivermon_alerts_active", Help: "Firing alerts by severity."}, []string{"severity"}),
 		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -200,7 +219,15 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	// reaches them, and shutdown is not held up longer than that.
 	send, stopSend := run.Grace(ctx, shutdownGrace)
 	defer stopSend()
-	d.sendActive(send) // firing alerts restored from disk go out again, with their startsAt
+	notified := make(chan struct{})
+	go func() {
+		defer close(notified)
+		d.notifier(send)
+	}()
+	// The notifier sends what the last delivery left, then returns.
+	defer func() { <-notified }()
+	defer d.post(nil, false, true)
+	d.post(nil, true, false) // firing alerts restored from disk go out again, with their startsAt
 	observed := d.o.Observed
 	for {
 		waited := false // the hold ended: what gathered goes now
@@ -226,15 +253,15 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			// told of it.
 			if ts := d.take(); len(ts) > 0 {
 				last = d.o.Now()
-				d.deliver(send, ts)
+				d.deliver(ts)
 			}
-			d.sendActive(send)
+			d.post(nil, true, false)
 			continue
 		}
 		if ctx.Err() != nil {
 			hold.Stop()
 			if ts := d.take(); len(ts) > 0 {
-				d.deliver(send, ts) // saves the state too
+				d.deliver(ts) // saves the state too
 			} else {
 				d.save()
 			}
@@ -260,12 +287,12 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			continue
 		}
 		last = now
-		d.deliver(send, ts)
+		d.deliver(ts)
 	}
 }
 
-// flashPause is how long an alert that fired and resolved within one
-// delivery stays firing at Alertmanager before its resolution is posted.
+// flashPause is the least time an alert stays firing at Alertmanager
+// before its resolution is posted.
 const flashPause = time.Second
 
 // shutdownGrace is how long receivers are still sent to once Run's context
@@ -287,7 +314,9 @@ func (d *Dispatcher) isUrgent() bool {
 	return d.urgent
 }
 
-func (d *Dispatcher) deliver(ctx context.Context, ts []Transition) {
+// deliver stores the history of transitions and the alert state, and
+// hands what notifies to the notifier.
+func (d *Dispatcher) deliver(ts []Transition) {
 	var notify []Alert
 	for _, t := range ts {
 		d.changes.WithLabelValues(t.State).Inc()
@@ -301,18 +330,83 @@ func (d *Dispatcher) deliver(ctx context.Context, ts []Transition) {
 	}
 	d.storeHistory()
 	d.save()
+	d.updateGauge()
 	if len(notify) == 0 {
-		d.updateGauge()
 		return
 	}
-	if flashed := d.o.Evaluator.Flashed(ts, d.o.Now(), 4*d.o.ResendInterval); len(flashed) > 0 && d.o.Alertmanager != nil {
-		_ = d.o.Alertmanager.Send(ctx, flashed)
-		// Alertmanager decides what to notify when a group is flushed; a
-		// resolution that arrives before the flush cancels the firing
-		// unseen. A moment lets the flush happen.
-		_ = run.Sleep(ctx, flashPause)
+	if d.o.Webhook == nil && d.o.MQTT == nil {
+		notify = nil // nobody to hand the changes to
 	}
-	d.sendActive(ctx)
+	d.post(notify, true, false)
+}
+
+// post hands the notifier changes for the webhooks and MQTT, and whether
+// to post the active set; last says nothing more will come.
+func (d *Dispatcher) post(notify []Alert, active, last bool) {
+	ob := &d.outbox
+	ob.mu.Lock()
+	ob.notify = append(ob.notify, notify...)
+	if over := len(ob.notify) - maxOutbox; over > 0 {
+		ob.notify = append(ob.notify[:0], ob.notify[over:]...)
+		d.o.Logger.Error("alert notifications dropped: the webhooks and MQTT stayed too slow", "changes", over)
+	}
+	ob.active = ob.active || active
+	ob.closed = ob.closed || last
+	ob.mu.Unlock()
+	select {
+	case ob.wake <- struct{}{}:
+	default:
+	}
+}
+
+// notifier sends what the outbox holds, merged when it gathered while a
+// send was under way, until Run says nothing more will come (then the
+// last is sent, under ctx, which ends shortly after Run's).
+func (d *Dispatcher) notifier(ctx context.Context) {
+	ob := &d.outbox
+	for {
+		ob.mu.Lock()
+		notify, active, closed := ob.notify, ob.active, ob.closed
+		ob.notify, ob.active = nil, false
+		ob.mu.Unlock()
+		d.send(ctx, notify, active)
+		if closed {
+			return
+		}
+		if len(notify) == 0 && !active {
+			select {
+			case <-ob.wake:
+			case <-ctx.Done():
+				// Only Run's last post ends the loop: wait for it.
+				<-ob.wake
+			}
+		}
+	}
+}
+
+// send posts to the receivers: the active set to Alertmanager, then the
+// changes to the webhooks and MQTT.
+//
+// Alertmanager decides what to notify when it flushes an alert's group; a
+// resolution that arrives before the flush cancels the firing unseen. So
+// an alert that resolved before it was ever posted is posted firing first,
+// and the active set waits until every alert it resolves was posted firing
+// flashPause before.
+func (d *Dispatcher) send(ctx context.Context, notify []Alert, active bool) {
+	if active && d.o.Alertmanager != nil {
+		if unposted := d.o.Evaluator.Unposted(d.o.Now(), 4*d.o.ResendInterval); len(unposted) > 0 {
+			_ = d.o.Alertmanager.Send(ctx, unposted)
+		}
+		if wait := d.o.Evaluator.PostedWithin(d.o.Now(), flashPause); wait > 0 {
+			_ = run.Sleep(ctx, wait)
+		}
+	}
+	if active {
+		d.sendActive(ctx)
+	}
+	if len(notify) == 0 {
+		return
+	}
 	if d.o.Webhook != nil {
 		_ = d.o.Webhook.Send(ctx, notify)
 	}

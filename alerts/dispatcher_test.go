@@ -246,3 +246,116 @@ func TestFlashedAlertReachesAlertmanagerFiringFirst(t *testing.T) {
 		}
 	})
 }
+
+// stuckReceiver is a receiver that answers nothing until released (or the
+// send's context ends), as an Alertmanager behind a dead link does until
+// its client times out.
+type stuckReceiver struct {
+	release chan struct{}
+	postLog
+}
+
+func (s *stuckReceiver) Send(ctx context.Context, as []Alert) error {
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.postLog.Send(ctx, as)
+}
+
+// A receiver that does not answer holds up no evaluation: the stored
+// samples the stream hands over keep being taken and evaluated (their
+// history stored) while Alertmanager and the webhook hang, and once they
+// answer they get the latest state. Before, the dispatcher sent in the
+// loop that reads the samples: the stream waited for Alertmanager.
+func TestStuckReceiverHoldsUpNoEvaluation(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		am := &stuckReceiver{release: make(chan struct{})}
+		hook := &stuckReceiver{release: make(chan struct{})}
+		hist := &historyLog{}
+		observed := make(chan []Sample) // unbuffered: the stream waits for each hand-over
+		d := NewDispatcher(DispatcherOptions{Evaluator: newEval(t, time.Hour), Alertmanager: am, Webhook: hook,
+			History: hist, Observed: observed, ResendInterval: time.Hour, GatherEvery: -1, Logger: slog.New(slog.DiscardHandler)})
+		stop := startDispatcher(d)
+		now := time.Now()
+		// 200 changes that notify: WQ fires and resolves by turns.
+		for m := range 200 {
+			observed <- []Sample{wqSample(now, m, []int{5, 1}[m%2])}
+			synctest.Wait()
+		}
+		if _, lines := hist.counts(); lines != 200 {
+			t.Fatalf("%d changes stored while the receivers hang, want 200", lines)
+		}
+		close(am.release)
+		close(hook.release)
+		synctest.Wait()
+		time.Sleep(2 * flashPause)
+		synctest.Wait()
+		close(observed)
+		stop()
+		am.mu.Lock()
+		defer am.mu.Unlock()
+		if n := len(am.posts); n == 0 || n > 4 || am.posts[n-1][0] != "WQ=resolved" {
+			t.Errorf("Alertmanager posts after the hang: %v; want a few, the last with WQ resolved", am.posts)
+		}
+		hook.mu.Lock()
+		defer hook.mu.Unlock()
+		sent := 0
+		for _, p := range hook.posts {
+			sent += len(p)
+		}
+		if sent != 200 {
+			t.Errorf("webhook got %d changes, want all 200 in order", sent)
+		}
+	})
+}
+
+// timedPosts is a Sender noting when each post came.
+type timedPosts struct {
+	mu    sync.Mutex
+	posts []string // "WQ=firing" …
+	at    []time.Time
+}
+
+func (p *timedPosts) Send(_ context.Context, as []Alert) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, a := range as {
+		p.posts = append(p.posts, a.Labels["alertname"]+"="+a.Status)
+		p.at = append(p.at, time.Now())
+	}
+	return nil
+}
+
+// An alert that resolves a few milliseconds after it fired, in another
+// delivery, still stays firing at Alertmanager for flashPause before its
+// resolution is posted: posted at once, the resolution could beat
+// Alertmanager's flush of the group and the firing would never be
+// notified.
+func TestResolutionWaitsForTheFiringToBeSeen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		am := &timedPosts{}
+		d := NewDispatcher(DispatcherOptions{Evaluator: newEval(t, time.Hour), Alertmanager: am,
+			ResendInterval: time.Hour, GatherEvery: -1, Logger: slog.New(slog.DiscardHandler)})
+		stop := startDispatcher(d)
+		synctest.Wait()
+		now := time.Now()
+		d.Observe([]Sample{wqSample(now, 0, 5)}) // fires: posted firing at once
+		synctest.Wait()
+		time.Sleep(5 * time.Millisecond)
+		d.Observe([]Sample{wqSample(now, 1, 1)}) // resolves, 5 ms later
+		synctest.Wait()
+		time.Sleep(2 * flashPause)
+		synctest.Wait()
+		stop()
+		am.mu.Lock()
+		defer am.mu.Unlock()
+		if len(am.posts) != 2 || am.posts[0] != "WQ=firing" || am.posts[1] != "WQ=resolved" {
+			t.Fatalf("posts %v, want WQ firing, then resolved", am.posts)
+		}
+		if gap := am.at[1].Sub(am.at[0]); gap < flashPause {
+			t.Errorf("resolution posted %v after the firing, want at least %v", gap, flashPause)
+		}
+	})
+}

@@ -114,6 +114,9 @@ type instance struct {
 	Evidence  time.Time `json:"evidence"`  // wall clock of the newest recent sample that kept it firing
 	Resolved  time.Time `json:"resolved"`  // wall clock it resolved
 	Announced bool      `json:"announced"` // receivers were told it fires
+	// Posted is when Alertmanager was first sent it firing in this
+	// episode (wall clock; zero: not yet).
+	Posted    time.Time `json:"posted,omitzero"`
 	limit     float64   // the rule's threshold at the station (threshold rules)
 	code      int       // codeID(param)
 	window    []point   // rate rules: recent (t, v)

@@ -21,6 +21,9 @@ func (e *Evaluator) Active(now time.Time, validFor time.Duration) []Alert {
 		switch {
 		case in.State == StateFiring && !in.Evidence.IsZero() && (e.o.MaxSampleAge <= 0 || now.Sub(in.Evidence) <= e.o.MaxSampleAge):
 			in.Announced = true
+			if in.Posted.IsZero() {
+				in.Posted = now
+			}
 			out = append(out, e.alertOf(in, StateFiring, now.Add(validFor)))
 		case in.State == StateResolved && in.Announced && now.Sub(in.Resolved) <= e.o.ResolvedRetention:
 			out = append(out, e.alertOf(in, StateResolved, time.Time{}))
@@ -160,26 +163,37 @@ func format(v float64) string {
 	return strings.TrimRight(strings.TrimRight(strconv.FormatFloat(v, 'f', 3, 64), "0"), ".")
 }
 
-// Flashed returns, as firing, the alerts of notifying firing transitions
-// among ts (changes not yet posted to Alertmanager) that have resolved
-// since: a replayed backlog can fire and resolve an alert within one
-// delivery. Posted before the active set, they let Alertmanager notify the
-// firing before it learns of the resolution; otherwise it would never
-// notify either.
-func (e *Evaluator) Flashed(ts []Transition, now time.Time, validFor time.Duration) []Alert {
+// Unposted returns, as firing, the alerts that resolved before they were
+// ever posted to Alertmanager firing (a replayed backlog fires and
+// resolves an alert within moments), and marks them posted. Posted before
+// the active set, they let Alertmanager notify the firing before it learns
+// of the resolution; otherwise it would never notify either.
+func (e *Evaluator) Unposted(now time.Time, validFor time.Duration) []Alert {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var out []Alert
-	for _, t := range ts {
-		if t.State != StateFiring || !t.Notify {
+	for _, in := range e.ordered {
+		if in.State != StateResolved || !in.Announced || !in.Posted.IsZero() || now.Sub(in.Resolved) > e.o.ResolvedRetention {
 			continue
 		}
-		l := t.Alert.Labels
-		in := e.instances[key(l["alertname"], l["station"], l["param"])]
-		if in == nil || in.State != StateResolved {
-			continue
-		}
+		in.Posted = now
 		out = append(out, e.alertOf(in, StateFiring, now.Add(validFor)))
 	}
 	return out
+}
+
+// PostedWithin is how long to wait before posting the active set so that
+// no alert goes to Alertmanager resolved less than pause after it was
+// first posted firing: a resolution that arrives before Alertmanager
+// flushes the alert's group cancels the firing unseen.
+func (e *Evaluator) PostedWithin(now time.Time, pause time.Duration) time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var wait time.Duration
+	for _, in := range e.ordered {
+		if in.State == StateResolved && in.Announced && !in.Posted.IsZero() {
+			wait = max(wait, pause-now.Sub(in.Posted))
+		}
+	}
+	return wait
 }

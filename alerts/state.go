@@ -93,6 +93,9 @@ func (e *Evaluator) Load(path string) (restored int, err error) {
 		rule, station, param := in.rule, in.station, in.param
 		*in = si.instance
 		in.bind(rule, station, param)
+		if in.Announced && in.Posted.IsZero() {
+			in.Posted = in.StartsAt // a state saved before Posted: it was
+		}
 		restored++
 	}
 	return restored, nil

@@ -87,8 +87,8 @@ func (e *Evaluator) qcFail(in *instance, t, wall time.Time, val Value, notify bo
 		}
 		// A resolved alert stays resolved, as a threshold rule's does: it
 		// is still posted to Alertmanager resolved (Active), and one that
-		// fired and resolved within one delivery is still posted firing
-		// first (Flashed).
+		// fired and resolved before it was posted is still posted firing
+		// first (Unposted).
 		return nil
 	}
 	if in.failSince.IsZero() {
@@ -105,7 +105,7 @@ func (e *Evaluator) qcFail(in *instance, t, wall time.Time, val Value, notify bo
 
 // fire moves an instance to firing at sample time t.
 func (e *Evaluator) fire(in *instance, t, wall time.Time, notify bool) *Transition {
-	in.State, in.StartsAt, in.EndsAt, in.Resolved, in.Announced = StateFiring, t, time.Time{}, time.Time{}, notify
+	in.State, in.StartsAt, in.EndsAt, in.Resolved, in.Announced, in.Posted = StateFiring, t, time.Time{}, time.Time{}, notify, time.Time{}
 	if notify {
 		in.Evidence = wall
 	}

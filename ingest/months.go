@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/rivermon/rivermon/internal/hydro"
@@ -125,28 +124,8 @@ func (ma *monthAccounts) save() error {
 	if err != nil {
 		return err
 	}
-	tmp := ma.path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
+	if err := writeFileSynced(ma.path, b); err != nil {
 		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, ma.path); err != nil {
-		return err
-	}
-	if dir, err := os.Open(filepath.Dir(ma.path)); err == nil {
-		_ = dir.Sync()
-		dir.Close()
 	}
 	ma.dirty = false
 	return nil

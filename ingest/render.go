@@ -164,3 +164,27 @@ func worstFlag(vs map[string]ValueView) int {
 	}
 	return worst
 }
+
+// statsEntry renders the statistics of one parameter over a period as a
+// point of measurement (`stats_hourly`, `stats_daily`, `stats_monthly`),
+// stamped with the start of the period. Mean, min and max are written
+// only when values were used: a period left with none keeps count 0.
+func statsEntry(measurement string, st *registry.Station, param string, start time.Time, s hydro.Stats) journal.Entry {
+	b := append([]byte(measurement), ",param="...)
+	b = append(b, param...) // parameter codes need no escaping
+	b = lineproto.AppendTag(b, "river", st.River)
+	b = lineproto.AppendTag(b, "station", st.ID)
+	b = append(b, ' ')
+	b = lineproto.AppendFloatField(b, true, "expected", s.Expected)
+	b = lineproto.AppendIntField(b, "count", int64(s.Count))
+	b = lineproto.AppendIntField(b, "flagged", int64(s.Flagged))
+	b = lineproto.AppendFloatField(b, false, "completeness", s.Completeness)
+	b = lineproto.AppendFloatField(b, false, "covered_s", s.Covered)
+	if s.Count > 0 {
+		b = lineproto.AppendFloatField(b, false, "mean", s.Mean)
+		b = lineproto.AppendFloatField(b, false, "min", s.Min)
+		b = lineproto.AppendFloatField(b, false, "max", s.Max)
+	}
+	b = lineproto.AppendTime(b, start)
+	return journal.Entry{Kind: journal.KindStats, Station: st.ID, Time: start, Source: sourcePeriods, Line: string(b)}
+}

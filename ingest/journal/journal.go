@@ -52,6 +52,10 @@ type Journal struct {
 // once, whatever the number of outputs).
 const DeadLetterReader = "deadletters"
 
+// PeriodsReader is the statistics stage's reader (ingest.Periods): it
+// marks the periods the records touch.
+const PeriodsReader = "periods"
+
 // OutputReader is the name of InfluxDB output's reader.
 func OutputReader(output string) string { return "influx-" + output }
 
@@ -72,6 +76,9 @@ func describe(reader string) string {
 	}
 	if reader == DeadLetterReader {
 		return "the broker (dead letters)"
+	}
+	if reader == PeriodsReader {
+		return "the statistics"
 	}
 	return reader
 }

@@ -53,6 +53,8 @@ type Options struct {
 	// day); AlertTick how often wall-clock alert rules run. Zero means the
 	// defaults. Tests shorten them.
 	SweepEvery, EflowGrace, AlertTick, StateEvery time.Duration
+	// PeriodsEvery is how often statistics are computed (default 1 min).
+	PeriodsEvery time.Duration
 	// Reload, when set, reloads the alert rules on every receive (SIGHUP).
 	Reload <-chan struct{}
 	// OnTCP, when set, is called with each field-protocol listener's
@@ -124,7 +126,7 @@ func Run(ctx context.Context, o Options) error {
 	for _, out := range outputs {
 		names = append(names, out.Name)
 	}
-	sp, recovered, err := spool.Open(cfg.Spool.Dir, spool.Options{Readers: journal.Readers(names)})
+	sp, recovered, err := spool.Open(cfg.Spool.Dir, spool.Options{Readers: append(journal.Readers(names), journal.PeriodsReader)})
 	if err != nil {
 		return err
 	}
@@ -253,6 +255,15 @@ func Run(ctx context.Context, o Options) error {
 	delivery := ingest.NewDelivery(ingest.DeliveryOptions{Journal: jrn, Outputs: delivered, DeadLetters: broker, TopicPrefix: prefix,
 		DrainTimeout: o.DrainTimeout, Metrics: metrics, Logger: log.With("component", "delivery"), Stations: stream.Stations()})
 
+	// Statistics and accounts of periods, from what the first output stores.
+	periods, err := ingest.NewPeriods(ingest.PeriodsOptions{Journal: jrn, Registry: reg, Query: writers[0],
+		Output: journal.OutputReader(outputs[0].Name), Location: cfg.Location,
+		MarksFile: filepath.Join(cfg.Spool.Dir, "periods.json"), ComputeEvery: o.PeriodsEvery,
+		Logger: log.With("component", "periods"), Registerer: promReg})
+	if err != nil {
+		log.Error("the periods to compute were not read; statistics are computed from the data that arrives from now on", "err", err)
+	}
+
 	// Corrections, approvals and the export (CONTRACT §12), their log
 	// beside the spool.
 	var stores []curate.Output
@@ -274,6 +285,8 @@ func Run(ctx context.Context, o Options) error {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
 	var g run.Group
+	// Periods follows delivery: started first, it stops last.
+	g.Go("periods", periods.Run)
 	g.Go("delivery", delivery.Run)
 	g.Go("snapshots", snapshots.Run)
 	g.Go("alerts", dispatcher.Run)

@@ -105,7 +105,7 @@ alerting: %s
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	go func() {
 		s.done <- app.Run(ctx, app.Options{Config: cfg, Logger: log, DrainTimeout: time.Second, SweepEvery: so.sweep, EflowGrace: so.grace, AlertTick: 100 * time.Millisecond,
-			OnTCP: func(p, a string) { tcpAddr <- [2]string{p, a} }, StateEvery: so.state,
+			OnTCP: func(p, a string) { tcpAddr <- [2]string{p, a} }, StateEvery: so.state, PeriodsEvery: 200 * time.Millisecond,
 			OnListen: func(a string) { addr <- a }})
 	}()
 	select {

@@ -348,7 +348,8 @@ func TestGrafanaDashboardQueriesReturnData(t *testing.T) {
 			}
 		}
 		why = "counts"
-		return in.Count(t, "reading", "level_m", "") >= int64(sum.Samples) && in.Count(t, "eflow_daily", "mean_flow_m3s", "") > 0 &&
+		return in.Count(t, "stats_monthly", "count", `"station" = 'nianchu-mouth' AND "param" = 'level_m'`) > 0 &&
+			in.Count(t, "reading", "level_m", "") >= int64(sum.Samples) && in.Count(t, "eflow_daily", "mean_flow_m3s", "") > 0 &&
 			in.Count(t, "station_state", "qc_worst", "") >= 23 && in.Count(t, "alert", "value", "") > 0
 	}, "the simulated days and the bad values did not all arrive")
 	// The map colours sections by their worst active alert: some fire. The
