@@ -107,6 +107,8 @@ func (c *Curator) Approve(ctx context.Context, r ApprovalRequest) ([]string, err
 // setApproval applies an approval to the state, which holds the approved
 // days of each station.
 func (c *Curator) setApproval(a *Approval) {
+	c.amu.Lock()
+	defer c.amu.Unlock()
 	m := c.approved[a.Station]
 	if m == nil {
 		m = map[string]bool{}
@@ -124,6 +126,8 @@ func (c *Curator) setApproval(a *Approval) {
 // approvedDays lists the approved local days of the station that [from,
 // to] touches.
 func (c *Curator) approvedDays(station string, from, to time.Time) []string {
+	c.amu.Lock()
+	defer c.amu.Unlock()
 	m := c.approved[station]
 	if len(m) == 0 {
 		return nil
@@ -141,12 +145,8 @@ func (c *Curator) approvedDays(station string, from, to time.Time) []string {
 
 // Level is the approval level of the station's local day holding t.
 func (c *Curator) Level(station string, t time.Time) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.level(station, t)
-}
-
-func (c *Curator) level(station string, t time.Time) string {
+	c.amu.Lock()
+	defer c.amu.Unlock()
 	if c.approved[station][t.In(c.o.Location).Format(dayLayout)] {
 		return Approved
 	}
@@ -155,8 +155,8 @@ func (c *Curator) level(station string, t time.Time) string {
 
 // approvedSet returns a copy of the station's approved days.
 func (c *Curator) approvedSet(station string) map[string]bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.amu.Lock()
+	defer c.amu.Unlock()
 	out := make(map[string]bool, len(c.approved[station]))
 	for d := range c.approved[station] {
 		out[d] = true

@@ -70,12 +70,18 @@ type Curator struct {
 	o   Options
 	log *logFile
 
+	// mu makes changes one at a time; it is held while a correction
+	// waits for delivery and reads and writes InfluxDB.
 	mu          sync.Mutex
 	corrections []*Correction          // in the order made
 	byID        map[string]*Correction // the same
-	approved    map[string]map[string]bool
 	lastID      int64
 	pending     map[string][]restore // undos cut short, by correction id (while loading)
+
+	// amu guards approved alone, which the export reads: an export does
+	// not wait for a correction under way.
+	amu      sync.Mutex
+	approved map[string]map[string]bool // approved local days by station
 }
 
 // Source is the journal source of the points curation writes.
