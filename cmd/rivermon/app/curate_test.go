@@ -432,6 +432,14 @@ func TestApprovalAndExport(t *testing.T) {
 	id := out["id"].(string)
 	testenv.Eventually(t, 10*time.Second, func() bool { return level() == "provisional reopened by correction "+id }, "day not reopened: %q", level())
 	testenv.Eventually(t, 10*time.Second, func() bool { return num(curField(t, in, "level_m", curAt(1))) == 2 }, "correction not stored")
+	// The statistics follow: the hour is computed again from what is
+	// stored, the corrected value in it (the stage that does so reads the
+	// corrected points from the journal).
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		ss, err := in.Query("rivermon", fmt.Sprintf("SELECT max, \"count\" FROM stats_hourly WHERE station = '%s' AND param = 'level_m' AND time = %d",
+			curStation, curT0.UnixNano()))
+		return err == nil && len(ss) > 0 && len(ss[0].Values) > 0 && num(ss[0].Values[0][1]) == 2 && num(ss[0].Values[0][2]) == 6
+	}, "stats_hourly of the corrected hour not recomputed")
 	want = "time,value,qc,raw,approval\n" +
 		"2026-06-01T00:00:00Z,1,1,,provisional\n" +
 		"2026-06-01T00:10:00Z,2,1,1.01,provisional\n" +
