@@ -268,3 +268,36 @@ func TestComputeClassFollowsWaterTemperature(t *testing.T) {
 		t.Errorf("points %+v, want sample 1 at 0 °C, class II (DO below 90 %% of saturation, 6 mg/L met)", ps)
 	}
 }
+
+// Whatever the log holds, New either loads it or says why, and never
+// panics; what it loads it keeps on a second load.
+func FuzzLoadLog(f *testing.F) {
+	f.Add([]byte(`{"type":"correction","at":"2026-06-01T00:00:00Z","correction":{"id":"c-1","station":"s","param":"ph","op":"set"}}` + "\n" +
+		`{"type":"undo","at":"2026-06-01T00:00:00Z","id":"c-1"}` + "\n"))
+	f.Add([]byte(`{"type":"approval","approval":{"station":"s","days":["2026-06-01"],"level":"approved"}}` + "\n{\"type\":"))
+	f.Add([]byte(`{"type":"restore","id":"c-9","lines":["x"]}` + "\n"))
+	reg, err := registry.Load("stations.yaml", []byte(testRegistry))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), "curation.log")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := New(Options{Registry: reg, Journal: &fakeJournal{}, Outputs: []Output{{Name: "default"}}, LogPath: path})
+		if err != nil {
+			return
+		}
+		n, days := len(c.corrections), len(c.approved["s"])
+		c.Close()
+		c, err = New(Options{Registry: reg, Journal: &fakeJournal{}, Outputs: []Output{{Name: "default"}}, LogPath: path})
+		if err != nil {
+			t.Fatalf("a log loaded once does not load again: %v", err)
+		}
+		defer c.Close()
+		if len(c.corrections) != n || len(c.approved["s"]) != days {
+			t.Errorf("second load: %d corrections, %d days; first %d, %d", len(c.corrections), len(c.approved["s"]), n, days)
+		}
+	})
+}
