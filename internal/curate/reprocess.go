@@ -1,0 +1,396 @@
+package curate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rivermon/rivermon/ingest/influx"
+	"github.com/rivermon/rivermon/ingest/journal"
+	"github.com/rivermon/rivermon/internal/hydro"
+	"github.com/rivermon/rivermon/internal/lineproto"
+	"github.com/rivermon/rivermon/internal/quality"
+	"github.com/rivermon/rivermon/internal/reading"
+	"github.com/rivermon/rivermon/internal/registry"
+)
+
+// A reprocess (CONTRACT §12) rates the stored stages of a station again
+// after a rating version or a shift was added for the past. It reads the
+// stored `reading` points a batch (a day) at a time and writes the rated
+// flows that change as journal entries of kind KindCorrected, so that
+// delivery stores them in every InfluxDB output in order and the stage
+// that recomputes ecological-flow days and statistics sees them.
+//
+// The flow is hydro.RatedFlow of the stored level_m at the point's time, as
+// the stream computes it from the received stage (the stored float is the
+// received one: line protocol and InfluxDB's JSON both round-trip it), and
+// its flag is the stored level_m_qc, as the stream gives flow_rated_m3s_qc
+// the stage's flag and revises both together. So a reprocessed point holds
+// what ingesting the stage afresh with the registry in force gives, with
+// one exception: InfluxDB cannot take a field out of a point, so a stored
+// flow whose stage the registry no longer rates (outside the rated range, or
+// before the first version) keeps its value and gets flow_rated_m3s_qc 4
+// (fail), the contract's "deleted" (§12), which statistics, ecological-flow
+// days and alert rules leave out; afresh, the point would have no rated
+// flow.
+
+// SourceReprocess is the journal source of the points a reprocess writes.
+const SourceReprocess = "reprocess"
+
+// reprocessStore reads stored points: an InfluxDB output
+// ((*influx.Writer).Query).
+type reprocessStore interface {
+	Query(ctx context.Context, stmt string, each func([]influx.Series)) error
+}
+
+// reprocessSpool is where a reprocess puts its points: the journal.
+type reprocessSpool interface {
+	Add(rec *journal.Record) error
+	Bytes() int64
+}
+
+// ReprocessorOptions configure a Reprocessor.
+type ReprocessorOptions struct {
+	// Registry gives the stations and their ratings and shifts: the ones
+	// the stream uses.
+	Registry *registry.Registry
+	// Store is the InfluxDB output read (the first output).
+	Store reprocessStore
+	// Journal takes the rewritten points.
+	Journal reprocessSpool
+	// AwaitDelivered, when set, is called before the first batch is read
+	// and waits until every output has written what the journal held: a
+	// reprocess must see points still in the spool (rendered with the
+	// rating in force before a restart, for instance).
+	AwaitDelivered func(ctx context.Context) error
+	// Batch is the span of one read and one journal record (default 24 h).
+	Batch time.Duration
+	// MaxSpoolBytes: a reprocess waits while the journal holds more than
+	// this many undelivered bytes (default 64 MiB), so that it never fills
+	// the spool and holds up acknowledgement of live readings; it waits
+	// (never drops) when the journal refuses a record as full.
+	MaxSpoolBytes int64
+	// Wait is the longest pause between two tries of a full journal
+	// (default 1 s).
+	Wait   time.Duration
+	Logger *slog.Logger
+	// Now is the clock of the answer's seconds (default time.Now).
+	Now func() time.Time
+}
+
+// Reprocessor recomputes the rated flows of stored readings.
+type Reprocessor struct {
+	o ReprocessorOptions
+	// one keeps to one reprocess at a time: each reads a year in under a
+	// minute on two cores, and two would only slow the live stream.
+	one sync.Mutex
+}
+
+// NewReprocessor returns a Reprocessor.
+func NewReprocessor(o ReprocessorOptions) *Reprocessor {
+	if o.Batch <= 0 {
+		o.Batch = 24 * time.Hour
+	}
+	if o.MaxSpoolBytes <= 0 {
+		o.MaxSpoolBytes = 64 << 20
+	}
+	if o.Wait <= 0 {
+		o.Wait = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Reprocessor{o: o}
+}
+
+// ErrReprocessRequest is the class of a request that cannot be made (an
+// unknown station, a range that is not one); the message says what.
+var ErrReprocessRequest = errors.New("reprocess")
+
+// ErrReprocessRunning is returned while another reprocess runs.
+var ErrReprocessRunning = errors.New("a reprocess is running; try again when it is done")
+
+// Reprocess rates the stored stages of station from from through to (both
+// inclusive) again with the registry's ratings and shifts, writes the
+// points whose flow_rated_m3s or flow_rated_m3s_qc changes, and returns
+// how many it wrote. progress, when set, is called after each batch with
+// the batches done and their total. Stopped by ctx, it returns what it
+// wrote so far: a reprocess can always be run again, since it writes the
+// same values.
+func (rp *Reprocessor) Reprocess(ctx context.Context, station string, from, to time.Time, progress func(done, total int)) (n int, err error) {
+	st, err := rp.check(station, from, to)
+	if err != nil {
+		return 0, err
+	}
+	if !rp.one.TryLock() {
+		return 0, ErrReprocessRunning
+	}
+	defer rp.one.Unlock()
+	if rp.o.AwaitDelivered != nil {
+		if err := rp.o.AwaitDelivered(ctx); err != nil {
+			return 0, fmt.Errorf("reprocess %s: %w", station, err)
+		}
+	}
+	lg := rp.o.Logger.With("station", station)
+	total := int((to.Sub(from))/rp.o.Batch) + 1
+	lg.Info("reprocess starts", "from", from.Format(time.RFC3339), "to", to.Format(time.RFC3339), "batches", total)
+	var buf []byte
+	for k := range total {
+		start := from.Add(time.Duration(k) * rp.o.Batch)
+		end := start.Add(rp.o.Batch) // exclusive
+		if end.After(to) {
+			end = to.Add(time.Nanosecond)
+		}
+		var entries []journal.Entry
+		read, err := rp.batch(ctx, st, start, end, func(e journal.Entry, b []byte) { entries = append(entries, e); buf = b }, buf)
+		if err == nil {
+			err = rp.add(ctx, entries)
+		}
+		if err != nil {
+			lg.Error("reprocess stopped", "batch", k+1, "of", total, "points", n, "err", err)
+			return n, fmt.Errorf("reprocess %s from %s: %w", station, start.Format(time.RFC3339), err)
+		}
+		n += len(entries)
+		lg.Info("reprocess batch", "batch", k+1, "of", total, "from", start.Format(time.RFC3339), "points_read", read, "points_rewritten", len(entries))
+		if progress != nil {
+			progress(k+1, total)
+		}
+	}
+	lg.Info("reprocess done", "points_rewritten", n)
+	return n, nil
+}
+
+// check finds the station of a request and checks its range.
+func (rp *Reprocessor) check(station string, from, to time.Time) (*registry.Station, error) {
+	st := rp.o.Registry.Station(station)
+	switch {
+	case st == nil:
+		return nil, fmt.Errorf("%w: unknown station %q", ErrReprocessRequest, station)
+	case from.IsZero() || to.IsZero():
+		return nil, fmt.Errorf("%w: from and to are required", ErrReprocessRequest)
+	case to.Before(from):
+		return nil, fmt.Errorf("%w: to %s is before from %s", ErrReprocessRequest, to.Format(time.RFC3339), from.Format(time.RFC3339))
+	}
+	return st, nil
+}
+
+// batch reads station's stored readings in [start, end) and hands out
+// the entries of those whose rated flow changes; it returns how many it
+// read.
+func (rp *Reprocessor) batch(ctx context.Context, st *registry.Station, start, end time.Time, out func(journal.Entry, []byte), buf []byte) (int, error) {
+	// Station ids are lower-case letters, digits and hyphens: nothing to
+	// escape. GROUP BY river keeps the series of a point whose station
+	// has changed river since: a rewrite must land on the stored point.
+	stmt := fmt.Sprintf(`SELECT "level_m", "level_m_qc", %q, %q FROM reading WHERE station = '%s' AND time >= %d AND time < %d GROUP BY river`,
+		reading.FieldFlowRated, reading.FieldFlowRated+"_qc", st.ID, start.UnixNano(), end.UnixNano())
+	read := 0
+	err := rp.o.Store.Query(ctx, stmt, func(series []influx.Series) {
+		for _, sr := range series {
+			cols := [4]int{sr.Column("level_m"), sr.Column("level_m_qc"), sr.Column(reading.FieldFlowRated), sr.Column(reading.FieldFlowRated + "_qc")}
+			river := sr.Tags["river"]
+			for _, row := range sr.Values {
+				read++
+				level, ok := sr.Float(row, cols[0])
+				if !ok {
+					continue // nothing to rate (a status-only point, a deleted stage)
+				}
+				p := storedPoint{t: sr.Time(row), level: level, levelFlag: int(quality.NotEvaluated)}
+				if f, ok := sr.Float(row, cols[1]); ok {
+					p.levelFlag = int(f)
+				}
+				p.flow, p.hasFlow = sr.Float(row, cols[2])
+				if f, ok := sr.Float(row, cols[3]); ok {
+					p.flowFlag, p.hasFlowFlag = int(f), true
+				}
+				var e journal.Entry
+				if e, buf = rerate(buf, st, river, &p); e.Line != "" {
+					out(e, buf)
+				}
+			}
+		}
+	})
+	return read, err
+}
+
+// storedPoint is what a reprocess reads of a stored reading.
+type storedPoint struct {
+	t           time.Time
+	level       float64
+	levelFlag   int
+	flow        float64
+	hasFlow     bool
+	flowFlag    int
+	hasFlowFlag bool
+}
+
+// rerate renders the rewrite of p's rated flow, or an entry without a line
+// when nothing changes. The flag is written only when it changes, so that
+// a QC revision the stream writes meanwhile (the spike test of the newest
+// value) is not undone by the flag read before it.
+func rerate(buf []byte, st *registry.Station, river string, p *storedPoint) (journal.Entry, []byte) {
+	b := lineproto.AppendSeries(buf[:0], "reading", st.ID, river)
+	q, err := hydro.RatedFlow(st, p.t, p.level)
+	if err != nil {
+		// Not rated now. A flow rated before stays in InfluxDB, which
+		// cannot take a field out of a point: it is failed instead.
+		if !p.hasFlow || (p.hasFlowFlag && p.flowFlag == int(quality.Fail)) {
+			return journal.Entry{}, buf
+		}
+		b = append(b, reading.FieldFlowRated+"_qc="...)
+		b = strconv.AppendInt(b, int64(quality.Fail), 10)
+		b = append(b, 'i')
+	} else {
+		flagChanged := !p.hasFlowFlag || p.flowFlag != p.levelFlag
+		if p.hasFlow && q == p.flow && !flagChanged {
+			return journal.Entry{}, buf
+		}
+		b = lineproto.AppendFloatField(b, true, reading.FieldFlowRated, q)
+		if flagChanged {
+			b = lineproto.AppendFlagField(b, reading.FieldFlowRated, p.levelFlag)
+		}
+	}
+	b = lineproto.AppendTime(b, p.t)
+	return journal.Entry{Kind: journal.KindCorrected, Station: st.ID, Time: p.t, Source: SourceReprocess, Line: string(b)}, b
+}
+
+// add puts entries into the journal as one record, waiting while the
+// journal holds more than MaxSpoolBytes or refuses the record as full; a
+// record the journal refuses although it is empty (larger than its bound)
+// is split.
+func (rp *Reprocessor) add(ctx context.Context, entries []journal.Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	rec := &journal.Record{Entries: entries}
+	pause := rp.o.Wait / 16
+	said := false
+	for {
+		var err error
+		if rp.o.Journal.Bytes() <= rp.o.MaxSpoolBytes {
+			err = rp.o.Journal.Add(rec)
+			if err == nil {
+				return nil
+			}
+			if !errors.Is(err, journal.ErrFull) {
+				return err
+			}
+			if rp.o.Journal.Bytes() == 0 && len(entries) > 1 {
+				half := len(entries) / 2
+				if err := rp.add(ctx, entries[:half]); err != nil {
+					return err
+				}
+				return rp.add(ctx, entries[half:])
+			}
+		}
+		if !said {
+			// Delivery is behind (InfluxDB down or slow): wait for it.
+			rp.o.Logger.Warn("reprocess waits for room in the spool", "spool_bytes", rp.o.Journal.Bytes(), "err", err)
+			said = true
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		pause = min(2*pause, rp.o.Wait)
+	}
+}
+
+// ReprocessRequest is the body of POST /api/v1/reprocess (CONTRACT §12):
+// times in RFC 3339, both inclusive.
+type ReprocessRequest struct {
+	Station string    `json:"station"`
+	From    time.Time `json:"from"`
+	To      time.Time `json:"to"`
+}
+
+// ReprocessAnswer is one line of the answer to POST /api/v1/reprocess.
+//
+// A request that cannot be made gets a status of 400 (bad request), 409
+// (a reprocess is running) or 503 with one answer holding Error. An
+// accepted one gets 200 and a stream of answers, one JSON object a line
+// (application/x-ndjson), each sent as soon as it is known: after each
+// batch {"done": d, "total": t} (batches of a day), and at the end
+// {"station", "from", "to", "points", "seconds"} (the points rewritten,
+// the seconds taken), or {"error", "points"} when it stopped midway (the
+// points rewritten until then stay: run it again).
+type ReprocessAnswer struct {
+	Done    int       `json:"done,omitempty"`
+	Total   int       `json:"total,omitempty"`
+	Station string    `json:"station,omitempty"`
+	From    time.Time `json:"from,omitzero"`
+	To      time.Time `json:"to,omitzero"`
+	Points  *int      `json:"points,omitempty"`
+	Seconds *float64  `json:"seconds,omitempty"`
+	Error   string    `json:"error,omitempty"`
+}
+
+// Handler serves POST /api/v1/reprocess as ReprocessAnswer says, without
+// the bearer-token check (CONTRACT §8), which its caller puts in front.
+// The reprocess lasts as long as the request: a client that goes away
+// stops it.
+func (rp *Reprocessor) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fail := func(status int, msg string) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			json.NewEncoder(w).Encode(ReprocessAnswer{Error: msg})
+		}
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			fail(http.StatusMethodNotAllowed, "use POST")
+			return
+		}
+		var req ReprocessRequest
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			fail(http.StatusBadRequest, "reprocess: want {\"station\", \"from\", \"to\"} with RFC 3339 times: "+err.Error())
+			return
+		}
+		// Checked before the 200 goes out, so that a mistake gets its 400.
+		if _, err := rp.check(req.Station, req.From, req.To); err != nil {
+			fail(http.StatusBadRequest, err.Error())
+			return
+		}
+		rc := http.NewResponseController(w)
+		enc := json.NewEncoder(w)
+		started := false
+		send := func(a ReprocessAnswer) {
+			if !started {
+				w.Header().Set("Content-Type", "application/x-ndjson")
+				w.WriteHeader(http.StatusOK)
+				started = true
+			}
+			enc.Encode(a)
+			rc.Flush()
+		}
+		t0 := rp.o.Now()
+		n, err := rp.Reprocess(r.Context(), req.Station, req.From, req.To, func(done, total int) {
+			send(ReprocessAnswer{Done: done, Total: total})
+		})
+		switch {
+		case errors.Is(err, ErrReprocessRunning) && !started:
+			fail(http.StatusConflict, err.Error())
+		case err != nil && !started:
+			fail(http.StatusServiceUnavailable, err.Error())
+		case err != nil:
+			send(ReprocessAnswer{Error: err.Error(), Points: &n})
+		default:
+			secs := math.Round(rp.o.Now().Sub(t0).Seconds()*1000) / 1000
+			send(ReprocessAnswer{Station: req.Station, From: req.From, To: req.To, Points: &n, Seconds: &secs})
+		}
+	})
+}
