@@ -37,9 +37,9 @@ import (
 // one exception: InfluxDB cannot take a field out of a point, so a stored
 // flow whose stage the registry no longer rates (outside the rated range, or
 // before the first version) keeps its value and gets flow_rated_m3s_qc 4
-// (fail), the contract's "deleted" (§12), which statistics, ecological-flow
-// days and alert rules leave out; afresh, the point would have no rated
-// flow.
+// (fail), what the contract's deletion makes of a value (§12), which
+// statistics and ecological-flow days leave out; afresh, the point would
+// have no rated flow.
 
 // SourceReprocess is the journal source of the points a reprocess writes.
 const SourceReprocess = "reprocess"

@@ -247,3 +247,24 @@ func TestShiftProblemsWithLines(t *testing.T) {
 		t.Errorf("err = %v, want %q", err, want)
 	}
 }
+
+// TestShippedShiftExampleLoads: the commented shifts of the shipped
+// registry are valid once uncommented.
+func TestShippedShiftExampleLoads(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "configs", "stations.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := strings.Replace(string(data), "\n    # shifts:\n", "\n    shifts:\n", 1)
+	on = strings.ReplaceAll(on, "\n    #   - {from:", "\n      - {from:")
+	if on == string(data) {
+		t.Fatal("no commented shifts in the shipped registry")
+	}
+	r, err := Load("stations.yaml", []byte(on))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sh := r.Station("yarlung-dazhuka").Shifts; len(sh) != 2 || sh[0].DH != 0.06 || !sh[1].To.IsZero() {
+		t.Errorf("shifts = %+v", sh)
+	}
+}
