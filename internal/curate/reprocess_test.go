@@ -3,6 +3,7 @@ package curate
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -389,3 +390,59 @@ func TestAddWaitsAndSplitsNeverDrops(t *testing.T) {
 
 // discard is a logger that says nothing (benchmarks).
 var discard = slog.New(slog.DiscardHandler)
+
+// blockingStore holds every query until release is closed.
+type blockingStore struct {
+	started chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingStore) Query(ctx context.Context, _ string, _ func([]influx.Series)) error {
+	select {
+	case b.started <- struct{}{}:
+	default:
+	}
+	select {
+	case <-b.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestReprocessOneAtATimeAfterDelivery: a reprocess waits for delivery
+// first (and stops when that fails), refuses a bad request, and a second
+// one is refused while the first runs.
+func TestReprocessOneAtATimeAfterDelivery(t *testing.T) {
+	reg := shippedRegistry(t)
+	from := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	bs := &blockingStore{started: make(chan struct{}, 1), release: make(chan struct{})}
+	waited := errors.New("output down")
+	rp := NewReprocessor(ReprocessorOptions{Registry: reg, Store: bs, Journal: &fakeSpool{}, Logger: testLogger(t),
+		AwaitDelivered: func(context.Context) error { return waited }})
+	if _, err := rp.Reprocess(t.Context(), reprocessStation, from, from.AddDate(0, 0, 1), nil); !errors.Is(err, waited) {
+		t.Errorf("err = %v, want the wait's", err)
+	}
+	waited = nil
+	for _, c := range []struct {
+		station  string
+		from, to time.Time
+	}{{"nowhere", from, from}, {reprocessStation, from, from.Add(-time.Second)}, {reprocessStation, time.Time{}, from}} {
+		if _, err := rp.Reprocess(t.Context(), c.station, c.from, c.to, nil); !errors.Is(err, ErrReprocessRequest) {
+			t.Errorf("%s %s–%s: err = %v, want a refused request", c.station, c.from, c.to, err)
+		}
+	}
+	done := make(chan error)
+	go func() {
+		_, err := rp.Reprocess(t.Context(), reprocessStation, from, from.AddDate(0, 0, 1), nil)
+		done <- err
+	}()
+	<-bs.started
+	if _, err := rp.Reprocess(t.Context(), reprocessStation, from, from, nil); !errors.Is(err, ErrReprocessRunning) {
+		t.Errorf("second reprocess: err = %v, want ErrReprocessRunning", err)
+	}
+	close(bs.release)
+	if err := <-done; err != nil {
+		t.Error(err)
+	}
+}
