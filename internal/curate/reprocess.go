@@ -144,15 +144,13 @@ func (rp *Reprocessor) Reprocess(ctx context.Context, station string, from, to t
 	lg := rp.o.Logger.With("station", station)
 	total := int((to.Sub(from))/rp.o.Batch) + 1
 	lg.Info("reprocess starts", "from", from.Format(time.RFC3339), "to", to.Format(time.RFC3339), "batches", total)
-	var buf []byte
 	for k := range total {
 		start := from.Add(time.Duration(k) * rp.o.Batch)
 		end := start.Add(rp.o.Batch) // exclusive
 		if end.After(to) {
 			end = to.Add(time.Nanosecond)
 		}
-		var entries []journal.Entry
-		read, err := rp.batch(ctx, st, start, end, func(e journal.Entry, b []byte) { entries = append(entries, e); buf = b }, buf)
+		entries, read, err := rp.batch(ctx, st, start, end)
 		if err == nil {
 			err = rp.add(ctx, entries)
 		}
@@ -170,6 +168,10 @@ func (rp *Reprocessor) Reprocess(ctx context.Context, station string, from, to t
 	return n, nil
 }
 
+// maxReprocessRange bounds a request's range, below the 292 years a
+// time.Duration holds.
+const maxReprocessRange = 100 * 365 * 24 * time.Hour
+
 // check finds the station of a request and checks its range.
 func (rp *Reprocessor) check(station string, from, to time.Time) (*registry.Station, error) {
 	st := rp.o.Registry.Station(station)
@@ -180,20 +182,25 @@ func (rp *Reprocessor) check(station string, from, to time.Time) (*registry.Stat
 		return nil, fmt.Errorf("%w: from and to are required", ErrReprocessRequest)
 	case to.Before(from):
 		return nil, fmt.Errorf("%w: to %s is before from %s", ErrReprocessRequest, to.Format(time.RFC3339), from.Format(time.RFC3339))
+	case to.Sub(from) > maxReprocessRange:
+		return nil, fmt.Errorf("%w: from %s to %s is more than 100 years; reprocess the years with data", ErrReprocessRequest, from.Format(time.RFC3339), to.Format(time.RFC3339))
 	}
 	return st, nil
 }
 
-// batch reads station's stored readings in [start, end) and hands out
-// the entries of those whose rated flow changes; it returns how many it
-// read.
-func (rp *Reprocessor) batch(ctx context.Context, st *registry.Station, start, end time.Time, out func(journal.Entry, []byte), buf []byte) (int, error) {
+// batch reads station's stored readings in [start, end) and returns the
+// entries of those whose rated flow changes, and how many it read.
+func (rp *Reprocessor) batch(ctx context.Context, st *registry.Station, start, end time.Time) ([]journal.Entry, int, error) {
 	// Station ids are lower-case letters, digits and hyphens: nothing to
 	// escape. GROUP BY river keeps the series of a point whose station
 	// has changed river since: a rewrite must land on the stored point.
 	stmt := fmt.Sprintf(`SELECT "level_m", "level_m_qc", %q, %q FROM reading WHERE station = '%s' AND time >= %d AND time < %d GROUP BY river`,
 		reading.FieldFlowRated, reading.FieldFlowRated+"_qc", st.ID, start.UnixNano(), end.UnixNano())
-	read := 0
+	var (
+		entries []journal.Entry
+		buf     []byte
+		read    int
+	)
 	err := rp.o.Store.Query(ctx, stmt, func(series []influx.Series) {
 		for _, sr := range series {
 			cols := [4]int{sr.Column("level_m"), sr.Column("level_m_qc"), sr.Column(reading.FieldFlowRated), sr.Column(reading.FieldFlowRated + "_qc")}
@@ -214,12 +221,12 @@ func (rp *Reprocessor) batch(ctx context.Context, st *registry.Station, start, e
 				}
 				var e journal.Entry
 				if e, buf = rerate(buf, st, river, &p); e.Line != "" {
-					out(e, buf)
+					entries = append(entries, e)
 				}
 			}
 		}
 	})
-	return read, err
+	return entries, read, err
 }
 
 // storedPoint is what a reprocess reads of a stored reading.

@@ -427,7 +427,7 @@ func TestReprocessOneAtATimeAfterDelivery(t *testing.T) {
 	for _, c := range []struct {
 		station  string
 		from, to time.Time
-	}{{"nowhere", from, from}, {reprocessStation, from, from.Add(-time.Second)}, {reprocessStation, time.Time{}, from}} {
+	}{{"nowhere", from, from}, {reprocessStation, from, from.Add(-time.Second)}, {reprocessStation, time.Time{}, from}, {reprocessStation, time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC), from}} {
 		if _, err := rp.Reprocess(t.Context(), c.station, c.from, c.to, nil); !errors.Is(err, ErrReprocessRequest) {
 			t.Errorf("%s %s–%s: err = %v, want a refused request", c.station, c.from, c.to, err)
 		}
