@@ -14,9 +14,29 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/rivermon/rivermon/internal/curate"
 )
+
+// reprocessRequest is the body of POST /api/v1/reprocess (CONTRACT §12):
+// times in RFC 3339, both ends inclusive.
+type reprocessRequest struct {
+	Station string `json:"station"`
+	From    string `json:"from"`
+	To      string `json:"to"`
+}
+
+// reprocessAnswer is what rivermon reprocess reads of the answer: one
+// JSON object, {"points": n} (the points rewritten, with "seconds" when
+// the service says how long it took), or {"error": "..."} with a status
+// other than 200. A service may send progress first, objects of
+// {"done": d, "total": t} (days), one a line, each as soon as it is known,
+// and then the result, or an error when it stopped midway.
+type reprocessAnswer struct {
+	Done    int      `json:"done"`
+	Total   int      `json:"total"`
+	Points  *int     `json:"points"`
+	Seconds *float64 `json:"seconds"`
+	Error   string   `json:"error"`
+}
 
 // reprocessOptions are the flags of rivermon reprocess.
 type reprocessOptions struct {
@@ -77,16 +97,11 @@ func reprocessCommand(args []string, stdout, stderr io.Writer) int {
 	if o.station == "" || o.from == "" || o.to == "" {
 		return mistake("-station, -from and -to are required")
 	}
-	req := curate.ReprocessRequest{Station: o.station}
-	for _, f := range []struct {
-		name, v string
-		t       *time.Time
-	}{{"-from", o.from, &req.From}, {"-to", o.to, &req.To}} {
-		t, err := time.Parse(time.RFC3339Nano, f.v)
-		if err != nil {
+	req := reprocessRequest{Station: o.station, From: o.from, To: o.to}
+	for _, f := range []struct{ name, v string }{{"-from", o.from}, {"-to", o.to}} {
+		if _, err := time.Parse(time.RFC3339Nano, f.v); err != nil {
 			return mistake("%s %q: want an RFC 3339 time such as 2026-06-01T00:00:00+08:00", f.name, f.v)
 		}
-		*f.t = t
 	}
 	token := ""
 	if o.tokenFile != "" {
@@ -109,8 +124,8 @@ func reprocessCommand(args []string, stdout, stderr io.Writer) int {
 }
 
 // postReprocess sends the request and follows the answer (see
-// curate.ReprocessAnswer): progress to stderr, the result to stdout.
-func postReprocess(ctx context.Context, url, token string, req curate.ReprocessRequest, stdout, stderr io.Writer) error {
+// reprocessAnswer): progress to stderr, the result to stdout.
+func postReprocess(ctx context.Context, url, token string, req reprocessRequest, stdout, stderr io.Writer) error {
 	body, _ := json.Marshal(req)
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
@@ -120,8 +135,8 @@ func postReprocess(ctx context.Context, url, token string, req curate.ReprocessR
 	if token != "" {
 		hr.Header.Set("Authorization", "Bearer "+token)
 	}
-	// No overall timeout: a reprocess of years takes minutes, and its
-	// progress says it is alive.
+	// No overall timeout: a reprocess of years takes minutes.
+	started := time.Now()
 	resp, err := http.DefaultClient.Do(hr)
 	if err != nil {
 		return err
@@ -129,7 +144,7 @@ func postReprocess(ctx context.Context, url, token string, req curate.ReprocessR
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-		var a curate.ReprocessAnswer
+		var a reprocessAnswer
 		msg := strings.TrimSpace(string(b))
 		if json.Unmarshal(b, &a) == nil && a.Error != "" {
 			msg = a.Error
@@ -142,7 +157,7 @@ func postReprocess(ctx context.Context, url, token string, req curate.ReprocessR
 	dec := json.NewDecoder(resp.Body)
 	shown := -1 // the last tenth shown
 	for {
-		var a curate.ReprocessAnswer
+		var a reprocessAnswer
 		if err := dec.Decode(&a); err != nil {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
@@ -156,12 +171,12 @@ func postReprocess(ctx context.Context, url, token string, req curate.ReprocessR
 			}
 			return errors.New(a.Error)
 		case a.Points != nil:
-			secs := 0.0
+			secs := time.Since(started).Seconds()
 			if a.Seconds != nil {
 				secs = *a.Seconds
 			}
 			fmt.Fprintf(stdout, "reprocessed %s from %s to %s: %d points rewritten in %.1f s\n", req.Station,
-				req.From.Format(time.RFC3339), req.To.Format(time.RFC3339), *a.Points, secs)
+				req.From, req.To, *a.Points, secs)
 			return nil
 		case a.Total > 0:
 			// A line per tenth of the way: a year is 365 batches.

@@ -2,10 +2,8 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,80 +11,97 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/rivermon/rivermon/ingest/influx"
-	"github.com/rivermon/rivermon/ingest/journal"
-	"github.com/rivermon/rivermon/internal/curate"
-	"github.com/rivermon/rivermon/internal/registry"
 )
 
-// storedDays answers a reprocess's queries with a stage every hour of the
-// range asked, rated with nothing yet.
-type storedDays struct{}
-
-func (storedDays) Query(_ context.Context, stmt string, each func([]influx.Series)) error {
-	var from, to int64
-	if _, err := fmt.Sscanf(stmt[strings.Index(stmt, "time >= "):], "time >= %d AND time < %d", &from, &to); err != nil {
-		return err
+// reprocessAPI stands for the service's POST /api/v1/reprocess: the bearer
+// token, then {"station", "from", "to"} answered {"station", "points"}, or
+// {"error"} with a 4xx; with stream, one progress line a day first, and
+// the time taken.
+func reprocessAPI(t *testing.T, token string, stream bool) *httptest.Server {
+	fail := func(w http.ResponseWriter, status int, msg string) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		json.NewEncoder(w).Encode(map[string]string{"error": msg})
 	}
-	s := influx.Series{Name: "reading", Tags: map[string]string{"river": "yarlung"}, Columns: []string{"time", "level_m", "level_m_qc"}}
-	for t := from; t < to; t += int64(time.Hour) {
-		s.Values = append(s.Values, []any{json.Number(fmt.Sprint(t)), json.Number("2.5"), json.Number("1")})
-	}
-	each([]influx.Series{s})
-	return nil
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/api/v1/reprocess" {
+			http.NotFound(w, r)
+			return
+		}
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			fail(w, http.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
+		var req map[string]string
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req) != 3 {
+			fail(w, http.StatusBadRequest, fmt.Sprintf("want {station, from, to}: %v %v", req, err))
+			return
+		}
+		if req["station"] != "yarlung-dazhuka" {
+			fail(w, http.StatusBadRequest, fmt.Sprintf("unknown station %q", req["station"]))
+			return
+		}
+		from, _ := time.Parse(time.RFC3339, req["from"])
+		to, _ := time.Parse(time.RFC3339, req["to"])
+		days := int(to.Sub(from)/(24*time.Hour)) + 1
+		points := 288 * days
+		if !stream {
+			json.NewEncoder(w).Encode(map[string]any{"station": req["station"], "points": points})
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		enc := json.NewEncoder(w)
+		for d := 1; d <= days; d++ {
+			enc.Encode(map[string]int{"done": d, "total": days})
+		}
+		if req["to"] == "2025-01-31T00:00:00Z" {
+			enc.Encode(map[string]any{"error": "influxdb query: 503 Service Unavailable", "points": 576})
+			return
+		}
+		enc.Encode(map[string]any{"station": req["station"], "points": points, "seconds": 2.5})
+	}))
 }
-
-// journalled takes every record.
-type journalled struct{ n int }
-
-func (j *journalled) Add(rec *journal.Record) error { j.n += len(rec.Entries); return nil }
-func (j *journalled) Bytes() int64                  { return 0 }
 
 // TestReprocessCommand: rivermon reprocess posts its request with the
 // bearer token and prints the service's progress and result, or its
 // message with status 1.
 func TestReprocessCommand(t *testing.T) {
-	reg, err := registry.LoadFile(filepath.Join("..", "..", "configs", "stations.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp := curate.NewReprocessor(curate.ReprocessorOptions{Registry: reg, Store: storedDays{}, Journal: &journalled{}, Logger: slog.New(slog.DiscardHandler)})
 	const token = "s3cret"
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/api/v1/reprocess" {
-			http.NotFound(w, r)
-			return
-		}
-		if r.Header.Get("Authorization") != "Bearer "+token {
-			http.Error(w, `{"error": "missing or wrong bearer token"}`, http.StatusUnauthorized)
-			return
-		}
-		rp.Handler().ServeHTTP(w, r)
-	}))
-	defer srv.Close()
+	plain, streamed := reprocessAPI(t, token, false), reprocessAPI(t, token, true)
+	defer plain.Close()
+	defer streamed.Close()
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	base := []string{"reprocess", "-url", srv.URL, "-token-file", tokenFile}
+	cmd := func(srv *httptest.Server, args ...string) []string {
+		return append([]string{"reprocess", "-url", srv.URL + "/", "-token-file", tokenFile}, args...)
+	}
+	year := []string{"-station", "yarlung-dazhuka", "-from", "2025-01-01T00:00:00+08:00", "-to", "2025-12-31T23:55:00+08:00"}
 	for _, tc := range []struct {
 		name           string
 		args           []string
 		code           int
 		stdout, stderr []string
 	}{
-		{"a year", append(base, "-station", "yarlung-dazhuka", "-from", "2025-01-01T00:00:00+08:00", "-to", "2025-12-31T23:55:00+08:00"), 0,
-			[]string{"reprocessed yarlung-dazhuka from 2025-01-01T00:00:00+08:00 to 2025-12-31T23:55:00+08:00: 8760 points rewritten in "},
-			[]string{"reprocess yarlung-dazhuka: 1 of 365 days", "reprocess yarlung-dazhuka: 365 of 365 days"}},
-		{"unknown station", append(base, "-station", "nowhere", "-from", "2025-01-01T00:00:00Z", "-to", "2025-01-02T00:00:00Z"), 1,
-			nil, []string{`rivermon reprocess: 400 Bad Request: reprocess: unknown station "nowhere"`}},
-		{"backwards", append(base, "-station", "yarlung-dazhuka", "-from", "2025-01-02T00:00:00Z", "-to", "2025-01-01T00:00:00Z"), 1,
-			nil, []string{"400 Bad Request: reprocess: to 2025-01-01T00:00:00Z is before from 2025-01-02T00:00:00Z"}},
-		{"no token", []string{"reprocess", "-url", srv.URL, "-station", "yarlung-dazhuka", "-from", "2025-01-01T00:00:00Z", "-to", "2025-01-02T00:00:00Z"}, 1,
-			nil, []string{"401 Unauthorized: missing or wrong bearer token"}},
+		{"a year", cmd(plain, year...), 0,
+			[]string{"reprocessed yarlung-dazhuka from 2025-01-01T00:00:00+08:00 to 2025-12-31T23:55:00+08:00: 105120 points rewritten in "}, nil},
+		{"a year, with progress", cmd(streamed, year...), 0,
+			[]string{"reprocessed yarlung-dazhuka from 2025-01-01T00:00:00+08:00 to 2025-12-31T23:55:00+08:00: 105120 points rewritten in 2.5 s\n"},
+			[]string{"reprocess yarlung-dazhuka: 1 of 365 days\n", "reprocess yarlung-dazhuka: 37 of 365 days\n", "reprocess yarlung-dazhuka: 365 of 365 days\n"}},
+		{"stopped midway", cmd(streamed, "-station", "yarlung-dazhuka", "-from", "2025-01-01T00:00:00Z", "-to", "2025-01-31T00:00:00Z"), 1,
+			nil, []string{"rivermon reprocess: influxdb query: 503 Service Unavailable (576 points rewritten before it stopped; running it again is harmless)"}},
+		{"unknown station", cmd(plain, "-station", "nowhere", "-from", "2025-01-01T00:00:00Z", "-to", "2025-01-02T00:00:00Z"), 1,
+			nil, []string{`rivermon reprocess: 400 Bad Request: unknown station "nowhere"`}},
+		{"no token", []string{"reprocess", "-url", plain.URL, "-station", "yarlung-dazhuka", "-from", "2025-01-01T00:00:00Z", "-to", "2025-01-02T00:00:00Z"}, 1,
+			nil, []string{"rivermon reprocess: 401 Unauthorized: missing or wrong bearer token"}},
+		{"not served", []string{"reprocess", "-url", plain.URL + "/elsewhere", "-token-file", tokenFile, "-station", "x", "-from", "2025-01-01T00:00:00Z", "-to", "2025-01-02T00:00:00Z"}, 1,
+			nil, []string{"rivermon reprocess: 404 Not Found: 404 page not found"}},
+		{"no token file", []string{"reprocess", "-token-file", filepath.Join(t.TempDir(), "none"), "-station", "x", "-from", "2025-01-01T00:00:00Z", "-to", "2025-01-02T00:00:00Z"}, 1,
+			nil, []string{"rivermon reprocess: -token-file: open "}},
 		{"missing flag", []string{"reprocess", "-station", "yarlung-dazhuka"}, 2, nil, []string{"-from and -to are required", "Usage: rivermon reprocess"}},
 		{"bad time", []string{"reprocess", "-station", "x", "-from", "yesterday", "-to", "2025-01-02T00:00:00Z"}, 2, nil, []string{`-from "yesterday": want an RFC 3339 time`}},
+		{"stray argument", []string{"reprocess", "-station", "x", "now"}, 2, nil, []string{`unexpected argument "now"`}},
 		{"help", []string{"help", "reprocess"}, 0, []string{"Usage: rivermon reprocess", "-token-file", "POST /api/v1/reprocess"}, nil},
 		{"-h", []string{"reprocess", "-h"}, 0, []string{"Usage: rivermon reprocess"}, nil},
 		{"listed", []string{"help"}, 0, []string{"\n  reprocess "}, nil},

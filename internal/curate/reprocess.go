@@ -2,12 +2,9 @@ package curate
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
-	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -56,8 +53,8 @@ type reprocessSpool interface {
 	Bytes() int64
 }
 
-// ReprocessorOptions configure a Reprocessor.
-type ReprocessorOptions struct {
+// RatingReprocessorOptions configure a RatingReprocessor.
+type RatingReprocessorOptions struct {
 	// Registry gives the stations and their ratings and shifts: the ones
 	// the stream uses.
 	Registry *registry.Registry
@@ -81,20 +78,19 @@ type ReprocessorOptions struct {
 	// (default 1 s).
 	Wait   time.Duration
 	Logger *slog.Logger
-	// Now is the clock of the answer's seconds (default time.Now).
-	Now func() time.Time
 }
 
-// Reprocessor recomputes the rated flows of stored readings.
-type Reprocessor struct {
-	o ReprocessorOptions
+// RatingReprocessor recomputes the rated flows of stored readings: the
+// Reprocessor behind POST /api/v1/reprocess and rivermon reprocess.
+type RatingReprocessor struct {
+	o RatingReprocessorOptions
 	// one keeps to one reprocess at a time: each reads a year in under a
 	// minute on two cores, and two would only slow the live stream.
 	one sync.Mutex
 }
 
-// NewReprocessor returns a Reprocessor.
-func NewReprocessor(o ReprocessorOptions) *Reprocessor {
+// NewRatingReprocessor returns a RatingReprocessor.
+func NewRatingReprocessor(o RatingReprocessorOptions) *RatingReprocessor {
 	if o.Batch <= 0 {
 		o.Batch = 24 * time.Hour
 	}
@@ -107,10 +103,7 @@ func NewReprocessor(o ReprocessorOptions) *Reprocessor {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	return &Reprocessor{o: o}
+	return &RatingReprocessor{o: o}
 }
 
 // ErrReprocessRequest is the class of a request that cannot be made (an
@@ -127,7 +120,7 @@ var ErrReprocessRunning = errors.New("a reprocess is running; try again when it 
 // the batches done and their total. Stopped by ctx, it returns what it
 // wrote so far: a reprocess can always be run again, since it writes the
 // same values.
-func (rp *Reprocessor) Reprocess(ctx context.Context, station string, from, to time.Time, progress func(done, total int)) (n int, err error) {
+func (rp *RatingReprocessor) Reprocess(ctx context.Context, station string, from, to time.Time, progress func(done, total int)) (n int, err error) {
 	st, err := rp.check(station, from, to)
 	if err != nil {
 		return 0, err
@@ -173,7 +166,7 @@ func (rp *Reprocessor) Reprocess(ctx context.Context, station string, from, to t
 const maxReprocessRange = 100 * 365 * 24 * time.Hour
 
 // check finds the station of a request and checks its range.
-func (rp *Reprocessor) check(station string, from, to time.Time) (*registry.Station, error) {
+func (rp *RatingReprocessor) check(station string, from, to time.Time) (*registry.Station, error) {
 	st := rp.o.Registry.Station(station)
 	switch {
 	case st == nil:
@@ -190,7 +183,7 @@ func (rp *Reprocessor) check(station string, from, to time.Time) (*registry.Stat
 
 // batch reads station's stored readings in [start, end) and returns the
 // entries of those whose rated flow changes, and how many it read.
-func (rp *Reprocessor) batch(ctx context.Context, st *registry.Station, start, end time.Time) ([]journal.Entry, int, error) {
+func (rp *RatingReprocessor) batch(ctx context.Context, st *registry.Station, start, end time.Time) ([]journal.Entry, int, error) {
 	// Station ids are lower-case letters, digits and hyphens: nothing to
 	// escape. GROUP BY river keeps the series of a point whose station
 	// has changed river since: a rewrite must land on the stored point.
@@ -211,7 +204,7 @@ func (rp *Reprocessor) batch(ctx context.Context, st *registry.Station, start, e
 				if !ok {
 					continue // nothing to rate (a status-only point, a deleted stage)
 				}
-				p := storedPoint{t: sr.Time(row), level: level, levelFlag: int(quality.NotEvaluated)}
+				p := ratedPoint{t: sr.Time(row), level: level, levelFlag: int(quality.NotEvaluated)}
 				if f, ok := sr.Float(row, cols[1]); ok {
 					p.levelFlag = int(f)
 				}
@@ -229,8 +222,8 @@ func (rp *Reprocessor) batch(ctx context.Context, st *registry.Station, start, e
 	return entries, read, err
 }
 
-// storedPoint is what a reprocess reads of a stored reading.
-type storedPoint struct {
+// ratedPoint is what a reprocess reads of a stored reading.
+type ratedPoint struct {
 	t           time.Time
 	level       float64
 	levelFlag   int
@@ -244,7 +237,7 @@ type storedPoint struct {
 // when nothing changes. The flag is written only when it changes, so that
 // a QC revision the stream writes meanwhile (the spike test of the newest
 // value) is not undone by the flag read before it.
-func rerate(buf []byte, st *registry.Station, river string, p *storedPoint) (journal.Entry, []byte) {
+func rerate(buf []byte, st *registry.Station, river string, p *ratedPoint) (journal.Entry, []byte) {
 	b := lineproto.AppendSeries(buf[:0], "reading", st.ID, river)
 	q, err := hydro.RatedFlow(st, p.t, p.level)
 	if err != nil {
@@ -274,7 +267,7 @@ func rerate(buf []byte, st *registry.Station, river string, p *storedPoint) (jou
 // journal holds more than MaxSpoolBytes or refuses the record as full; a
 // record the journal refuses although it is empty (larger than its bound)
 // is split.
-func (rp *Reprocessor) add(ctx context.Context, entries []journal.Entry) error {
+func (rp *RatingReprocessor) add(ctx context.Context, entries []journal.Entry) error {
 	if len(entries) == 0 {
 		return nil
 	}
@@ -313,91 +306,4 @@ func (rp *Reprocessor) add(ctx context.Context, entries []journal.Entry) error {
 		}
 		pause = min(2*pause, rp.o.Wait)
 	}
-}
-
-// ReprocessRequest is the body of POST /api/v1/reprocess (CONTRACT §12):
-// times in RFC 3339, both inclusive.
-type ReprocessRequest struct {
-	Station string    `json:"station"`
-	From    time.Time `json:"from"`
-	To      time.Time `json:"to"`
-}
-
-// ReprocessAnswer is one line of the answer to POST /api/v1/reprocess.
-//
-// A request that cannot be made gets a status of 400 (bad request), 409
-// (a reprocess is running) or 503 with one answer holding Error. An
-// accepted one gets 200 and a stream of answers, one JSON object a line
-// (application/x-ndjson), each sent as soon as it is known: after each
-// batch {"done": d, "total": t} (batches of a day), and at the end
-// {"station", "from", "to", "points", "seconds"} (the points rewritten,
-// the seconds taken), or {"error", "points"} when it stopped midway (the
-// points rewritten until then stay: run it again).
-type ReprocessAnswer struct {
-	Done    int       `json:"done,omitempty"`
-	Total   int       `json:"total,omitempty"`
-	Station string    `json:"station,omitempty"`
-	From    time.Time `json:"from,omitzero"`
-	To      time.Time `json:"to,omitzero"`
-	Points  *int      `json:"points,omitempty"`
-	Seconds *float64  `json:"seconds,omitempty"`
-	Error   string    `json:"error,omitempty"`
-}
-
-// Handler serves POST /api/v1/reprocess as ReprocessAnswer says, without
-// the bearer-token check (CONTRACT §8), which its caller puts in front.
-// The reprocess lasts as long as the request: a client that goes away
-// stops it.
-func (rp *Reprocessor) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fail := func(status int, msg string) {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(status)
-			json.NewEncoder(w).Encode(ReprocessAnswer{Error: msg})
-		}
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			fail(http.StatusMethodNotAllowed, "use POST")
-			return
-		}
-		var req ReprocessRequest
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			fail(http.StatusBadRequest, "reprocess: want {\"station\", \"from\", \"to\"} with RFC 3339 times: "+err.Error())
-			return
-		}
-		// Checked before the 200 goes out, so that a mistake gets its 400.
-		if _, err := rp.check(req.Station, req.From, req.To); err != nil {
-			fail(http.StatusBadRequest, err.Error())
-			return
-		}
-		rc := http.NewResponseController(w)
-		enc := json.NewEncoder(w)
-		started := false
-		send := func(a ReprocessAnswer) {
-			if !started {
-				w.Header().Set("Content-Type", "application/x-ndjson")
-				w.WriteHeader(http.StatusOK)
-				started = true
-			}
-			enc.Encode(a)
-			rc.Flush()
-		}
-		t0 := rp.o.Now()
-		n, err := rp.Reprocess(r.Context(), req.Station, req.From, req.To, func(done, total int) {
-			send(ReprocessAnswer{Done: done, Total: total})
-		})
-		switch {
-		case errors.Is(err, ErrReprocessRunning) && !started:
-			fail(http.StatusConflict, err.Error())
-		case err != nil && !started:
-			fail(http.StatusServiceUnavailable, err.Error())
-		case err != nil:
-			send(ReprocessAnswer{Error: err.Error(), Points: &n})
-		default:
-			secs := math.Round(rp.o.Now().Sub(t0).Seconds()*1000) / 1000
-			send(ReprocessAnswer{Station: req.Station, From: req.From, To: req.To, Points: &n, Seconds: &secs})
-		}
-	})
 }

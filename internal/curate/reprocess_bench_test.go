@@ -57,7 +57,7 @@ func BenchmarkReprocessYear(b *testing.B) {
 	var reprocessed, delivered time.Duration
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
-		rp := NewReprocessor(ReprocessorOptions{Registry: regs[(i+1)%2], Store: r.store, Journal: r.journal, Logger: discard})
+		rp := NewRatingReprocessor(RatingReprocessorOptions{Registry: regs[(i+1)%2], Store: r.store, Journal: r.journal, Logger: discard})
 		t0 := time.Now()
 		got, err := rp.Reprocess(b.Context(), reprocessStation, start, start.Add((n-1)*5*time.Minute), nil)
 		if err != nil {

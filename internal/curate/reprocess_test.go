@@ -209,7 +209,7 @@ func TestReprocessGivesWhatIngestingAfreshGives(t *testing.T) {
 		t.Fatalf("%d points stored, want %d", len(before), len(hs))
 	}
 
-	rp := NewReprocessor(ReprocessorOptions{Registry: newReg, Store: old.store, Journal: old.journal, Logger: testLogger(t)})
+	rp := NewRatingReprocessor(RatingReprocessorOptions{Registry: newReg, Store: old.store, Journal: old.journal, Logger: testLogger(t)})
 	var calls, total int
 	n, err := rp.Reprocess(t.Context(), reprocessStation, start, start.Add(time.Duration(len(hs)-1)*5*time.Minute),
 		func(done, tot int) { calls, total = done, tot })
@@ -302,17 +302,17 @@ func TestRerate(t *testing.T) {
 	qs := strconv.FormatFloat(q, 'g', -1, 64)
 	for _, c := range []struct {
 		name string
-		p    storedPoint
+		p    ratedPoint
 		want string // "" nothing
 	}{
-		{"newly rated", storedPoint{level: 2, levelFlag: 1}, "flow_rated_m3s=" + qs + ",flow_rated_m3s_qc=1i"},
-		{"unchanged", storedPoint{level: 2, levelFlag: 1, flow: q, hasFlow: true, flowFlag: 1, hasFlowFlag: true}, ""},
-		{"flag differs", storedPoint{level: 2, levelFlag: 3, flow: q, hasFlow: true, flowFlag: 1, hasFlowFlag: true}, "flow_rated_m3s=" + qs + ",flow_rated_m3s_qc=3i"},
-		{"value differs", storedPoint{level: 2, levelFlag: 1, flow: q + 1, hasFlow: true, flowFlag: 1, hasFlowFlag: true}, "flow_rated_m3s=" + qs},
-		{"a revision's flag without a flow", storedPoint{level: 2, levelFlag: 4, flowFlag: 4, hasFlowFlag: true}, "flow_rated_m3s=" + qs},
-		{"no longer rated", storedPoint{level: 20, levelFlag: 1, flow: 5, hasFlow: true, flowFlag: 1, hasFlowFlag: true}, "flow_rated_m3s_qc=4i"},
-		{"no longer rated, failed already", storedPoint{level: 20, levelFlag: 1, flow: 5, hasFlow: true, flowFlag: 4, hasFlowFlag: true}, ""},
-		{"never rated", storedPoint{level: 20, levelFlag: 1}, ""},
+		{"newly rated", ratedPoint{level: 2, levelFlag: 1}, "flow_rated_m3s=" + qs + ",flow_rated_m3s_qc=1i"},
+		{"unchanged", ratedPoint{level: 2, levelFlag: 1, flow: q, hasFlow: true, flowFlag: 1, hasFlowFlag: true}, ""},
+		{"flag differs", ratedPoint{level: 2, levelFlag: 3, flow: q, hasFlow: true, flowFlag: 1, hasFlowFlag: true}, "flow_rated_m3s=" + qs + ",flow_rated_m3s_qc=3i"},
+		{"value differs", ratedPoint{level: 2, levelFlag: 1, flow: q + 1, hasFlow: true, flowFlag: 1, hasFlowFlag: true}, "flow_rated_m3s=" + qs},
+		{"a revision's flag without a flow", ratedPoint{level: 2, levelFlag: 4, flowFlag: 4, hasFlowFlag: true}, "flow_rated_m3s=" + qs},
+		{"no longer rated", ratedPoint{level: 20, levelFlag: 1, flow: 5, hasFlow: true, flowFlag: 1, hasFlowFlag: true}, "flow_rated_m3s_qc=4i"},
+		{"no longer rated, failed already", ratedPoint{level: 20, levelFlag: 1, flow: 5, hasFlow: true, flowFlag: 4, hasFlowFlag: true}, ""},
+		{"never rated", ratedPoint{level: 20, levelFlag: 1}, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			c.p.t = at
@@ -366,7 +366,7 @@ func TestAddWaitsAndSplitsNeverDrops(t *testing.T) {
 		entries[i].Line = strconv.Itoa(i)
 	}
 	sp := &fakeSpool{refusals: 3, maxEntries: 30}
-	rp := NewReprocessor(ReprocessorOptions{Journal: sp, Wait: 10 * time.Millisecond, Logger: testLogger(t)})
+	rp := NewRatingReprocessor(RatingReprocessorOptions{Journal: sp, Wait: 10 * time.Millisecond, Logger: testLogger(t)})
 	if err := rp.add(t.Context(), entries); err != nil {
 		t.Fatal(err)
 	}
@@ -380,7 +380,7 @@ func TestAddWaitsAndSplitsNeverDrops(t *testing.T) {
 	}
 	// Over MaxSpoolBytes it waits without trying.
 	sp = &fakeSpool{bytes: 1 << 30}
-	rp = NewReprocessor(ReprocessorOptions{Journal: sp, Wait: 10 * time.Millisecond, Logger: testLogger(t)})
+	rp = NewRatingReprocessor(RatingReprocessorOptions{Journal: sp, Wait: 10 * time.Millisecond, Logger: testLogger(t)})
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
 	if err := rp.add(ctx, entries); err != context.DeadlineExceeded || len(sp.entries) != 0 {
@@ -418,7 +418,7 @@ func TestReprocessOneAtATimeAfterDelivery(t *testing.T) {
 	from := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	bs := &blockingStore{started: make(chan struct{}, 1), release: make(chan struct{})}
 	waited := errors.New("output down")
-	rp := NewReprocessor(ReprocessorOptions{Registry: reg, Store: bs, Journal: &fakeSpool{}, Logger: testLogger(t),
+	rp := NewRatingReprocessor(RatingReprocessorOptions{Registry: reg, Store: bs, Journal: &fakeSpool{}, Logger: testLogger(t),
 		AwaitDelivered: func(context.Context) error { return waited }})
 	if _, err := rp.Reprocess(t.Context(), reprocessStation, from, from.AddDate(0, 0, 1), nil); !errors.Is(err, waited) {
 		t.Errorf("err = %v, want the wait's", err)
