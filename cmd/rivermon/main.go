@@ -3,6 +3,8 @@
 //	rivermon [run] [-config FILE] [-log-level LEVEL] [-cpuprofile FILE]
 //	                               run the service
 //	rivermon check [-config FILE]  validate every config file
+//	rivermon reprocess -station ID -from TIME -to TIME [-url URL] [-token-file FILE]
+//	                               recompute rated flows after a rating change
 //	rivermon version               print the version
 //	rivermon help [COMMAND]        print the usage
 package main
@@ -44,6 +46,8 @@ func main() {
 const commandList = `Commands:
   run      run the service (the default when no command is given)
   check    validate the service config, stations and rules; exit 1 with FILE:LINE: message lines
+  reprocess  recompute a station's rated flows over a time range in the running service
+             (after a rating version or shift was added for the past)
   version  print the version
   help     print this help, or a command's (rivermon help check)
 `
@@ -92,6 +96,8 @@ func usage(w io.Writer, cmd string) {
 	case "check":
 		fmt.Fprint(w, "Usage: rivermon check [-config FILE]\n\nLoad and validate every config file (service, stations, rules); print ok and exit 0,\nor print one FILE:LINE: message line per problem and exit 1. Warnings\n(FILE:LINE: warning: message) are printed and do not fail the check.\n\nFlags:\n")
 		printFlags("check")
+	case "reprocess":
+		reprocessUsage(w)
 	case "version":
 		fmt.Fprintln(w, "Usage: rivermon version\n\nPrint the version.")
 	case "help":
@@ -100,7 +106,7 @@ func usage(w io.Writer, cmd string) {
 }
 
 func isCommand(s string) bool {
-	return s == "run" || s == "check" || s == "version" || s == "help"
+	return s == "run" || s == "check" || s == "version" || s == "help" || s == "reprocess"
 }
 
 // run runs the command line args and returns the exit status: 0 done, 1
@@ -115,6 +121,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		cmd, explicit, args = args[0], true, args[1:]
+	}
+	if cmd == "reprocess" {
+		return reprocessCommand(args, stdout, stderr)
 	}
 	helpFor := cmd // the usage a mistake or -h prints: "" is all of it
 	if !explicit {
