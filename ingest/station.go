@@ -106,13 +106,12 @@ func (s *station) assess(smp *reading.Sample, forced map[string]int, m *Metrics)
 			}
 		}
 	}
-	// Discharge from the rating curve in force at the sample's time; never
-	// extrapolated beyond the rated range.
+	// Discharge from the rating curve and the shift in force at the
+	// sample's time (a reprocess rates stored stages with the same
+	// function); never extrapolated beyond the rated range.
 	if !math.IsNaN(level) && len(s.reg.Rating) > 0 {
-		r, err := hydro.RatingAt(s.reg.Rating, smp.Time)
-		if err == nil {
-			a.rated, err = hydro.Flow(r, level)
-		}
+		var err error
+		a.rated, err = hydro.RatedFlow(s.reg, smp.Time, level)
 		switch {
 		case err == nil:
 			a.hasRated, a.ratedFlag = true, levelFlag

@@ -333,9 +333,9 @@ func (s *Station) floodFactor(t time.Time, month int) float64 {
 // curve, or a generic power law when it has none.
 func (s *Station) stage(t time.Time, q float64) float64 { return stageAt(s.st, s.mean, t, q) }
 
-// stageAt is the stage at which st's rating curve in force at t passes q
-// (mean is the station's mean flow, for the generic power law of a station
-// without a curve). Where two segments do not quite meet, a flow between
+// stageAt is the gauge reading at which st's rating curve and shift in
+// force at t pass q (mean is the station's mean flow, for the generic power
+// law of a station without a curve). Where two segments do not quite meet, a flow between
 // them reads as the stage of the break; above the rated range the last
 // segment goes on: the gauge still reads there.
 func stageAt(st *registry.Station, mean float64, t time.Time, q float64) float64 {
@@ -343,16 +343,19 @@ func stageAt(st *registry.Station, mean float64, t time.Time, q float64) float64
 	if err != nil {
 		return 0.2 + math.Pow(math.Max(q, 0)/mean, 0.55)
 	}
+	// The curve gives the effective stage; the gauge reads it less the
+	// shift in force (hydro.RatedFlow adds the shift back).
+	dh := hydro.ShiftAt(st.Shifts, t)
 	if h, err := hydro.Stage(r, q); err == nil {
-		return h
+		return h - dh
 	}
 	for _, sg := range r.Segments {
 		if h := sg.E + math.Pow(math.Max(q, 0)/sg.C, 1/sg.B); h <= sg.HMax {
-			return math.Max(h, sg.HMin)
+			return math.Max(h, sg.HMin) - dh
 		}
 	}
 	last := r.Segments[len(r.Segments)-1]
-	return last.E + math.Pow(math.Max(q, 0)/last.C, 1/last.B)
+	return last.E + math.Pow(math.Max(q, 0)/last.C, 1/last.B) - dh
 }
 
 // seasonal interpolates a monthly table (values at mid-month) at t.

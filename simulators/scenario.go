@@ -528,13 +528,14 @@ func (s *Station) sensorScenario(t time.Time, values map[string]float64) {
 	values["level_m"] = round(v, 3)
 }
 
-// flowAt is the flow of st's rating curve in force at t for the stage h
-// (the inverse of stageAt).
+// flowAt is the flow of st's rating curve and shift in force at t for the
+// gauge reading h (the inverse of stageAt).
 func flowAt(st *registry.Station, mean float64, t time.Time, h float64) float64 {
 	r, err := hydro.RatingAt(st.Rating, t)
 	if err != nil {
 		return mean * math.Pow(math.Max(h-0.2, 0), 1/0.55)
 	}
+	h += hydro.ShiftAt(st.Shifts, t) // the effective stage
 	if q, err := hydro.Flow(r, h); err == nil {
 		return q
 	}

@@ -242,10 +242,8 @@ func assess(st *registry.Station, samples []reading.Sample) []record {
 	for i := range recs {
 		r := &recs[i]
 		if h, ok := r.values["level_m"]; ok {
-			if rt, err := hydro.RatingAt(st.Rating, r.t); err == nil {
-				if q, err := hydro.Flow(rt, h.v); err == nil {
-					r.values["flow_rated_m3s"] = flagged{q, h.flag}
-				}
+			if q, err := hydro.RatedFlow(st, r.t, h.v); err == nil {
+				r.values["flow_rated_m3s"] = flagged{q, h.flag}
 			}
 		}
 		for code, x := range r.values {

@@ -4,6 +4,8 @@
 //	                               run the service
 //	rivermon check [-config FILE]  validate every config file
 //	rivermon correct [FLAGS]       make or undo a correction through the HTTP API
+//	rivermon reprocess -station ID -from TIME -to TIME [-url URL] [-token-file FILE]
+//	                               recompute rated flows after a rating change
 //	rivermon version               print the version
 //	rivermon help [COMMAND]        print the usage
 package main
@@ -46,6 +48,8 @@ const commandList = `Commands:
   run      run the service (the default when no command is given)
   check    validate the service config, stations and rules; exit 1 with FILE:LINE: message lines
   correct  make a correction of stored values, or undo one (-undo ID), through rivermon's HTTP API
+  reprocess  recompute a station's rated flows over a time range in the running service
+             (after a rating version or shift was added for the past)
   version  print the version
   help     print this help, or a command's (rivermon help check)
 `
@@ -105,6 +109,8 @@ func usage(w io.Writer, cmd string) {
 			"       rivermon correct -undo ID\n\nMake a correction of stored values (times RFC 3339, inclusive) or undo one, through\n"+
 			"rivermon's HTTP API with the bearer token of http.admin_token_file; print the id\n(or the server's error, exit 1).\n\nFlags:\n")
 		printFlags("correct")
+	case "reprocess":
+		reprocessUsage(w)
 	case "version":
 		fmt.Fprintln(w, "Usage: rivermon version\n\nPrint the version.")
 	case "help":
@@ -113,7 +119,7 @@ func usage(w io.Writer, cmd string) {
 }
 
 func isCommand(s string) bool {
-	return s == "run" || s == "check" || s == "correct" || s == "version" || s == "help"
+	return s == "run" || s == "check" || s == "correct" || s == "version" || s == "help" || s == "reprocess"
 }
 
 // run runs the command line args and returns the exit status: 0 done, 1
@@ -128,6 +134,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		cmd, explicit, args = args[0], true, args[1:]
+	}
+	if cmd == "reprocess" {
+		return reprocessCommand(args, stdout, stderr)
 	}
 	helpFor := cmd // the usage a mistake or -h prints: "" is all of it
 	if !explicit {

@@ -121,25 +121,38 @@ func (c *Curator) postReprocess(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	from, err := parseTime("from", req.From)
-	if err == nil {
-		var to time.Time
-		if to, err = parseTime("to", req.To); err == nil {
-			if err = checkRange(from, to); err == nil {
-				if c.o.Reprocessor == nil {
-					writeError(w, &Error{Status: http.StatusNotImplemented, Msg: "reprocessing is not available in this build"})
-					return
-				}
-				n, rerr := c.o.Reprocessor.Reprocess(r.Context(), st.ID, from, to, nil)
-				if rerr != nil {
-					writeError(w, rerr)
-					return
-				}
-				writeJSON(w, http.StatusOK, map[string]any{"station": st.ID, "points": n})
-				return
-			}
-		}
+	if err != nil {
+		writeError(w, err)
+		return
 	}
-	writeError(w, err)
+	to, err := parseTime("to", req.To)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if from.After(to) {
+		writeError(w, badRequest("from %s is after to %s", req.From, req.To))
+		return
+	}
+	if c.o.Reprocessor == nil {
+		writeError(w, &Error{Status: http.StatusNotImplemented, Msg: "reprocessing is not available in this build"})
+		return
+	}
+	// The range is the Reprocessor's to bound: a rating revised for the
+	// past can reach back years.
+	start := c.o.Now()
+	n, err := c.o.Reprocessor.Reprocess(r.Context(), st.ID, from, to, nil)
+	switch {
+	case errors.Is(err, ErrReprocessRequest):
+		writeError(w, badRequest("%v", err))
+	case errors.Is(err, ErrReprocessRunning):
+		writeError(w, conflict("%v", err))
+	case err != nil:
+		writeError(w, err)
+	default:
+		c.o.Logger.Info("reprocess", "station", st.ID, "from", from, "to", to, "points", n)
+		writeJSON(w, http.StatusOK, map[string]any{"station": st.ID, "points": n, "seconds": c.o.Now().Sub(start).Seconds()})
+	}
 }
 
 // writeError answers err as {"error": "..."} with its status (500 when it

@@ -429,13 +429,10 @@ func classed(st *registry.Station, param string) bool {
 	return quality.Graded(param) || (param == "water_temp_c" && st.Reports("do_mgl"))
 }
 
-// ratedFlow is the discharge of stage h at t by the station's rating.
+// ratedFlow is the discharge of stage h at t by the station's rating and
+// shifts, as the stream derives it.
 func ratedFlow(st *registry.Station, t time.Time, h float64) (float64, error) {
-	r, err := hydro.RatingAt(st.Rating, t)
-	if err != nil {
-		return 0, err
-	}
-	return hydro.Flow(r, h)
+	return hydro.RatedFlow(st, t, h)
 }
 
 // graded is the latest valid value of one GB 3838-2002 item, as the

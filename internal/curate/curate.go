@@ -145,13 +145,24 @@ func unavailable(format string, args ...any) *Error {
 // record appended so far: a correction reads InfluxDB and must see what
 // the spool still holds for it (late readings, an earlier correction).
 func (c *Curator) awaitDelivered(ctx context.Context) error {
-	last := c.o.Journal.Last()
-	deadline := time.Now().Add(c.o.DeliveryWait)
+	names := make([]string, len(c.o.Outputs))
+	for i, out := range c.o.Outputs {
+		names[i] = out.Name
+	}
+	return WaitDelivered(ctx, c.o.Journal, names, c.o.DeliveryWait)
+}
+
+// WaitDelivered waits, at most wait, until each of the InfluxDB outputs
+// has written every record of the journal appended before the call; it
+// answers 503 (an *Error) naming the output still behind after that.
+func WaitDelivered(ctx context.Context, j Journal, outputs []string, wait time.Duration) error {
+	last := j.Last()
+	deadline := time.Now().Add(wait)
 	for {
 		behind := ""
-		for _, out := range c.o.Outputs {
-			if c.o.Journal.Position(journal.OutputReader(out.Name)) < last {
-				behind = out.Name
+		for _, out := range outputs {
+			if j.Position(journal.OutputReader(out)) < last {
+				behind = out
 				break
 			}
 		}

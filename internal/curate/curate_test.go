@@ -3,6 +3,8 @@ package curate
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,6 +32,8 @@ stations:
       - valid_from: 2024-01-01T00:00:00+08:00
         segments:
           - {h_min: 0.1, h_max: 2, c: 10, e: 0.1, b: 1.5}
+    shifts:
+      - {from: 2026-06-01T08:10:00+08:00, dh: 0.05}
 `
 
 func testStation(t *testing.T) *registry.Station {
@@ -62,10 +66,6 @@ func levels(n int, raw map[int]float64) []row {
 // stage beyond the rating fails the rated flow left from before.
 func TestCompute(t *testing.T) {
 	st := testStation(t)
-	rating, err := hydro.RatingAt(st.Rating, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, c := range []struct {
 		op    string
 		value float64
@@ -95,7 +95,9 @@ func TestCompute(t *testing.T) {
 				if p.After["level_m_raw"] != wantRaw {
 					t.Errorf("point %d: raw %v, want %v", i, p.After["level_m_raw"], wantRaw)
 				}
-				q, _ := hydro.Flow(rating, c.want[j])
+				// The shift from 08:10 local (point 1) is in force.
+				r, _ := hydro.RatingAt(st.Rating, p.T)
+				q, _ := hydro.Flow(r, c.want[j]+0.05)
 				if p.After["flow_rated_m3s"] != q || p.After["flow_rated_m3s_qc"] != c.flag {
 					t.Errorf("point %d: rated flow %v (%v), want %v (%v)", i, p.After["flow_rated_m3s"], p.After["flow_rated_m3s_qc"], q, c.flag)
 				}
@@ -300,4 +302,28 @@ func FuzzLoadLog(f *testing.F) {
 			t.Errorf("second load: %d corrections, %d days; first %d, %d", len(c.corrections), len(c.approved["s"]), n, days)
 		}
 	})
+}
+
+// Without a Reprocessor, POST /api/v1/reprocess answers 501 once the
+// token and the request are right.
+func TestReprocessNotBuilt(t *testing.T) {
+	reg, err := registry.Load("stations.yaml", []byte(testRegistry))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(Options{Registry: reg, Journal: &fakeJournal{}, Outputs: []Output{{Name: "default"}},
+		LogPath: filepath.Join(t.TempDir(), "curation.log"), Token: "tok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	mux := http.NewServeMux()
+	c.Register(mux)
+	req := httptest.NewRequest("POST", "/api/v1/reprocess", strings.NewReader(`{"station": "s", "from": "2026-06-01T00:00:00Z", "to": "2026-06-02T00:00:00Z"}`))
+	req.Header.Set("Authorization", "Bearer tok")
+	w := httptest.NewRecorder()
+	mux.ServeHTTP(w, req)
+	if w.Code != http.StatusNotImplemented || !strings.Contains(w.Body.String(), "not available") {
+		t.Errorf("%d %s, want 501", w.Code, w.Body)
+	}
 }

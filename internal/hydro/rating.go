@@ -46,6 +46,31 @@ func Flow(r *registry.Rating, h float64) (float64, error) {
 	return 0, ErrOutsideRating
 }
 
+// ShiftAt is the stage offset in force at t: the DH of the shift covering
+// t, 0 when none does (registry validation keeps shifts from overlapping).
+func ShiftAt(shifts []registry.Shift, t time.Time) float64 {
+	for i := range shifts {
+		if shifts[i].Covers(t) {
+			return shifts[i].DH
+		}
+	}
+	return 0
+}
+
+// RatedFlow is the discharge rivermon derives from a stage h read at t at
+// station st, the one function the stream and a reprocess use: the curve
+// version in force at t (RatingAt), entered with the effective stage h +
+// dh of the shift in force at t (ShiftAt), on the segment the effective
+// stage falls in (Flow): Q = c·(h + dh − e)^b. A stage whose effective
+// stage lies outside every segment has no rated flow (ErrOutsideRating).
+func RatedFlow(st *registry.Station, t time.Time, h float64) (float64, error) {
+	r, err := RatingAt(st.Rating, t)
+	if err != nil {
+		return 0, err
+	}
+	return Flow(r, h+ShiftAt(st.Shifts, t))
+}
+
 // Stage is the inverse of Flow: the stage at which curve r gives discharge
 // q. Used by the simulator to turn a flow signal into what a gauge reads.
 func Stage(r *registry.Rating, q float64) (float64, error) {

@@ -59,3 +59,61 @@ func TestRatingVersions(t *testing.T) {
 		t.Error("picked the wrong version at the change")
 	}
 }
+
+// TestRatedFlowAppliesShiftsWithinTheirPeriod: a shift moves the stage
+// entering the curve from its from (inclusive) to its to (exclusive);
+// outside it, and after a new version, the plain curve applies.
+func TestRatedFlowAppliesShiftsWithinTheirPeriod(t *testing.T) {
+	jul := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
+	aug := jul.AddDate(0, 1, 0)
+	st := &registry.Station{
+		Rating: []registry.Rating{nianchu},
+		Shifts: []registry.Shift{
+			{From: jul, To: aug, DH: 0.15},
+			{From: aug.AddDate(0, 1, 0), DH: -0.1}, // open-ended
+		},
+	}
+	plain := func(h float64) float64 {
+		q, err := Flow(&nianchu, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q
+	}
+	for _, c := range []struct {
+		t    time.Time
+		h, q float64
+	}{
+		{jul.Add(-time.Nanosecond), 1.5, plain(1.5)},
+		{jul, 1.5, plain(1.65)},
+		{aug.Add(-time.Nanosecond), 1.5, plain(1.65)},
+		{aug, 1.5, plain(1.5)},
+		{aug.AddDate(0, 1, 0), 1.5, plain(1.4)},
+		{aug.AddDate(5, 0, 0), 1.5, plain(1.4)},
+		// The segment is the effective stage's: 2.7 + 0.15 is above the
+		// 2.8 m break.
+		{jul, 2.7, plain(2.85)},
+	} {
+		q, err := RatedFlow(st, c.t, c.h)
+		if err != nil || q != c.q {
+			t.Errorf("RatedFlow(%s, %g) = %v, %v; want %v", c.t, c.h, q, err, c.q)
+		}
+	}
+	if q, _ := RatedFlow(st, jul, 1.5); q <= plain(1.5) {
+		t.Errorf("a positive shift (scour) raises the flow: %v <= %v", q, plain(1.5))
+	}
+	// The rated range is the effective stage's: 0.1 m reads 0.25 m,
+	// rated, inside the shift; 5.9 m reads 6.05 m, above the curve.
+	if _, err := RatedFlow(st, jul, 0.1); err != nil {
+		t.Errorf("0.1 m shifted by 0.15 m: %v", err)
+	}
+	if _, err := RatedFlow(st, jul, 5.9); !errors.Is(err, ErrOutsideRating) {
+		t.Errorf("5.9 m shifted by 0.15 m: err = %v, want ErrOutsideRating", err)
+	}
+	if _, err := RatedFlow(st, time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), 1.5); !errors.Is(err, ErrNoRating) {
+		t.Errorf("before the first version: %v", err)
+	}
+	if got := ShiftAt(st.Shifts, aug.Add(time.Hour)); got != 0 {
+		t.Errorf("between shifts: %v", got)
+	}
+}

@@ -57,7 +57,10 @@ type Station struct {
 	Limits     map[string]float64  `yaml:"limits"`
 	QC         map[string]QC       `yaml:"qc"`
 	Rating     []Rating            `yaml:"rating"`
-	HJ212MN    string              `yaml:"hj212_mn"`
+	// Shifts are stage offsets over periods, applied before the rating
+	// curve in force (hydro.RatedFlow); they do not overlap.
+	Shifts  []Shift `yaml:"shifts"`
+	HJ212MN string  `yaml:"hj212_mn"`
 	// HJ212CRC is the CRC variant of the station's HJ 212 frames,
 	// hj212.CRCVariantHJ212 (when not set) or hj212.CRCVariantModbus.
 	HJ212CRC string `yaml:"hj212_crc"`
@@ -158,6 +161,26 @@ type Segment struct {
 	C    float64 `yaml:"c"`
 	E    float64 `yaml:"e"`
 	B    float64 `yaml:"b"`
+}
+
+// Shift is a stage correction over a period (a USGS shift, the corrected-
+// stage method 改正水位法 of Chinese practice; domain.md §5.2): for sample
+// times From ≤ t < To the rating curve is entered with the effective stage
+// h + DH instead of the gauge's h. A zero To leaves the shift open-ended.
+type Shift struct {
+	From time.Time `yaml:"from"`
+	To   time.Time `yaml:"to"`
+	DH   float64   `yaml:"dh"`
+}
+
+// Covers tells whether the shift is in force at t.
+func (sh *Shift) Covers(t time.Time) bool {
+	return !t.Before(sh.From) && (sh.To.IsZero() || t.Before(sh.To))
+}
+
+// overlaps tells whether two shifts are in force at some common time.
+func (sh *Shift) overlaps(o *Shift) bool {
+	return (o.To.IsZero() || sh.From.Before(o.To)) && (sh.To.IsZero() || o.From.Before(sh.To))
 }
 
 // Sim holds what the simulator needs to make a plausible signal for a
@@ -367,6 +390,7 @@ func (r *Registry) validateStation(file string, s *Station, n *yaml.Node, ps *st
 	if len(s.Rating) > 0 && !s.params["level_m"] {
 		ps.Add(file, at("rating"), "station %s: has a rating curve but does not report level_m", id)
 	}
+	validateShifts(file, id, s, strictyaml.Lookup(n, "shifts"), at, ps)
 	if s.HJ212MN != "" {
 		if other := r.byMN[s.HJ212MN]; other != nil {
 			ps.Add(file, at("hj212_mn"), "station %s: hj212_mn %q is already station %s's", id, s.HJ212MN, other.ID)
@@ -376,6 +400,44 @@ func (r *Registry) validateStation(file string, s *Station, n *yaml.Node, ps *st
 	}
 	r.validateHJ212(file, id, s, at, ps)
 	r.validateSL651(file, id, s, at, ps)
+}
+
+// validateShifts checks a station's shifts: each with a from, a to (when
+// set) after it, a finite dh, none overlapping another, and a rating curve
+// for them to shift.
+func validateShifts(file, id string, s *Station, list *yaml.Node, at func(string) int, ps *strictyaml.Problems) {
+	line := func(i int) int {
+		if list != nil && i < len(list.Content) {
+			return list.Content[i].Line
+		}
+		return at("shifts")
+	}
+	if len(s.Shifts) > 0 && len(s.Rating) == 0 {
+		ps.Add(file, at("shifts"), "station %s: has shifts but no rating curve to shift", id)
+	}
+	for i := range s.Shifts {
+		sh := &s.Shifts[i]
+		switch {
+		case sh.From.IsZero():
+			ps.Add(file, line(i), "station %s: shift %d has no from", id, i)
+			continue
+		case !sh.To.IsZero() && !sh.To.After(sh.From):
+			ps.Add(file, line(i), "station %s: shift %d: to %s is not after from %s", id, i, sh.To.Format(time.RFC3339), sh.From.Format(time.RFC3339))
+			continue
+		}
+		if math.IsNaN(sh.DH) || math.IsInf(sh.DH, 0) {
+			ps.Add(file, line(i), "station %s: shift %d: dh is not a finite number", id, i)
+		}
+		for j := range i {
+			o := &s.Shifts[j]
+			if o.From.IsZero() || (!o.To.IsZero() && !o.To.After(o.From)) {
+				continue
+			}
+			if sh.overlaps(o) {
+				ps.Add(file, line(i), "station %s: shift %d overlaps shift %d (line %d): a stage has one shift at a time", id, i, j, line(j))
+			}
+		}
+	}
 }
 
 // mnRE is an MN: HJ 212-2017 Table 3 gives 24 hex characters of an EPC-96

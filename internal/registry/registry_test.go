@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rivermon/rivermon/internal/reading"
 	"github.com/rivermon/rivermon/internal/strictyaml"
 )
 
@@ -150,5 +151,120 @@ func TestServiceUserNamesAreNotStationIDs(t *testing.T) {
 		if got := err != nil && strings.Contains(err.Error(), want); got != reserved {
 			t.Errorf("id %s: err = %v, want reserved %v", id, err, reserved)
 		}
+	}
+}
+
+// shiftsRegistry is a valid one-station registry with a rating curve, to
+// which the shift tests add a shifts: block (from line 16 on, its first shift at line 17).
+const shiftsRegistry = `rivers:
+  - {id: nianchu, name: 年楚河, name_en: Nianchu}
+stations:
+  - id: nianchu-mouth
+    name: 年楚河口
+    name_en: Nianchu mouth
+    river: nianchu
+    lat: 29.3
+    lon: 88.9
+    params: [level_m]
+    interval: 5m
+    rating:
+      - valid_from: 2024-01-01T00:00:00+08:00
+        segments:
+          - {h_min: 0.2, h_max: 6, c: 28.69, e: 0.2, b: 1.8}
+`
+
+func TestShifts(t *testing.T) {
+	r, err := Load("s.yaml", []byte(shiftsRegistry+`    shifts:
+      - {from: 2026-07-01T00:00:00+08:00, to: 2026-08-01T00:00:00+08:00, dh: 0.12}
+      - {from: 2026-08-01T00:00:00+08:00, dh: -0.05}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := r.Station("nianchu-mouth").Shifts
+	if len(sh) != 2 || sh[0].DH != 0.12 || !sh[1].To.IsZero() {
+		t.Fatalf("shifts = %+v", sh)
+	}
+	jul := time.Date(2026, 7, 1, 0, 0, 0, 0, reading.Zone)
+	for _, c := range []struct {
+		t    time.Time
+		i    int
+		want bool
+	}{
+		{jul, 0, true}, {jul.Add(-time.Nanosecond), 0, false},
+		{jul.AddDate(0, 1, 0).Add(-time.Nanosecond), 0, true}, {jul.AddDate(0, 1, 0), 0, false},
+		{jul.AddDate(0, 1, 0), 1, true}, {jul.AddDate(10, 0, 0), 1, true},
+	} {
+		if got := sh[c.i].Covers(c.t); got != c.want {
+			t.Errorf("shift %d covers %s = %v, want %v", c.i, c.t, got, c.want)
+		}
+	}
+}
+
+func TestShiftProblemsWithLines(t *testing.T) {
+	for _, c := range []struct {
+		name, shifts string
+		want         []string
+	}{
+		{"overlap", `    shifts:
+      - {from: 2026-07-01T00:00:00+08:00, to: 2026-08-01T00:00:00+08:00, dh: 0.12}
+      - {from: 2026-09-01T00:00:00+08:00, dh: 0.1}
+      - {from: 2026-07-31T00:00:00+08:00, to: 2026-08-02T00:00:00+08:00, dh: -0.05}
+`, []string{`s.yaml:19: station nianchu-mouth: shift 2 overlaps shift 0 (line 17): a stage has one shift at a time`}},
+		{"two open-ended", `    shifts:
+      - {from: 2026-09-01T00:00:00+08:00, dh: 0.1}
+      - {from: 2025-01-01T00:00:00+08:00, dh: 0.2}
+`, []string{`s.yaml:18: station nianchu-mouth: shift 1 overlaps shift 0 (line 17)`}},
+		{"bad periods", `    shifts:
+      - {to: 2026-08-01T00:00:00+08:00, dh: 0.12}
+      - {from: 2026-08-01T00:00:00+08:00, to: 2026-08-01T00:00:00+08:00, dh: 0.1}
+      - {from: 2026-09-01T00:00:00+08:00, to: 2026-10-01T00:00:00+08:00, dh: .nan}
+`, []string{
+			`s.yaml:17: station nianchu-mouth: shift 0 has no from`,
+			`s.yaml:18: station nianchu-mouth: shift 1: to 2026-08-01T00:00:00+08:00 is not after from 2026-08-01T00:00:00+08:00`,
+			`s.yaml:19: station nianchu-mouth: shift 2: dh is not a finite number`,
+		}},
+		{"unknown key", `    shifts:
+      - {from: 2026-09-01T00:00:00+08:00, until: 2026-10-01T00:00:00+08:00, dh: 0.1}
+`, []string{`s.yaml:17: unknown key "stations[0].shifts[0].until"`}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Load("s.yaml", []byte(shiftsRegistry+c.shifts))
+			if err == nil {
+				t.Fatal("loaded")
+			}
+			for _, want := range c.want {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("missing %q in:\n%s", want, err)
+				}
+			}
+		})
+	}
+	// Shifts without a curve to shift.
+	noRating := strings.Replace(shiftsRegistry, "    rating:\n      - valid_from: 2024-01-01T00:00:00+08:00\n        segments:\n          - {h_min: 0.2, h_max: 6, c: 28.69, e: 0.2, b: 1.8}\n", "", 1)
+	_, err := Load("s.yaml", []byte(noRating+"    shifts:\n      - {from: 2026-09-01T00:00:00+08:00, dh: 0.1}\n"))
+	if want := "s.yaml:12: station nianchu-mouth: has shifts but no rating curve to shift"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("err = %v, want %q", err, want)
+	}
+}
+
+// TestShippedShiftExampleLoads: the commented shifts of the shipped
+// registry are valid once uncommented.
+func TestShippedShiftExampleLoads(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "configs", "stations.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := strings.Replace(string(data), "\n    # shifts:\n", "\n    shifts:\n", 1)
+	on = strings.ReplaceAll(on, "\n    #   - {from:", "\n      - {from:")
+	if on == string(data) {
+		t.Fatal("no commented shifts in the shipped registry")
+	}
+	r, err := Load("stations.yaml", []byte(on))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sh := r.Station("yarlung-dazhuka").Shifts; len(sh) != 2 || sh[0].DH != 0.06 || !sh[1].To.IsZero() {
+		t.Errorf("shifts = %+v", sh)
 	}
 }

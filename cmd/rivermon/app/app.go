@@ -270,9 +270,14 @@ func Run(ctx context.Context, o Options) error {
 	for i, out := range outputs {
 		stores = append(stores, curate.Output{Name: out.Name, Store: writers[i]})
 	}
+	// Reprocess (rated flows after a rating change for the past) reads
+	// the first output once every output has what the spool holds.
+	reprocessor := curate.NewRatingReprocessor(curate.RatingReprocessorOptions{Registry: reg, Store: writers[0], Journal: jrn,
+		AwaitDelivered: func(ctx context.Context) error { return curate.WaitDelivered(ctx, jrn, names, 10*time.Second) },
+		Logger:         log.With("component", "reprocess")})
 	curator, err := curate.New(curate.Options{Registry: reg, Journal: jrn, Outputs: stores,
 		LogPath: filepath.Join(cfg.Spool.Dir, "curation.log"), Location: cfg.Location, Token: cfg.HTTP.AdminToken,
-		Logger: log.With("component", "curate")})
+		Reprocessor: reprocessor, Logger: log.With("component", "curate")})
 	if err != nil {
 		return err
 	}

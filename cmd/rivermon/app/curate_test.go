@@ -34,11 +34,7 @@ func seedSeries(t *testing.T, in *testenv.Influx) {
 	var lines []string
 	for i := range 8 {
 		h := 1.0 + 0.01*float64(i)
-		r, err := hydro.RatingAt(st.Rating, curAt(i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		q, err := hydro.Flow(r, h)
+		q, err := hydro.RatedFlow(st, curAt(i), h)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -182,8 +178,7 @@ func TestCorrectionsUndoneExactlyAfterARestart(t *testing.T) {
 		at := curAt(i)
 		if i >= 1 && i <= 5 {
 			want := h + 0.4*(float64(at.Sub(curAt(1)))/float64(curAt(5).Sub(curAt(1))))
-			r, _ := hydro.RatingAt(st.Rating, at)
-			q, _ := hydro.Flow(r, want)
+			q, _ := hydro.RatedFlow(st, at, want)
 			if got := num(curField(t, in, "level_m", at)); got != want {
 				t.Errorf("point %d: level_m %v, want %v", i, got, want)
 			}
@@ -346,7 +341,7 @@ func TestCurationRefusals(t *testing.T) {
 		{"unknown level", svc, "POST", "/api/v1/approvals", curToken, raw(strings.Replace(approval, `"approved"`, `"final"`, 1)), 400, `unknown level "final"`},
 		{"approval without author", svc, "POST", "/api/v1/approvals", curToken, raw(strings.Replace(approval, `"author": "a"`, `"author": ""`, 1)), 400, "author is required"},
 		{"reprocess: bad station", svc, "POST", "/api/v1/reprocess", curToken, raw(`{"station": "x", "from": "2026-06-01T00:00:00Z", "to": "2026-06-02T00:00:00Z"}`), 400, `unknown station "x"`},
-		{"reprocess: not built", svc, "POST", "/api/v1/reprocess", curToken, raw(`{"station": "` + curStation + `", "from": "2026-06-01T00:00:00Z", "to": "2026-06-02T00:00:00Z"}`), 501, "not available"},
+		{"reprocess: reversed", svc, "POST", "/api/v1/reprocess", curToken, raw(`{"station": "` + curStation + `", "from": "2026-06-02T00:00:00Z", "to": "2026-06-01T00:00:00Z"}`), 400, "is after to"},
 		{"export: unknown station", svc, "GET", "/api/v1/export?station=x&param=level_m&from=2026-06-01&to=2026-06-01", "", nil, 400, `unknown station "x"`},
 		{"export: param not reported", svc, "GET", "/api/v1/export?station=" + curStation + "&param=rain_mm&from=2026-06-01&to=2026-06-01", "", nil, 400, "does not report"},
 		{"export: bad from", svc, "GET", "/api/v1/export?station=" + curStation + "&param=level_m&from=yesterday&to=2026-06-01", "", nil, 400, `from "yesterday"`},
@@ -452,4 +447,22 @@ func TestApprovalAndExport(t *testing.T) {
 	if got := export("2026-06-01", "2026-06-01"); got != want {
 		t.Errorf("export of the local day after the correction:\n%s\nwant\n%s", got, want)
 	}
+}
+
+// POST /api/v1/reprocess rates the stored stages again: a rated flow that
+// does not match the rating is written again, one that does is left.
+func TestReprocessThroughTheAPI(t *testing.T) {
+	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
+	in := testenv.StartInflux(t)
+	seedSeries(t, in)
+	want := num(curField(t, in, "flow_rated_m3s", curAt(3)))
+	writeLine(t, in, fmt.Sprintf("reading,river=nianchu,station=%s flow_rated_m3s=1 %d", curStation, curAt(3).UnixNano()))
+	svc := startServiceWith(t, mq, in, serviceOptions{clientID: "rivermon-cur", adminToken: curToken})
+	body := map[string]any{"station": curStation, "from": rfc(curAt(0)), "to": rfc(curAt(7))}
+	code, out := svc.call("POST", "/api/v1/reprocess", curToken, body)
+	if code != http.StatusOK || num(json.Number(fmt.Sprint(out["points"]))) < 1 {
+		t.Fatalf("reprocess: %d %v, want 200 and the point rewritten", code, out)
+	}
+	testenv.Eventually(t, 10*time.Second, func() bool { return num(curField(t, in, "flow_rated_m3s", curAt(3))) == want },
+		"flow_rated_m3s not rated again: %v, want %v", curField(t, in, "flow_rated_m3s", curAt(3)), want)
 }

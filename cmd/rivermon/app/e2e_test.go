@@ -139,11 +139,7 @@ func TestEndToEndStoresEverySampleExactly(t *testing.T) {
 			}
 			// The rating curve of the station gives flow_rated_m3s from level_m.
 			st := reg.Station(station)
-			r, err := hydro.RatingAt(st.Rating, time.Unix(0, ns))
-			if err != nil {
-				t.Fatal(err)
-			}
-			wantQ, err := hydro.Flow(r, wantVals["level_m"])
+			wantQ, err := hydro.RatedFlow(st, time.Unix(0, ns), wantVals["level_m"])
 			if got, _ := row["flow_rated_m3s"].(json.Number).Float64(); err != nil || got != wantQ {
 				t.Errorf("%s %s: flow_rated_m3s = %v, want %v (%v)", station, time.Unix(0, ns).UTC(), got, wantQ, err)
 			}
