@@ -467,7 +467,7 @@ func classes(st *registry.Station, rows []row, override func(time.Time, string) 
 			temp = tv
 		}
 		cond := quality.Conditions{WaterTempC: temp, ElevationM: st.ElevationM}
-		any := false
+		gradedHere := false
 		for _, code := range codes {
 			v, ok := r.f[code]
 			flag := int(r.f[code+"_qc"])
@@ -479,7 +479,7 @@ func classes(st *registry.Station, rows []row, override func(time.Time, string) 
 			if !ok {
 				continue
 			}
-			any = true
+			gradedHere = true
 			if flag == int(quality.Fail) {
 				continue
 			}
@@ -497,7 +497,7 @@ func classes(st *registry.Station, rows []row, override func(time.Time, string) 
 				g.class = class
 			}
 		}
-		if !any {
+		if !gradedHere {
 			continue
 		}
 		class := 0
