@@ -27,6 +27,9 @@ import (
 //	{"type":"approval","at":…,"approval":{station, days:[…], level, author,
 //	  reason}}
 //	{"type":"restore","at":…,"id":"c-…","station":…,"lines":[…]}
+//	{"type":"reprocess","at":…,"correction":{id "r-…", station, param
+//	  flow_rated_m3s, op "reprocess", from, to, value (points rewritten),
+//	  author, reason, made}}
 //
 // A correction's points give, for every point it changed, each field it
 // wrote before (null: the point had no such field) and after, so that the
@@ -169,6 +172,12 @@ func (c *Curator) replay(rec *logRecord) error {
 			return fmt.Errorf("restore of unknown correction %s", rec.ID)
 		}
 		c.pending[rec.ID] = append(c.pending[rec.ID], restore{station: rec.Station, lines: rec.Lines})
+	case "reprocess":
+		// Recorded for the audit trail; nothing to restore: the curve in
+		// force decides.
+		if rec.Correction != nil {
+			c.lastID = max(c.lastID, rec.Correction.Made.UnixMilli())
+		}
 	case "approval":
 		if rec.Approval == nil {
 			return errors.New("approval record without its approval")
