@@ -82,8 +82,15 @@ func (h *periodsHarness) write(t *testing.T, kind journal.Kind, points map[time.
 // stats reads a stored statistics point: its fields by name.
 func (h *periodsHarness) stats(t *testing.T, measurement, param string, start time.Time) map[string]float64 {
 	t.Helper()
-	q := fmt.Sprintf("SELECT * FROM %s WHERE station = '%s' AND param = '%s' AND time = %d", measurement, periodsStation, param, start.UnixNano())
-	series, err := h.in.Query("rivermon", q)
+	return fieldsOf(t, h.in, fmt.Sprintf("SELECT * FROM %s WHERE station = '%s' AND param = '%s' AND time = %d",
+		measurement, periodsStation, param, start.UnixNano()))
+}
+
+// fieldsOf runs q and returns the numbers and booleans (as 0 or 1) of the
+// rows it answers, by column.
+func fieldsOf(t *testing.T, in *testenv.Influx, q string) map[string]float64 {
+	t.Helper()
+	series, err := in.Query("rivermon", q)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,25 +214,7 @@ func TestPeriodsAccountCorrectedDays(t *testing.T) {
 	}
 	h.write(t, journal.KindReading, points)
 	eflow := func() map[string]float64 {
-		q := fmt.Sprintf("SELECT * FROM eflow_daily WHERE station = '%s' AND time = %d", periodsStation, at(0, 0).UnixNano())
-		series, err := in.Query("rivermon", q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]float64{}
-		for _, s := range series {
-			for _, row := range s.Rows() {
-				for k, v := range row {
-					switch x := v.(type) {
-					case json.Number:
-						out[k], _ = x.Float64()
-					case bool:
-						out[k] = map[bool]float64{false: 0, true: 1}[x]
-					}
-				}
-			}
-		}
-		return out
+		return fieldsOf(t, in, fmt.Sprintf("SELECT * FROM eflow_daily WHERE station = '%s' AND time = %d", periodsStation, at(0, 0).UnixNano()))
 	}
 	wait := func(want map[string]float64) {
 		t.Helper()
