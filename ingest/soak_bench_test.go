@@ -26,18 +26,21 @@ import (
 // longest QC window is full. The messages are hour-long backlogs, every
 // station's hour before the next hour, stored as BenchmarkProcess stores
 // them (no broker, spool or InfluxDB); the batches are dropped. It runs
-// once whatever b.N is, collecting garbage as the built binary does (200 %
-// and a soft memory limit of 960 MiB or 1.5 × the live heap, unless GOGC
-// or GOMEMLIMIT say otherwise), and reports the heap in use and the resident memory after a
-// collection, the peak resident memory, and the heap per station and per
-// value held in the QC windows.
+// once whatever b.N is, under the memory management of the built binary
+// (memlimit.Manage: 200 % and a soft limit of 960 MiB or 1.5 × the live
+// heap, unless GOGC or GOMEMLIMIT say otherwise), and reports the heap in
+// use and the resident memory after a collection (heap-MiB, rss-MiB), the
+// peak resident memory of the process (peak-rss-MiB, VmHWM: run it alone
+// in its process), the soft limit in force at the end (limit-MiB), and the
+// heap per station and per value held in the QC windows.
 //
 // RIVERMON_SOAK_STATIONS (default 10,000) and RIVERMON_SOAK_HOURS (default
 // 72) change the load, RIVERMON_SOAK_TIMES the sample times: minute (on
-// the minute, the default), gaps (a minute missing every 6 hours) or
-// jitter (up to a second after the minute, in milliseconds);
-// RIVERMON_SOAK_HEAPPROFILE names a file for a heap profile of the state
-// (go tool pprof -sample_index=inuse_space).
+// the minute, the default), gaps (a minute missing every 6 hours), seconds
+// (within 5 s either side of the minute, in whole seconds, as HJ 212's
+// DataTime and loggers' JSON carry them) or millis (up to a second after
+// the minute, in milliseconds); RIVERMON_SOAK_HEAPPROFILE names a file for
+// a heap profile of the state (go tool pprof -sample_index=inuse_space).
 func BenchmarkSoakQCMemory(b *testing.B) {
 	stations := envInt(b, "RIVERMON_SOAK_STATIONS", 10000)
 	hours := envInt(b, "RIVERMON_SOAK_HOURS", 72)
@@ -45,24 +48,23 @@ func BenchmarkSoakQCMemory(b *testing.B) {
 	switch times {
 	case "":
 		times = "minute"
-	case "minute", "gaps", "jitter":
+	case "minute", "gaps", "seconds", "millis":
 	default:
-		b.Fatalf("RIVERMON_SOAK_TIMES=%q: want minute, gaps or jitter", times)
+		b.Fatalf("RIVERMON_SOAK_TIMES=%q: want minute, gaps, seconds or millis", times)
 	}
-	// Memory as the built binary manages it (cmd/rivermon).
-	if os.Getenv("GOGC") == "" {
-		defer debug.SetGCPercent(debug.SetGCPercent(200))
-	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
-		ctx, cancel := context.WithCancel(context.Background())
-		kept := make(chan struct{})
-		go func() {
-			defer close(kept)
-			memlimit.Keep(ctx, 960<<20, 10*time.Second)
-		}()
-		defer func() { cancel(); <-kept }()
-	}
+	// Memory as the built binary manages it (cmd/rivermon), and as it was
+	// once the benchmark is over.
+	gc := debug.SetGCPercent(100)
+	debug.SetGCPercent(gc)
+	defer debug.SetGCPercent(gc)
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	ctx, cancel := context.WithCancel(context.Background())
+	managed := make(chan struct{})
+	go func() {
+		defer close(managed)
+		memlimit.Manage(ctx, os.Getenv)
+	}()
+	defer func() { cancel(); <-managed }()
 	reg, err := registry.Load("generated", []byte(simulators.GenerateRegistry(stations)))
 	if err != nil {
 		b.Fatal(err)
@@ -112,6 +114,7 @@ func BenchmarkSoakQCMemory(b *testing.B) {
 		b.ReportMetric(float64(heap)/mib, "heap-MiB")
 		b.ReportMetric(float64(rss)/mib, "rss-MiB")
 		b.ReportMetric(float64(peak)/mib, "peak-rss-MiB")
+		b.ReportMetric(float64(debug.SetMemoryLimit(-1))/mib, "limit-MiB")
 		b.ReportMetric(float64(heap-before)/float64(stations)/1024, "KiB/station")
 		b.ReportMetric(float64(held)/float64(stations), "qc-values/station")
 		b.ReportMetric(float64(heap-before)/float64(held), "B/qc-value")
@@ -135,7 +138,9 @@ func soakMessage(id string, i, h int, start, received time.Time, times string) M
 		switch {
 		case times == "gaps" && (n+i)%360 == 0:
 			continue
-		case times == "jitter":
+		case times == "seconds":
+			at = at.Add(time.Duration(int64(mix(uint64(i)<<32|uint64(n)^0x5eed)%11)-5) * time.Second)
+		case times == "millis":
 			at = at.Add(time.Duration((n*7919+i*104729)%1000) * time.Millisecond)
 		}
 		if !first {
