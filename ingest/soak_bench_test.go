@@ -72,55 +72,58 @@ func BenchmarkSoakQCMemory(b *testing.B) {
 	// January: the stage's winter flat-line window (72 h) is the longest.
 	start := time.Date(2026, 1, 5, 0, 0, 0, 0, reading.Zone)
 	received := start.Add(time.Duration(hours+1) * time.Hour)
-	b.ResetTimer()
-	for range b.N {
-		b.StopTimer()
-		runtime.GC()
-		before := heapInuse()
-		s := NewStream(StreamOptions{Registry: reg, TopicPrefix: "rivermon/v1", Intake: NewIntake(IntakeOptions{}),
-			Now: func() time.Time { return received }})
-		b.StartTimer()
-		msgs := make(chan Message, 256)
-		go func() {
-			defer close(msgs)
-			for h := range hours {
-				for i := range reg.Stations {
-					msgs <- soakMessage(reg.Stations[i].ID, i, h, start, received, times)
+	// The case in the name: make bench runs each in a process of its own.
+	b.Run(times, func(b *testing.B) {
+		b.ResetTimer()
+		for range b.N {
+			b.StopTimer()
+			runtime.GC()
+			before := heapInuse()
+			s := NewStream(StreamOptions{Registry: reg, TopicPrefix: "rivermon/v1", Intake: NewIntake(IntakeOptions{}),
+				Now: func() time.Time { return received }})
+			b.StartTimer()
+			msgs := make(chan Message, 256)
+			go func() {
+				defer close(msgs)
+				for h := range hours {
+					for i := range reg.Stations {
+						msgs <- soakMessage(reg.Stations[i].ID, i, h, start, received, times)
+					}
+				}
+			}()
+			cur := &batch{}
+			for m := range msgs {
+				s.store(&m, cur)
+				if len(cur.rec.Entries) >= 5000 {
+					cur.reset()
 				}
 			}
-		}()
-		cur := &batch{}
-		for m := range msgs {
-			s.store(&m, cur)
-			if len(cur.rec.Entries) >= 5000 {
-				cur.reset()
+			b.StopTimer()
+			cur = nil
+			runtime.GC()
+			heap := heapInuse()
+			held := 0
+			for _, ss := range s.state {
+				for _, ser := range ss.series {
+					held += ser.Len()
+				}
 			}
-		}
-		b.StopTimer()
-		cur = nil
-		runtime.GC()
-		heap := heapInuse()
-		held := 0
-		for _, ss := range s.state {
-			for _, ser := range ss.series {
-				held += ser.Len()
+			if path := os.Getenv("RIVERMON_SOAK_HEAPPROFILE"); path != "" {
+				writeHeapProfile(b, path)
 			}
+			rss, peak := procStatus(b, "VmRSS:"), procStatus(b, "VmHWM:")
+			const mib = 1 << 20
+			b.ReportMetric(float64(heap)/mib, "heap-MiB")
+			b.ReportMetric(float64(rss)/mib, "rss-MiB")
+			b.ReportMetric(float64(peak)/mib, "peak-rss-MiB")
+			b.ReportMetric(float64(debug.SetMemoryLimit(-1))/mib, "limit-MiB")
+			b.ReportMetric(float64(heap-before)/float64(stations)/1024, "KiB/station")
+			b.ReportMetric(float64(held)/float64(stations), "qc-values/station")
+			b.ReportMetric(float64(heap-before)/float64(held), "B/qc-value")
+			runtime.KeepAlive(s)
+			b.StartTimer()
 		}
-		if path := os.Getenv("RIVERMON_SOAK_HEAPPROFILE"); path != "" {
-			writeHeapProfile(b, path)
-		}
-		rss, peak := procStatus(b, "VmRSS:"), procStatus(b, "VmHWM:")
-		const mib = 1 << 20
-		b.ReportMetric(float64(heap)/mib, "heap-MiB")
-		b.ReportMetric(float64(rss)/mib, "rss-MiB")
-		b.ReportMetric(float64(peak)/mib, "peak-rss-MiB")
-		b.ReportMetric(float64(debug.SetMemoryLimit(-1))/mib, "limit-MiB")
-		b.ReportMetric(float64(heap-before)/float64(stations)/1024, "KiB/station")
-		b.ReportMetric(float64(held)/float64(stations), "qc-values/station")
-		b.ReportMetric(float64(heap-before)/float64(held), "B/qc-value")
-		runtime.KeepAlive(s)
-		b.StartTimer()
-	}
+	})
 }
 
 // soakMessage is station i's hour h: 60 samples a minute apart from start,
