@@ -53,7 +53,7 @@ check:
 run: deps build
 	@bash scripts/run.sh
 
-## bench: micro-benchmarks, the streaming state of 10,000 stations over 72 h with times on the minute, jittered by seconds and by milliseconds (about 5 minutes), then end to end through real Mosquitto, rivermon and InfluxDB (3 runs each)
+## bench: micro-benchmarks, the streaming state of 10,000 stations over 8 days with times on the minute, jittered by seconds and by milliseconds (about 13 minutes), then end to end through real Mosquitto, rivermon and InfluxDB (3 runs each)
 bench: deps
 	$(GO) test -run '^$$' -bench . -skip SoakQCMemory -benchmem ./internal/reading ./internal/quality ./ingest ./ingest/spool ./alerts
 	@# One process a case: each reports its own peak resident memory.

@@ -22,20 +22,22 @@ import (
 // BenchmarkSoakQCMemory measures what the streaming state holds at the
 // design load: the stations of simulators.GenerateRegistry (level with a
 // flat-line test of up to 72 h in winter, water temperature with 48 h, flow
-// into ecological-flow days), one sample a minute each, fed until the
-// longest QC window is full. The messages are hour-long backlogs, every
-// station's hour before the next hour, stored as BenchmarkProcess stores
-// them (no broker, spool or InfluxDB); the batches are dropped. It runs
-// once whatever b.N is, under the memory management of the built binary
-// (memlimit.Manage: 200 % and a soft limit of 960 MiB or 1.5 × the live
-// heap, unless GOGC or GOMEMLIMIT say otherwise), and reports the heap in
-// use and the resident memory after a collection (heap-MiB, rss-MiB), the
-// peak resident memory of the process (peak-rss-MiB, VmHWM: run it alone
-// in its process), the soft limit in force at the end (limit-MiB), and the
-// heap per station and per value held in the QC windows.
+// into ecological-flow days), one sample a minute each, fed for eight days:
+// the longest QC window (72 h) is full, and so are the days of flow each
+// station keeps (eflowKeepDays and the newest), the steady state. The
+// messages are hour-long backlogs, every station's hour before the next
+// hour, stored as BenchmarkProcess stores them (no broker, spool or
+// InfluxDB); the batches are dropped. It runs once whatever b.N is, under
+// the memory management of the built binary (memlimit.Manage: 200 % and a
+// soft limit of 960 MiB or 1.5 × the live heap, unless GOGC or GOMEMLIMIT
+// say otherwise), and reports the heap in use and the resident memory after
+// a collection (heap-MiB, rss-MiB), the peak resident memory of the process
+// (peak-rss-MiB, VmHWM: run it alone in its process), the soft limit in
+// force at the end (limit-MiB), and the heap per station and per value held
+// in the QC windows.
 //
 // RIVERMON_SOAK_STATIONS (default 10,000) and RIVERMON_SOAK_HOURS (default
-// 72) change the load, RIVERMON_SOAK_TIMES the sample times: minute (on
+// 192) change the load, RIVERMON_SOAK_TIMES the sample times: minute (on
 // the minute, the default), gaps (a minute missing every 6 hours), seconds
 // (within 5 s either side of the minute, in whole seconds, as HJ 212's
 // DataTime and loggers' JSON carry them) or millis (up to a second after
@@ -43,7 +45,7 @@ import (
 // a heap profile of the state (go tool pprof -sample_index=inuse_space).
 func BenchmarkSoakQCMemory(b *testing.B) {
 	stations := envInt(b, "RIVERMON_SOAK_STATIONS", 10000)
-	hours := envInt(b, "RIVERMON_SOAK_HOURS", 72)
+	hours := envInt(b, "RIVERMON_SOAK_HOURS", (eflowKeepDays+1)*24)
 	times := os.Getenv("RIVERMON_SOAK_TIMES")
 	switch times {
 	case "":
