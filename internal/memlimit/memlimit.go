@@ -1,13 +1,13 @@
-// Package memlimit bounds the memory of a process whose heap can grow
-// large. rivermon collects garbage at 200 % of its live heap (cmd/rivermon):
-// a few MiB at idle with the shipped stations, but 380–550 MiB of QC windows
-// and flow days with 10,000 stations, which that target lets grow to three
-// times as much after a burst of work (a restart's rebuild, a backlog). A
-// soft memory limit (runtime/debug.SetMemoryLimit) makes the collector run
-// before then; it is raised with the live heap, so that a heap larger than
-// planned slows the collector down rather than makes it run all the time.
-// Manage is that set-up, for rivermon and for the benchmarks that measure
-// its memory.
+// Package memlimit bounds the memory of a process whose heap can grow large.
+// rivermon collects garbage at 200 % of its live heap (cmd/rivermon): a few
+// MiB at idle with the shipped stations, but 390–680 MiB of QC windows and
+// flow days with 10,000 stations (docs/BENCHMARKS.md), which that target
+// lets grow to three times as much after a burst of work (a restart's
+// rebuild, a backlog). A soft memory limit (runtime/debug.SetMemoryLimit)
+// makes the collector run before then; it is raised with the live heap, so
+// that a heap larger than planned slows the collector down rather than makes
+// it run all the time. Manage is that set-up, for rivermon and for the
+// benchmarks that measure its memory.
 package memlimit
 
 import (
