@@ -197,7 +197,7 @@ func (p *Periods) Run(ctx context.Context) error {
 	for {
 		err := p.take()
 		if err != nil && !saveFailed {
-			p.o.Logger.Error("cannot save the periods to compute; the records stay in the spool until it can", "err", err)
+			p.o.Logger.Error("cannot save the periods to compute; kept in memory until it can (a crash meanwhile forgets them)", "err", err)
 		}
 		saveFailed = err != nil
 		select {
@@ -236,11 +236,16 @@ func (p *Periods) take() error {
 	if last == after {
 		return nil
 	}
-	if err := p.save(); err != nil {
+	p.pending.Set(float64(len(p.marks)))
+	// Marks that cannot be saved (a full disk) are kept in memory, and the
+	// position moves on all the same: the spool must be able to let its
+	// records go to get its disk back. Only a crash before the next save
+	// then forgets them (their periods keep their old statistics).
+	saveErr := p.save()
+	if err := j.Delivered(journal.PeriodsReader, last); err != nil {
 		return err
 	}
-	p.pending.Set(float64(len(p.marks)))
-	return j.Delivered(journal.PeriodsReader, last)
+	return saveErr
 }
 
 // mark notes what an entry touches.
