@@ -22,9 +22,9 @@ import (
 // BenchmarkSoakQCMemory measures what the streaming state holds at the
 // design load: the stations of simulators.GenerateRegistry (level with a
 // flat-line test of up to 72 h in winter, water temperature with 48 h, flow
-// into ecological-flow days), one sample a minute each, fed for eight days:
-// the longest QC window (72 h) is full, and so are the days of flow each
-// station keeps (eflowKeepDays and the newest), the steady state. The
+// into ecological-flow days), one sample a minute each, fed for the days of
+// flow each station keeps (eflowKeepDays and the newest: 72 h), which fill
+// the longest QC window (72 h) too: the steady state. The
 // messages are hour-long backlogs, every station's hour before the next
 // hour, stored as BenchmarkProcess stores them (no broker, spool or
 // InfluxDB); the batches are dropped. It runs once whatever b.N is, under
@@ -37,7 +37,7 @@ import (
 // in the QC windows.
 //
 // RIVERMON_SOAK_STATIONS (default 10,000) and RIVERMON_SOAK_HOURS (default
-// 192) change the load, RIVERMON_SOAK_TIMES the sample times: minute (on
+// 72) change the load, RIVERMON_SOAK_TIMES the sample times: minute (on
 // the minute, the default), gaps (a minute missing every 6 hours), seconds
 // (within 5 s either side of the minute, in whole seconds, as HJ 212's
 // DataTime and loggers' JSON carry them) or millis (up to a second after
