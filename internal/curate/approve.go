@@ -93,13 +93,14 @@ func (c *Curator) Approve(ctx context.Context, r ApprovalRequest) ([]string, err
 	a := &Approval{Station: st.ID, Days: days, Level: r.Level, Author: r.Author, Reason: r.Reason}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.log.append(&logRecord{Type: "approval", At: c.o.Now().UTC(), Approval: a}); err != nil {
+	mark, err := c.log.offset()
+	if err != nil {
 		return nil, &Error{Status: 500, Msg: err.Error()}
 	}
-	c.setApproval(a)
-	if err := c.add(c.approvalEntries(st, a)); err != nil {
-		return days, unavailable("the approval is recorded but its points could not be queued for InfluxDB: %v", err)
+	if err := c.commit(mark, []*logRecord{{Type: "approval", At: c.o.Now().UTC(), Approval: a}}, c.approvalEntries(st, a)); err != nil {
+		return nil, err
 	}
+	c.setApproval(a)
 	c.o.Logger.Info("approval", "station", st.ID, "from", r.From, "to", r.To, "level", r.Level, "author", r.Author)
 	return days, nil
 }

@@ -200,12 +200,7 @@ func (c *Curator) Correct(ctx context.Context, r Request) (string, error) {
 	}
 	k.Made = c.o.Now().UTC()
 	k.ID = c.newID(k.Made)
-	if err := c.log.append(&logRecord{Type: "correction", At: k.Made, Correction: k}); err != nil {
-		return "", &Error{Status: 500, Msg: err.Error()}
-	}
 	points := k.Points
-	k.Points = nil
-	c.remember(k)
 	entries := make([]journal.Entry, 0, len(points)+1+len(days))
 	for _, p := range points {
 		entries = append(entries, readingEntry(st, p.T, p.After))
@@ -215,14 +210,26 @@ func (c *Curator) Correct(ctx context.Context, r Request) (string, error) {
 	if len(days) > 0 {
 		reopen = &Approval{Station: st.ID, Days: days, Level: Provisional, Author: k.Author,
 			Reason: "reopened by correction " + k.ID}
-		if err := c.log.append(&logRecord{Type: "approval", At: k.Made, Approval: reopen}); err != nil {
-			return "", &Error{Status: 500, Msg: err.Error()}
-		}
-		c.setApproval(reopen)
 		entries = append(entries, c.approvalEntries(st, reopen)...)
 	}
-	if err := c.add(entries); err != nil {
-		return k.ID, unavailable("correction %s is recorded but not all its points could be queued for InfluxDB (%v); undo it (DELETE /api/v1/corrections/%s) and try again", k.ID, err, k.ID)
+	// The log first, then the journal, in one record: either the whole
+	// correction is queued for InfluxDB, or none of it is and the log
+	// takes it back (a spool at its bound refuses it whole, never half).
+	mark, err := c.log.offset()
+	if err != nil {
+		return "", &Error{Status: 500, Msg: err.Error()}
+	}
+	recs := []*logRecord{{Type: "correction", At: k.Made, Correction: k}}
+	if reopen != nil {
+		recs = append(recs, &logRecord{Type: "approval", At: k.Made, Approval: reopen})
+	}
+	if err := c.commit(mark, recs, entries); err != nil {
+		return "", err
+	}
+	k.Points = nil
+	c.remember(k)
+	if reopen != nil {
+		c.setApproval(reopen)
 	}
 	c.o.Logger.Info("correction made", "id", k.ID, "station", k.Station, "param", k.Param, "op", k.Op,
 		"from", k.From, "to", k.To, "points", len(points), "author", k.Author)

@@ -194,3 +194,32 @@ func (c *Curator) add(entries []journal.Entry) error {
 	}
 	return nil
 }
+
+// commit appends recs to the log, then entries to the journal as one
+// record; when the journal refuses them (at its bound), the log takes the
+// records back and commit answers 503: nothing changed. mark is the log's
+// offset before.
+func (c *Curator) commit(mark int64, recs []*logRecord, entries []journal.Entry) error {
+	undo := func(cause error) error {
+		if err := c.log.truncate(mark); err != nil {
+			return &Error{Status: 500, Msg: fmt.Sprintf("%v; and taking the change back out of the log failed: %v (restart rivermon)", cause, err)}
+		}
+		return nil
+	}
+	for _, rec := range recs {
+		if err := c.log.append(rec); err != nil {
+			if uerr := undo(err); uerr != nil {
+				return uerr
+			}
+			return &Error{Status: 500, Msg: err.Error()}
+		}
+	}
+	if err := c.o.Journal.Add(&journal.Record{Entries: entries}); err != nil {
+		cause := unavailable("the spool has no room for the %d points of this change now (%v); nothing changed: try again once InfluxDB has caught up, or split the range", len(entries), err)
+		if uerr := undo(cause); uerr != nil {
+			return uerr
+		}
+		return cause
+	}
+	return nil
+}

@@ -110,6 +110,30 @@ func (l *logFile) append(rec *logRecord) error {
 	return nil
 }
 
+// offset is where the next record goes.
+func (l *logFile) offset() (int64, error) {
+	off, err := l.f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return 0, fmt.Errorf("curation log: %w", err)
+	}
+	return off, nil
+}
+
+// truncate takes back the records appended from off on: the change they
+// describe was not made after all.
+func (l *logFile) truncate(off int64) error {
+	if err := l.f.Truncate(off); err != nil {
+		return fmt.Errorf("curation log: %w", err)
+	}
+	if _, err := l.f.Seek(off, io.SeekStart); err != nil {
+		return fmt.Errorf("curation log: %w", err)
+	}
+	if err := l.f.Sync(); err != nil {
+		return fmt.Errorf("curation log: %w", err)
+	}
+	return nil
+}
+
 // points reads back the points of correction id.
 func (l *logFile) points(id string) ([]Point, error) {
 	f, err := os.Open(l.path)
