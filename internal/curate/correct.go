@@ -724,6 +724,26 @@ func (c *Curator) rewrite(ctx context.Context, id string, st *registry.Station, 
 		return err
 	}
 	stmt := fmt.Sprintf("DELETE FROM reading WHERE station = '%s' AND time >= %d AND time <= %d", st.ID, lo.UnixNano(), hi.UnixNano())
+	err = c.deleteAndWrite(ctx, stmt, lines)
+	// Through the journal whatever happened: an output that deleted the
+	// day and then failed to write it gets the points from delivery,
+	// which tries until it can, and an undo tried again reads them back
+	// from the first output rather than finding the day empty.
+	if qerr := c.add(entries); qerr != nil {
+		if err == nil {
+			err = qerr
+		}
+		return err // the restore stays to be done again at start
+	}
+	if lerr := c.log.append(&logRecord{Type: "restored", At: c.o.Now().UTC(), ID: id}); lerr != nil && err == nil {
+		err = lerr
+	}
+	return err
+}
+
+// deleteAndWrite deletes the points stmt says from every output and
+// writes lines to it.
+func (c *Curator) deleteAndWrite(ctx context.Context, stmt string, lines []string) error {
 	for _, out := range c.o.Outputs {
 		if err := out.Store.Exec(ctx, stmt); err != nil {
 			return fmt.Errorf("output %s: %w", out.Name, err)
@@ -738,7 +758,7 @@ func (c *Curator) rewrite(ctx context.Context, id string, st *registry.Station, 
 			}
 		}
 	}
-	return c.add(entries)
+	return nil
 }
 
 // fieldType is the InfluxDB type of a `reading` field rivermon writes.

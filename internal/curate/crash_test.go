@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -52,3 +53,78 @@ func TestCorrectionRefusedWholeWhenTheSpoolIsFull(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An undo cut short (a crash) is finished once at start, not at every
+// start: written again at a later start, the points would overwrite what
+// was written to them since (another correction, a QC revision).
+func TestUnfinishedRestoreWrittenAgainOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "curation.log")
+	s := newMemStore()
+	st := testStation(t)
+	seedLevels(t, st, s, 3)
+	j := &deliveringJournal{stores: []*memStore{s}}
+	c := testCurator(t, path, j, "", s)
+	id, err := c.Correct(context.Background(), Request{Station: "s", Param: "level_m", Op: OpSet,
+		From: at(0).Format(time.RFC3339), To: at(2).Format(time.RFC3339), Value: ptr(1.2), Author: "a", Reason: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The undo's restore is logged, then the crash.
+	if err := c.log.append(&logRecord{Type: "restore", At: t0, ID: id, Station: "s",
+		Lines: []string{"reading,river=r,station=s level_m=1.5,level_m_qc=1i " + itoa(at(1).UnixNano())}}); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	j2 := &deliveringJournal{stores: []*memStore{s}}
+	c = testCurator(t, path, j2, "", s)
+	if n := len(j2.added()); n != 1 {
+		t.Fatalf("first start after the crash wrote %d points again, want 1", n)
+	}
+	c.Close()
+	j3 := &deliveringJournal{stores: []*memStore{s}}
+	c = testCurator(t, path, j3, "", s)
+	defer c.Close()
+	if n := len(j3.added()); n != 0 {
+		t.Errorf("a second start wrote the unfinished undo's %d points again", n)
+	}
+	// And the undo can still be finished.
+	if err := c.Undo(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An undo whose rewrite fails after it deleted a day (InfluxDB refuses
+// the write) loses no point: tried again, it puts every point back
+// exactly as it was before the correction.
+func TestUndoFailingAfterTheDeleteLosesNothing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "curation.log")
+	s := newMemStore()
+	st := testStation(t)
+	seedLevels(t, st, s, 12)
+	original := s.snapshot()
+	j := &deliveringJournal{stores: []*memStore{s}}
+	c := testCurator(t, path, j, "", s)
+	defer c.Close()
+	id, err := c.Correct(context.Background(), Request{Station: "s", Param: "level_m", Op: OpOffset,
+		From: at(2).Format(time.RFC3339), To: at(8).Format(time.RFC3339), Value: ptr(0.05), Author: "a", Reason: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	s.failWrite = errors.New("influxdb down")
+	s.mu.Unlock()
+	if err := c.Undo(context.Background(), id); err == nil {
+		t.Fatal("undo succeeded with InfluxDB refusing writes")
+	}
+	s.mu.Lock()
+	s.failWrite = nil
+	s.mu.Unlock()
+	if err := c.Undo(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.snapshot(); got != original {
+		t.Errorf("after the undo tried again:\n%s\nwant\n%s", got, original)
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -27,13 +27,16 @@ import (
 //	{"type":"approval","at":…,"approval":{station, days:[…], level, author,
 //	  reason}}
 //	{"type":"restore","at":…,"id":"c-…","station":…,"lines":[…]}
+//	{"type":"restored","at":…,"id":"c-…"}
 //
 // A correction's points give, for every point it changed, each field it
 // wrote before (null: the point had no such field) and after, so that the
 // log can be replayed (after) and undone (before). A restore holds the
 // points of a day an undo is about to delete and write again whole
-// (Curator.rewrite), in line protocol: should the undo not be recorded
-// after it (a crash), they are written again at start.
+// (Curator.rewrite), in line protocol: should neither a restored (they
+// are queued in the journal, which writes them to every output) nor the
+// undo be recorded after it (a crash), they are written again at start,
+// once.
 type logRecord struct {
 	Type       string      `json:"type"`
 	At         time.Time   `json:"at"`
@@ -193,6 +196,11 @@ func (c *Curator) replay(rec *logRecord) error {
 			return fmt.Errorf("restore of unknown correction %s", rec.ID)
 		}
 		c.pending[rec.ID] = append(c.pending[rec.ID], restore{station: rec.Station, lines: rec.Lines})
+	case "restored":
+		if c.byID[rec.ID] == nil {
+			return fmt.Errorf("restored of unknown correction %s", rec.ID)
+		}
+		delete(c.pending, rec.ID)
 	case "approval":
 		if rec.Approval == nil {
 			return errors.New("approval record without its approval")
@@ -231,6 +239,11 @@ func (c *Curator) finishRestores() error {
 				return fmt.Errorf("curation log: restore of %s: %w", id, err)
 			}
 			n += len(entries)
+		}
+		// Queued: a later start must not write them again over what
+		// was written to the points since.
+		if err := c.log.append(&logRecord{Type: "restored", At: c.o.Now().UTC(), ID: id}); err != nil {
+			return err
 		}
 		c.o.Logger.Warn("the undo of a correction was cut short (crash); the points it had deleted are written again as they were before the correction. Undo it again to finish", "id", id, "points", n)
 	}
