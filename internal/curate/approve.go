@@ -144,6 +144,23 @@ func (c *Curator) approvedDays(station string, from, to time.Time) []string {
 	return out
 }
 
+// approvedDaysOf lists the approved local days of the station that [from,
+// to] touches or that a point of points is on: a correction of a graded
+// item rewrites the class past its range.
+func (c *Curator) approvedDaysOf(station string, from, to time.Time, points []Point) []string {
+	out := c.approvedDays(station, from, to)
+	c.amu.Lock()
+	defer c.amu.Unlock()
+	m := c.approved[station]
+	for _, p := range points {
+		if day := p.T.In(c.o.Location).Format(dayLayout); m[day] && !slices.Contains(out, day) {
+			out = append(out, day)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // Level is the approval level of the station's local day holding t.
 func (c *Curator) Level(station string, t time.Time) string {
 	c.amu.Lock()

@@ -198,6 +198,11 @@ func (c *Curator) Correct(ctx context.Context, r Request) (string, error) {
 		return "", badRequest("station %s has no stored %s between %s and %s: nothing to correct", st.ID, k.Param,
 			k.From.Format(time.RFC3339Nano), k.To.Format(time.RFC3339Nano))
 	}
+	// The class it rewrites may reach an approved day past the range.
+	days = c.approvedDaysOf(st.ID, k.From, k.To, k.Points)
+	if len(days) > 0 && !r.Force {
+		return "", conflict("station %s is approved on %s, which the correction changes (values, or the class they make); send \"force\": true to correct and reopen them", st.ID, strings.Join(days, ", "))
+	}
 	k.Made = c.o.Now().UTC()
 	k.ID = c.newID(k.Made)
 	points := k.Points
@@ -621,13 +626,13 @@ func (c *Curator) Undo(ctx context.Context, id string) error {
 	if st == nil {
 		return conflict("station %s of correction %s is no longer in the registry", k.Station, id)
 	}
-	if days := c.approvedDays(st.ID, k.From, k.To); len(days) > 0 {
-		return conflict("station %s is approved on %s, which correction %s touches; reopen them (level provisional) first",
-			st.ID, strings.Join(days, ", "), id)
-	}
 	points, err := c.log.points(id)
 	if err != nil {
 		return &Error{Status: 500, Msg: err.Error()}
+	}
+	if days := c.approvedDaysOf(st.ID, k.From, k.To, points); len(days) > 0 {
+		return conflict("station %s is approved on %s, which correction %s touches; reopen them (level provisional) first",
+			st.ID, strings.Join(days, ", "), id)
 	}
 	if err := c.awaitDelivered(ctx); err != nil {
 		return err

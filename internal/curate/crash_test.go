@@ -128,3 +128,57 @@ func TestUndoFailingAfterTheDeleteLosesNothing(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// A correction of a graded item rewrites the class of the samples its
+// value stands for, past its range: when they are on an approved day, the
+// correction is refused without force (409) and reopens the day with it;
+// its undo is refused while the day is approved again.
+func TestCorrectionOfTheClassOnAnApprovedDay(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "curation.log")
+	s := newMemStore()
+	// 12:00 to 23:50 UTC: 20:00 on 1 June to 07:50 on 2 June, local.
+	start := t0.Add(12 * time.Hour)
+	for i := range 72 {
+		tt := start.Add(time.Duration(i) * 10 * time.Minute)
+		p := map[string]float64{"ph": 7.5, "ph_qc": 1, "wq_class": 1}
+		if i%18 == 0 { // NH3-N every 3 h: 12:00, 15:00, 18:00, 21:00
+			p["nh3n_mgl"], p["nh3n_mgl_qc"] = 0.1, 1
+		}
+		s.pts[tt.UnixNano()] = p
+	}
+	j := &deliveringJournal{stores: []*memStore{s}}
+	c := testCurator(t, path, j, "", s)
+	defer c.Close()
+	if _, err := c.Approve(context.Background(), ApprovalRequest{Station: "s", From: "2026-06-02", To: "2026-06-02",
+		Level: Approved, Author: "a", Reason: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	// NH3-N at 15:00 UTC (23:00 local, 1 June) stands until 18:00 UTC
+	// (02:00 local, 2 June): the class of an hour of 2 June follows it.
+	at15 := start.Add(3 * time.Hour).Format(time.RFC3339)
+	req := Request{Station: "s", Param: "nh3n_mgl", Op: OpSet, From: at15, To: at15, Value: ptr(1.2), Author: "a", Reason: "r"}
+	before := s.snapshot()
+	_, err := c.Correct(context.Background(), req)
+	var e *Error
+	if !errors.As(err, &e) || e.Status != http.StatusConflict {
+		t.Fatalf("correction changing the class on an approved day: %v, want 409", err)
+	}
+	if s.snapshot() != before {
+		t.Error("the refused correction changed stored points")
+	}
+	req.Force = true
+	id, err := c.Correct(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Level("s", start.Add(5*time.Hour)) != Provisional {
+		t.Error("the forced correction left 2 June approved")
+	}
+	if _, err := c.Approve(context.Background(), ApprovalRequest{Station: "s", From: "2026-06-02", To: "2026-06-02",
+		Level: Approved, Author: "a", Reason: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Undo(context.Background(), id); !errors.As(err, &e) || e.Status != http.StatusConflict {
+		t.Fatalf("undo changing the class on an approved day: %v, want 409", err)
+	}
+}
