@@ -138,6 +138,23 @@ func (c *Curator) postReprocess(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &Error{Status: http.StatusNotImplemented, Msg: "reprocessing is not available in this build"})
 		return
 	}
+	// One at a time, and never while a correction of any station is
+	// under way (c.mu): a correction made before is delivered before the
+	// reprocess reads (its AwaitDelivered), and those of the station
+	// wait for it to end.
+	c.mu.Lock()
+	if c.reprocessing != "" {
+		c.mu.Unlock()
+		writeError(w, conflict("%v", ErrReprocessRunning))
+		return
+	}
+	c.reprocessing = st.ID
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.reprocessing = ""
+		c.mu.Unlock()
+	}()
 	// The range is the Reprocessor's to bound: a rating revised for the
 	// past can reach back years.
 	start := c.o.Now()

@@ -182,6 +182,9 @@ func (c *Curator) Correct(ctx context.Context, r Request) (string, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.notReprocessed(st.ID); err != nil {
+		return "", err
+	}
 	days := c.approvedDays(st.ID, k.From, k.To)
 	if len(days) > 0 && !r.Force {
 		return "", conflict("station %s is approved on %s, which the range touches; send \"force\": true to correct and reopen them", st.ID, strings.Join(days, ", "))
@@ -625,6 +628,9 @@ func (c *Curator) Undo(ctx context.Context, id string) error {
 	st := c.o.Registry.Station(k.Station)
 	if st == nil {
 		return conflict("station %s of correction %s is no longer in the registry", k.Station, id)
+	}
+	if err := c.notReprocessed(st.ID); err != nil {
+		return err
 	}
 	points, err := c.log.points(id)
 	if err != nil {

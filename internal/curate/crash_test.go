@@ -4,10 +4,15 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/rivermon/rivermon/ingest/influx"
+	"github.com/rivermon/rivermon/internal/registry"
 )
 
 func ptr(v float64) *float64 { return &v }
@@ -182,3 +187,102 @@ func TestCorrectionOfTheClassOnAnApprovedDay(t *testing.T) {
 		t.Fatalf("undo changing the class on an approved day: %v, want 409", err)
 	}
 }
+
+// gatedStore is a memStore whose reprocess queries (GROUP BY river) read
+// the points, then wait until release is closed to hand them over.
+type gatedStore struct {
+	*memStore
+	started chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedStore) Query(ctx context.Context, stmt string, each func([]influx.Series)) error {
+	if strings.HasSuffix(stmt, "GROUP BY river") {
+		var read [][]influx.Series
+		if err := g.memStore.Query(ctx, stmt, func(s []influx.Series) { read = append(read, s) }); err != nil {
+			return err
+		}
+		select {
+		case g.started <- struct{}{}:
+		default:
+		}
+		select {
+		case <-g.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		for _, s := range read {
+			each(s)
+		}
+		return nil
+	}
+	return g.memStore.Query(ctx, stmt, each)
+}
+
+// A reprocess reads a day's stages and writes the flows it rates from
+// them: a correction of the station's stages made in between would be
+// overwritten by flows of the stages before it. Corrections and undos of
+// the station are refused (409) while its reprocess runs.
+func TestCorrectionRefusedWhileTheStationIsReprocessed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "curation.log")
+	s := newMemStore()
+	st := testStation(t)
+	seedLevels(t, st, s, 12)
+	g := &gatedStore{memStore: s, started: make(chan struct{}, 1), release: make(chan struct{})}
+	j := &deliveringJournal{stores: []*memStore{s}}
+	// The shift revised for the past: what a reprocess is for.
+	reg, err := registry.Load("stations.yaml", []byte(strings.Replace(testRegistry, "dh: 0.05", "dh: 0.15", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := NewRatingReprocessor(RatingReprocessorOptions{Registry: reg, Store: g, Journal: &spoolOf{j}, Logger: testLogger(t)})
+	c, err := New(Options{Registry: reg, Journal: j, Outputs: []Output{{Name: "out0", Store: s}}, LogPath: path,
+		Token: "tok", Reprocessor: rp, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	mux := http.NewServeMux()
+	c.Register(mux)
+	done := make(chan int)
+	go func() {
+		req := httptest.NewRequest("POST", "/api/v1/reprocess", strings.NewReader(
+			`{"station": "s", "from": "`+at(0).Format(time.RFC3339)+`", "to": "`+at(11).Format(time.RFC3339)+`"}`))
+		req.Header.Set("Authorization", "Bearer tok")
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, req)
+		done <- w.Code
+	}()
+	<-g.started
+	req := Request{Station: "s", Param: "level_m", Op: OpSet, From: at(3).Format(time.RFC3339), To: at(3).Format(time.RFC3339),
+		Value: ptr(1.5), Author: "a", Reason: "r"}
+	_, err = c.Correct(context.Background(), req)
+	var e *Error
+	if !errors.As(err, &e) || e.Status != http.StatusConflict {
+		t.Errorf("correction during the station's reprocess: %v, want 409", err)
+	}
+	close(g.release)
+	if code := <-done; code != http.StatusOK {
+		t.Fatalf("reprocess answered %d", code)
+	}
+	consistent := func() {
+		t.Helper()
+		rst := reg.Station("s")
+		for i := range 12 {
+			p := s.pts[at(i).UnixNano()]
+			if q, _ := ratedFlow(rst, at(i), p["level_m"]); p["flow_rated_m3s"] != q {
+				t.Errorf("point %d: stage %v with rated flow %v, want %v", i, p["level_m"], p["flow_rated_m3s"], q)
+			}
+		}
+	}
+	consistent()
+	if _, err := c.Correct(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	consistent()
+}
+
+// spoolOf is a journal as a reprocess uses it.
+type spoolOf struct{ *deliveringJournal }
+
+func (spoolOf) Bytes() int64 { return 0 }

@@ -77,6 +77,10 @@ type Curator struct {
 	byID        map[string]*Correction // the same
 	lastID      int64
 	pending     map[string][]restore // undos cut short, by correction id (while loading)
+	// reprocessing is the station a reprocess runs for: its corrections
+	// and undos wait (409), since a reprocess writes flows it rated
+	// from the stages it read before.
+	reprocessing string
 
 	// amu guards approved alone, which the export reads: an export does
 	// not wait for a correction under way.
@@ -220,6 +224,15 @@ func (c *Curator) commit(mark int64, recs []*logRecord, entries []journal.Entry)
 			return uerr
 		}
 		return cause
+	}
+	return nil
+}
+
+// notReprocessed refuses a change of a station while it is reprocessed;
+// c.mu is held.
+func (c *Curator) notReprocessed(station string) error {
+	if c.reprocessing == station {
+		return conflict("station %s is being reprocessed; correct or undo when the reprocess is done", station)
 	}
 	return nil
 }
