@@ -143,6 +143,11 @@ func (c *Curator) postReprocess(w http.ResponseWriter, r *http.Request) {
 	// reprocess reads (its AwaitDelivered), and those of the station
 	// wait for it to end.
 	c.mu.Lock()
+	if err := c.open(); err != nil {
+		c.mu.Unlock()
+		writeError(w, err)
+		return
+	}
 	if c.reprocessing != "" {
 		c.mu.Unlock()
 		writeError(w, conflict("%v", ErrReprocessRunning))

@@ -93,6 +93,9 @@ func (c *Curator) Approve(ctx context.Context, r ApprovalRequest) ([]string, err
 	a := &Approval{Station: st.ID, Days: days, Level: r.Level, Author: r.Author, Reason: r.Reason}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.open(); err != nil {
+		return nil, err
+	}
 	mark, err := c.log.offset()
 	if err != nil {
 		return nil, &Error{Status: 500, Msg: err.Error()}

@@ -602,6 +602,9 @@ func overlaps(a, b *Correction) bool {
 func (c *Curator) Undo(ctx context.Context, id string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.open(); err != nil {
+		return err
+	}
 	k := c.byID[id]
 	if k == nil {
 		return &Error{Status: 404, Msg: fmt.Sprintf("no correction %q", id)}

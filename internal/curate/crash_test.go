@@ -188,16 +188,17 @@ func TestCorrectionOfTheClassOnAnApprovedDay(t *testing.T) {
 	}
 }
 
-// gatedStore is a memStore whose reprocess queries (GROUP BY river) read
-// the points, then wait until release is closed to hand them over.
+// gatedStore is a memStore whose queries ending in suffix read the
+// points, then wait until release is closed to hand them over.
 type gatedStore struct {
 	*memStore
+	suffix  string // of the statements held
 	started chan struct{}
 	release chan struct{}
 }
 
 func (g *gatedStore) Query(ctx context.Context, stmt string, each func([]influx.Series)) error {
-	if strings.HasSuffix(stmt, "GROUP BY river") {
+	if strings.HasSuffix(stmt, g.suffix) {
 		var read [][]influx.Series
 		if err := g.memStore.Query(ctx, stmt, func(s []influx.Series) { read = append(read, s) }); err != nil {
 			return err
@@ -228,7 +229,7 @@ func TestCorrectionRefusedWhileTheStationIsReprocessed(t *testing.T) {
 	s := newMemStore()
 	st := testStation(t)
 	seedLevels(t, st, s, 12)
-	g := &gatedStore{memStore: s, started: make(chan struct{}, 1), release: make(chan struct{})}
+	g := &gatedStore{memStore: s, suffix: "GROUP BY river", started: make(chan struct{}, 1), release: make(chan struct{})}
 	j := &deliveringJournal{stores: []*memStore{s}}
 	// The shift revised for the past: what a reprocess is for.
 	reg, err := registry.Load("stations.yaml", []byte(strings.Replace(testRegistry, "dh: 0.05", "dh: 0.15", 1)))
@@ -286,3 +287,57 @@ func TestCorrectionRefusedWhileTheStationIsReprocessed(t *testing.T) {
 type spoolOf struct{ *deliveringJournal }
 
 func (spoolOf) Bytes() int64 { return 0 }
+
+// Close waits for a change under way, which is then made whole (log and
+// journal), and the changes asked for after it are refused (503), not
+// half made on a closed log.
+func TestCloseWaitsForTheChangeUnderWay(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "curation.log")
+	s := newMemStore()
+	seedLevels(t, testStation(t), s, 12)
+	g := &gatedStore{memStore: s, suffix: "<= " + itoa(at(11).UnixNano()), started: make(chan struct{}, 1), release: make(chan struct{})}
+	j := &deliveringJournal{stores: []*memStore{s}}
+	reg, err := registry.Load("stations.yaml", []byte(testRegistry))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(Options{Registry: reg, Journal: j, Outputs: []Output{{Name: "out0", Store: g}}, LogPath: path, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := Request{Station: "s", Param: "level_m", Op: OpOffset, From: at(0).Format(time.RFC3339), To: at(11).Format(time.RFC3339),
+		Value: ptr(0.1), Author: "a", Reason: "r"}
+	made := make(chan error)
+	go func() {
+		_, err := c.Correct(context.Background(), req)
+		made <- err
+	}()
+	<-g.started
+	closed := make(chan error)
+	go func() { closed <- c.Close() }()
+	select {
+	case <-closed:
+		t.Error("Close returned while a correction was under way")
+		closed = nil
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(g.release)
+	if err := <-made; err != nil {
+		t.Errorf("the correction under way at Close: %v", err)
+	}
+	if closed != nil {
+		if err := <-closed; err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := c.Correct(context.Background(), req); err == nil {
+		t.Error("a correction after Close was made")
+	} else if e := new(Error); !errors.As(err, &e) || e.Status != http.StatusServiceUnavailable {
+		t.Errorf("a correction after Close: %v, want 503", err)
+	}
+	c = testCurator(t, path, &deliveringJournal{}, "", s)
+	defer c.Close()
+	if len(c.corrections) != 1 || len(j.added()) != 12+1 {
+		t.Errorf("%d corrections in the log, %d entries queued; want 1 and 13", len(c.corrections), len(j.added()))
+	}
+}

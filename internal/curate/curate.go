@@ -81,6 +81,7 @@ type Curator struct {
 	// and undos wait (409), since a reprocess writes flows it rated
 	// from the stages it read before.
 	reprocessing string
+	closed       bool // by Close
 
 	// amu guards approved alone, which the export reads: an export does
 	// not wait for a correction under way.
@@ -121,8 +122,25 @@ func New(o Options) (*Curator, error) {
 	return c, nil
 }
 
-// Close closes the log.
-func (c *Curator) Close() error { return c.log.close() }
+// Close waits for a change under way, then closes the log; changes asked
+// for after it are refused (503).
+func (c *Curator) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	return c.log.close()
+}
+
+// open refuses a change once the curator is closed; c.mu is held.
+func (c *Curator) open() error {
+	if c.closed {
+		return unavailable("rivermon is stopping; nothing changed, try again once it runs")
+	}
+	return nil
+}
 
 // Error is a refusal with its HTTP status and a message naming what is
 // wrong.
@@ -228,9 +246,12 @@ func (c *Curator) commit(mark int64, recs []*logRecord, entries []journal.Entry)
 	return nil
 }
 
-// notReprocessed refuses a change of a station while it is reprocessed;
-// c.mu is held.
+// notReprocessed refuses a change of a station while it is reprocessed,
+// or once the curator is closed; c.mu is held.
 func (c *Curator) notReprocessed(station string) error {
+	if err := c.open(); err != nil {
+		return err
+	}
 	if c.reprocessing == station {
 		return conflict("station %s is being reprocessed; correct or undo when the reprocess is done", station)
 	}
