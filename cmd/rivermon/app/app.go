@@ -332,8 +332,11 @@ func pageURL(external, listening string) string {
 }
 
 // serveHTTP serves until ctx ends, then lets requests under way finish for
-// a second.
+// a second. Their contexts end with ctx: a reprocess or a correction
+// waiting for delivery stops rather than run on after rivermon stopped,
+// on a closed spool.
 func serveHTTP(ctx context.Context, srv *http.Server, ln net.Listener) error {
+	srv.BaseContext = func(net.Listener) context.Context { return ctx }
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
