@@ -5,7 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"io"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -52,11 +52,14 @@ func (c *Curator) admin(h http.HandlerFunc) http.HandlerFunc {
 }
 
 // decode reads a JSON body into v, strictly: unknown keys and trailing
-// data are errors.
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+// data are errors, and a body over maxBody answers 413.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return &Error{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("body: over %d KiB", maxBody>>10)}
+		}
 		return badRequest("body: %v", err)
 	}
 	if dec.More() {
@@ -67,7 +70,7 @@ func decode(r *http.Request, v any) error {
 
 func (c *Curator) postCorrection(w http.ResponseWriter, r *http.Request) {
 	var req Request
-	if err := decode(r, &req); err != nil {
+	if err := decode(w, r, &req); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -90,7 +93,7 @@ func (c *Curator) deleteCorrection(w http.ResponseWriter, r *http.Request) {
 
 func (c *Curator) postApproval(w http.ResponseWriter, r *http.Request) {
 	var req ApprovalRequest
-	if err := decode(r, &req); err != nil {
+	if err := decode(w, r, &req); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -111,7 +114,7 @@ type ReprocessRequest struct {
 
 func (c *Curator) postReprocess(w http.ResponseWriter, r *http.Request) {
 	var req ReprocessRequest
-	if err := decode(r, &req); err != nil {
+	if err := decode(w, r, &req); err != nil {
 		writeError(w, err)
 		return
 	}

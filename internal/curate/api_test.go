@@ -1,6 +1,7 @@
 package curate
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -30,5 +31,19 @@ func TestExportBoundWithAnOffsetUnescaped(t *testing.T) {
 	}
 	if lines := strings.Split(strings.TrimSpace(w.Body.String()), "\n"); len(lines) != 4 || !strings.HasPrefix(lines[1], "2026-06-01T00:00:00Z,") {
 		t.Errorf("export:\n%s", w.Body)
+	}
+}
+
+// A body over the API's bound answers 413 saying so.
+func TestBodyOverTheBound(t *testing.T) {
+	mux := apiMux(t)
+	req := httptest.NewRequest("POST", "/api/v1/approvals", strings.NewReader(`{"reason": "`+strings.Repeat("x", maxBody)+`"}`))
+	req.Header.Set("Authorization", "Bearer tok")
+	w := httptest.NewRecorder()
+	mux.ServeHTTP(w, req)
+	var out struct{ Error string }
+	_ = json.Unmarshal(w.Body.Bytes(), &out)
+	if w.Code != http.StatusRequestEntityTooLarge || !strings.Contains(out.Error, "64 KiB") {
+		t.Errorf("%d %q, want 413 naming the bound", w.Code, out.Error)
 	}
 }
