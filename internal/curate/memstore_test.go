@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/rivermon/rivermon/ingest/influx"
 	"github.com/rivermon/rivermon/ingest/journal"
@@ -241,5 +240,3 @@ func testCurator(t *testing.T, path string, j Journal, token string, stores ...*
 	}
 	return c
 }
-
-var _ = time.Second
