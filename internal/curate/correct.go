@@ -257,6 +257,7 @@ func (c *Curator) newID(t time.Time) string {
 func (c *Curator) remember(k *Correction) {
 	c.corrections = append(c.corrections, k)
 	c.byID[k.ID] = k
+	c.standing(k, !k.Undone)
 	if n, err := strconv.ParseInt(strings.TrimPrefix(k.ID, "c-"), 36, 64); err == nil {
 		c.lastID = max(c.lastID, n)
 	}
@@ -654,6 +655,7 @@ func (c *Curator) Undo(ctx context.Context, id string) error {
 		return &Error{Status: 500, Msg: err.Error()}
 	}
 	k.Undone = true
+	c.standing(k, false)
 	if err := c.add([]journal.Entry{correctionEntry(k)}); err != nil {
 		return unavailable("correction %s is undone in InfluxDB but its record could not be queued: %v", id, err)
 	}

@@ -341,3 +341,36 @@ func TestCloseWaitsForTheChangeUnderWay(t *testing.T) {
 		t.Errorf("%d corrections in the log, %d entries queued; want 1 and 13", len(c.corrections), len(j.added()))
 	}
 }
+
+// Corrected says where a correction not undone stands, for the stream.
+func TestCorrectedWhereACorrectionStands(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "curation.log")
+	s := newMemStore()
+	seedLevels(t, testStation(t), s, 12)
+	c := testCurator(t, path, &deliveringJournal{stores: []*memStore{s}}, "", s)
+	id, err := c.Correct(context.Background(), Request{Station: "s", Param: "level_m", Op: OpSet,
+		From: at(2).Format(time.RFC3339), To: at(4).Format(time.RFC3339), Value: ptr(1.2), Author: "a", Reason: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string, want bool) {
+		t.Helper()
+		for i := range 12 {
+			if got := c.Corrected("s", "level_m", at(i)); got != (want && i >= 2 && i <= 4) {
+				t.Errorf("%s: sample %d corrected %v", when, i, got)
+			}
+		}
+		if c.Corrected("s", "ph", at(3)) {
+			t.Errorf("%s: ph corrected", when)
+		}
+	}
+	check("made", true)
+	c.Close()
+	c = testCurator(t, path, &deliveringJournal{stores: []*memStore{s}}, "", s)
+	defer c.Close()
+	check("after a restart", true)
+	if err := c.Undo(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	check("undone", false)
+}

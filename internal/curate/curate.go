@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -83,6 +84,11 @@ type Curator struct {
 	reprocessing string
 	closed       bool // by Close
 
+	// smu guards spans alone, which the stream reads (Corrected): it
+	// does not wait for a correction under way.
+	smu   sync.RWMutex
+	spans map[spanKey][]span // the ranges of the corrections not undone
+
 	// amu guards approved alone, which the export reads: an export does
 	// not wait for a correction under way.
 	amu      sync.Mutex
@@ -109,7 +115,7 @@ func New(o Options) (*Curator, error) {
 	if len(o.Outputs) == 0 {
 		return nil, errors.New("curate: no InfluxDB output")
 	}
-	c := &Curator{o: o, byID: map[string]*Correction{}, approved: map[string]map[string]bool{}, pending: map[string][]restore{}}
+	c := &Curator{o: o, byID: map[string]*Correction{}, spans: map[spanKey][]span{}, approved: map[string]map[string]bool{}, pending: map[string][]restore{}}
 	lf, err := openLog(o.LogPath, c.replay, o.Logger)
 	if err != nil {
 		return nil, err
@@ -256,4 +262,41 @@ func (c *Curator) notReprocessed(station string) error {
 		return conflict("station %s is being reprocessed; correct or undo when the reprocess is done", station)
 	}
 	return nil
+}
+
+// spanKey is a station's parameter.
+type spanKey struct{ station, param string }
+
+// span is the range of a correction not undone.
+type span struct {
+	id       string
+	from, to time.Time
+}
+
+// standing adds k's range to the spans (k made) or takes it off (undone).
+func (c *Curator) standing(k *Correction, stands bool) {
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	key := spanKey{k.Station, k.Param}
+	if stands {
+		c.spans[key] = append(c.spans[key], span{id: k.ID, from: k.From, to: k.To})
+		return
+	}
+	c.spans[key] = slices.DeleteFunc(c.spans[key], func(s span) bool { return s.id == k.ID })
+	if len(c.spans[key]) == 0 {
+		delete(c.spans, key)
+	}
+}
+
+// Corrected says whether a correction not undone stands on the value of
+// param at station and t (ingest.StreamOptions.Corrected).
+func (c *Curator) Corrected(station, param string, t time.Time) bool {
+	c.smu.RLock()
+	defer c.smu.RUnlock()
+	for _, s := range c.spans[spanKey{station, param}] {
+		if !t.Before(s.from) && !t.After(s.to) {
+			return true
+		}
+	}
+	return false
 }

@@ -190,6 +190,7 @@ func (c *Curator) replay(rec *logRecord) error {
 			return fmt.Errorf("undo of unknown correction %s", rec.ID)
 		}
 		k.Undone = true
+		c.standing(k, false)
 		delete(c.pending, rec.ID)
 	case "restore":
 		if c.byID[rec.ID] == nil {
