@@ -231,7 +231,11 @@ func (c *Curator) Correct(ctx context.Context, r Request) (string, error) {
 	if reopen != nil {
 		recs = append(recs, &logRecord{Type: "approval", At: k.Made, Approval: reopen})
 	}
+	// Standing before it is queued: a QC revision the stream renders
+	// meanwhile is not written after it.
+	c.standing(k, true)
 	if err := c.commit(mark, recs, entries); err != nil {
+		c.standing(k, false)
 		return "", err
 	}
 	k.Points = nil
@@ -253,11 +257,10 @@ func (c *Curator) newID(t time.Time) string {
 	return "c-" + strconv.FormatInt(n, 36)
 }
 
-// remember adds a correction to the state.
+// remember adds a correction to the state (its span apart: standing).
 func (c *Curator) remember(k *Correction) {
 	c.corrections = append(c.corrections, k)
 	c.byID[k.ID] = k
-	c.standing(k, !k.Undone)
 	if n, err := strconv.ParseInt(strings.TrimPrefix(k.ID, "c-"), 36, 64); err == nil {
 		c.lastID = max(c.lastID, n)
 	}

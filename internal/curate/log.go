@@ -184,6 +184,7 @@ func (c *Curator) replay(rec *logRecord) error {
 		k := *rec.Correction
 		k.Points = nil // read again from the log when undone
 		c.remember(&k)
+		c.standing(&k, true)
 	case "undo":
 		k := c.byID[rec.ID]
 		if k == nil {
