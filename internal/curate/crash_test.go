@@ -374,3 +374,44 @@ func TestCorrectedWhereACorrectionStands(t *testing.T) {
 	}
 	check("undone", false)
 }
+
+// A correction logged but not queued (rivermon stopped between the two)
+// is queued at start, once; one made whole is not queued again.
+func TestLoggedCorrectionQueuedAtStart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "curation.log")
+	s := newMemStore()
+	seedLevels(t, testStation(t), s, 12)
+	j := &deliveringJournal{stores: []*memStore{s}}
+	c := testCurator(t, path, j, "", s)
+	req := Request{Station: "s", Param: "level_m", Op: OpSet, From: at(2).Format(time.RFC3339), To: at(4).Format(time.RFC3339),
+		Value: ptr(1.2), Author: "a", Reason: "r"}
+	if _, err := c.Correct(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	j2 := &deliveringJournal{stores: []*memStore{s}}
+	c = testCurator(t, path, j2, "", s)
+	if n := len(j2.added()); n != 0 {
+		t.Errorf("a start queued %d points of a correction made whole", n)
+	}
+	// The crash: logged, not queued.
+	k := &Correction{ID: "c-zzzzzzzz", Station: "s", River: "r", Param: "level_m", Op: OpSet, From: at(6), To: at(6), Value: 1.4,
+		Author: "a", Reason: "r", Made: t0, Points: []Point{{T: at(6), Before: map[string]*float64{"level_m": ptr(1.006)},
+			After: map[string]float64{"level_m": 1.4, "level_m_qc": 1}}}}
+	if err := c.log.append(&logRecord{Type: "correction", At: t0, Correction: k}); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	j3 := &deliveringJournal{stores: []*memStore{s}}
+	c = testCurator(t, path, j3, "", s)
+	c.Close()
+	if e := j3.added(); len(e) != 2 || s.pts[at(6).UnixNano()]["level_m"] != 1.4 || !strings.HasPrefix(e[1].Line, "correction,") {
+		t.Errorf("the logged correction queued at start as %+v", e)
+	}
+	j4 := &deliveringJournal{stores: []*memStore{s}}
+	c = testCurator(t, path, j4, "", s)
+	defer c.Close()
+	if n := len(j4.added()); n != 0 {
+		t.Errorf("a second start queued the correction's %d points again", n)
+	}
+}

@@ -78,6 +78,7 @@ type Curator struct {
 	byID        map[string]*Correction // the same
 	lastID      int64
 	pending     map[string][]restore // undos cut short, by correction id (while loading)
+	unqueued    []*logRecord         // the log's last change when not marked queued (while loading)
 	// reprocessing is the station a reprocess runs for: its corrections
 	// and undos wait (409), since a reprocess writes flows it rated
 	// from the stages it read before.
@@ -121,6 +122,10 @@ func New(o Options) (*Curator, error) {
 		return nil, err
 	}
 	c.log = lf
+	if err := c.requeue(); err != nil {
+		lf.close()
+		return nil, err
+	}
 	if err := c.finishRestores(); err != nil {
 		lf.close()
 		return nil, err
@@ -248,6 +253,11 @@ func (c *Curator) commit(mark int64, recs []*logRecord, entries []journal.Entry)
 			return uerr
 		}
 		return cause
+	}
+	// Without the mark (a crash now), a start queues the change again:
+	// the same points.
+	if err := c.log.append(&logRecord{Type: "queued", At: c.o.Now().UTC()}); err != nil {
+		c.o.Logger.Error("the change is made but not marked queued in the curation log; a start queues it again", "err", err)
 	}
 	return nil
 }

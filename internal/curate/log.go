@@ -28,6 +28,11 @@ import (
 //	  reason}}
 //	{"type":"restore","at":…,"id":"c-…","station":…,"lines":[…]}
 //	{"type":"restored","at":…,"id":"c-…"}
+//	{"type":"queued","at":…}
+//
+// A queued record follows a change (a correction, with the approval of
+// the days it reopened, or an approval) once its points are in the
+// journal: a last change without one is queued again at start.
 //
 // A correction's points give, for every point it changed, each field it
 // wrote before (null: the point had no such field) and after, so that the
@@ -185,6 +190,9 @@ func (c *Curator) replay(rec *logRecord) error {
 		k.Points = nil // read again from the log when undone
 		c.remember(&k)
 		c.standing(&k, true)
+		c.unqueued = []*logRecord{rec}
+		return nil
+	case "queued":
 	case "undo":
 		k := c.byID[rec.ID]
 		if k == nil {
@@ -208,10 +216,56 @@ func (c *Curator) replay(rec *logRecord) error {
 			return errors.New("approval record without its approval")
 		}
 		c.setApproval(rec.Approval)
+		// The days a correction reopened are queued with it.
+		if len(c.unqueued) == 1 && c.unqueued[0].Correction != nil &&
+			rec.Approval.Reason == "reopened by correction "+c.unqueued[0].Correction.ID {
+			c.unqueued = append(c.unqueued, rec)
+		} else {
+			c.unqueued = []*logRecord{rec}
+		}
+		return nil
 	default:
 		return fmt.Errorf("unknown record type %q", rec.Type)
 	}
+	// Whatever came after a change was made after it was queued.
+	c.unqueued = nil
 	return nil
+}
+
+// requeue queues again the last change of the log when it is not marked
+// queued: rivermon stopped (a crash) between logging it and queuing its
+// points, or just after. Its points are written as it wrote them
+// (written twice, they are the same), and it is marked queued.
+func (c *Curator) requeue() error {
+	recs := c.unqueued
+	c.unqueued = nil
+	if len(recs) == 0 {
+		return nil
+	}
+	var entries []journal.Entry
+	for _, rec := range recs {
+		switch {
+		case rec.Correction != nil:
+			k := rec.Correction
+			st := c.o.Registry.Station(k.Station)
+			if st == nil {
+				continue
+			}
+			for _, p := range k.Points {
+				entries = append(entries, readingEntry(st, p.T, p.After))
+			}
+			entries = append(entries, correctionEntry(k))
+		case rec.Approval != nil:
+			if st := c.o.Registry.Station(rec.Approval.Station); st != nil {
+				entries = append(entries, c.approvalEntries(st, rec.Approval)...)
+			}
+		}
+	}
+	if err := c.add(entries); err != nil {
+		return fmt.Errorf("curation log: queuing the last change again: %w", err)
+	}
+	c.o.Logger.Warn("the last change of the curation log was not marked queued (rivermon stopped while making it); its points are queued again", "points", len(entries))
+	return c.log.append(&logRecord{Type: "queued", At: c.o.Now().UTC()})
 }
 
 // restore is the points of a day an undo deletes and writes again whole.
