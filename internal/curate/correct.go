@@ -660,7 +660,10 @@ func (c *Curator) Undo(ctx context.Context, id string) error {
 	k.Undone = true
 	c.standing(k, false)
 	if err := c.add([]journal.Entry{correctionEntry(k)}); err != nil {
-		return unavailable("correction %s is undone in InfluxDB but its record could not be queued: %v", id, err)
+		return unavailable("correction %s is undone in InfluxDB but its record could not be queued (a start queues it): %v", id, err)
+	}
+	if err := c.log.append(&logRecord{Type: "queued", At: now}); err != nil {
+		c.o.Logger.Error("the undo is made but not marked queued in the curation log; a start queues its record again", "err", err)
 	}
 	c.o.Logger.Info("correction undone", "id", id, "station", k.Station, "param", k.Param, "points", len(points))
 	return nil

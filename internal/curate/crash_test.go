@@ -415,3 +415,30 @@ func TestLoggedCorrectionQueuedAtStart(t *testing.T) {
 		t.Errorf("a second start queued the correction's %d points again", n)
 	}
 }
+
+// An undo whose `correction` point (undone) the spool had no room for
+// gets it queued at the next start.
+func TestUndoRecordQueuedAtStart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "curation.log")
+	s := newMemStore()
+	seedLevels(t, testStation(t), s, 12)
+	j := &deliveringJournal{stores: []*memStore{s}}
+	c := testCurator(t, path, j, "", s)
+	id, err := c.Correct(context.Background(), Request{Station: "s", Param: "level_m", Op: OpOffset,
+		From: at(2).Format(time.RFC3339), To: at(4).Format(time.RFC3339), Value: ptr(0.1), Author: "a", Reason: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Room for the restored points, not for the undo's record.
+	j.max = len(j.added()) + 3
+	if err := c.Undo(context.Background(), id); err == nil {
+		t.Fatal("undo with no room for its record: no error")
+	}
+	c.Close()
+	j2 := &deliveringJournal{stores: []*memStore{s}}
+	c = testCurator(t, path, j2, "", s)
+	defer c.Close()
+	if e := j2.added(); len(e) != 1 || !strings.Contains(e[0].Line, "undone=true") {
+		t.Errorf("queued at start: %+v, want the undone correction's point", e)
+	}
+}

@@ -31,8 +31,8 @@ import (
 //	{"type":"queued","at":…}
 //
 // A queued record follows a change (a correction, with the approval of
-// the days it reopened, or an approval) once its points are in the
-// journal: a last change without one is queued again at start.
+// the days it reopened, an approval, an undo's `correction` point) once
+// its points are in the journal: a last change without one is queued again at start.
 //
 // A correction's points give, for every point it changed, each field it
 // wrote before (null: the point had no such field) and after, so that the
@@ -201,6 +201,8 @@ func (c *Curator) replay(rec *logRecord) error {
 		k.Undone = true
 		c.standing(k, false)
 		delete(c.pending, rec.ID)
+		c.unqueued = []*logRecord{rec} // its `correction` point, undone
+		return nil
 	case "restore":
 		if c.byID[rec.ID] == nil {
 			return fmt.Errorf("restore of unknown correction %s", rec.ID)
@@ -258,6 +260,10 @@ func (c *Curator) requeue() error {
 		case rec.Approval != nil:
 			if st := c.o.Registry.Station(rec.Approval.Station); st != nil {
 				entries = append(entries, c.approvalEntries(st, rec.Approval)...)
+			}
+		case rec.Type == "undo":
+			if k := c.byID[rec.ID]; k != nil {
+				entries = append(entries, correctionEntry(k))
 			}
 		}
 	}
