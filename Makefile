@@ -53,10 +53,11 @@ check:
 run: deps build
 	@bash scripts/run.sh
 
-## bench: micro-benchmarks, the streaming state of 10,000 stations over 72 h (about 1.5 minutes), then end to end through real Mosquitto, rivermon and InfluxDB (3 runs each)
+## bench: micro-benchmarks, the streaming state of 10,000 stations over 8 days with times on the minute, jittered by seconds and by milliseconds (about 13 minutes), then end to end through real Mosquitto, rivermon and InfluxDB (3 runs each)
 bench: deps
 	$(GO) test -run '^$$' -bench . -skip SoakQCMemory -benchmem ./internal/reading ./internal/quality ./ingest ./ingest/spool ./alerts
-	$(GO) test -run '^$$' -bench SoakQCMemory -benchtime 1x -timeout 30m ./ingest
+	@# One process a case: each reports its own peak resident memory.
+	for times in minute seconds millis; do RIVERMON_SOAK_TIMES=$$times $(GO) test -run '^$$' -bench SoakQCMemory -benchtime 1x -timeout 30m ./ingest || exit 1; done
 	$(GO) test -run '^$$' -bench 'EndToEnd|Backlog|OutputCatchUp|AlertLatency|Ceilings' -benchtime 1x -count 3 ./cmd/rivermon/app
 	@echo "rivermon beside Telegraf: make bench-peer"
 

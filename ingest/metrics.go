@@ -78,7 +78,7 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 		}, []string{"flag"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rivermon_derived_skipped_total",
-			Help: "Derivations not made, by reason: outside_rating (stage outside every segment, no extrapolation), no_rating (no curve in force), eflow_too_late (older than the days kept).",
+			Help: "Derivations not made, by reason: outside_rating (stage outside every segment, no extrapolation), no_rating (no curve in force), eflow_too_late (older than the days the stream keeps: the statistics stage accounts the day from InfluxDB).",
 		}, []string{"reason"}),
 		sl651Skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rivermon_sl651_skipped_total",

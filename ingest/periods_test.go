@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,7 +33,13 @@ const periodsStation = "nianchu-manla-outlet" // 5-minute interval, eflow_m3s 2
 
 func newPeriodsHarness(t *testing.T, in *testenv.Influx, dir string, now time.Time) *periodsHarness {
 	t.Helper()
-	w := influx.New(influx.Options{URL: in.URL, Bucket: "rivermon/autogen", MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	return newPeriodsHarnessAt(t, in, in.URL, dir, now)
+}
+
+// newPeriodsHarnessAt writes to and reads from the InfluxDB at url.
+func newPeriodsHarnessAt(t *testing.T, in *testenv.Influx, url, dir string, now time.Time) *periodsHarness {
+	t.Helper()
+	w := influx.New(influx.Options{URL: url, Bucket: "rivermon/autogen", MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 	t.Cleanup(w.Close)
 	sp, _, err := spool.Open(dir, spool.Options{Readers: append(journal.Readers([]string{"default"}), journal.PeriodsReader)})
 	if err != nil {
@@ -82,8 +90,15 @@ func (h *periodsHarness) write(t *testing.T, kind journal.Kind, points map[time.
 // stats reads a stored statistics point: its fields by name.
 func (h *periodsHarness) stats(t *testing.T, measurement, param string, start time.Time) map[string]float64 {
 	t.Helper()
-	q := fmt.Sprintf("SELECT * FROM %s WHERE station = '%s' AND param = '%s' AND time = %d", measurement, periodsStation, param, start.UnixNano())
-	series, err := h.in.Query("rivermon", q)
+	return fieldsOf(t, h.in, fmt.Sprintf("SELECT * FROM %s WHERE station = '%s' AND param = '%s' AND time = %d",
+		measurement, periodsStation, param, start.UnixNano()))
+}
+
+// fieldsOf runs q and returns the numbers and booleans (as 0 or 1) of the
+// rows it answers, by column.
+func fieldsOf(t *testing.T, in *testenv.Influx, q string) map[string]float64 {
+	t.Helper()
+	series, err := in.Query("rivermon", q)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,25 +222,7 @@ func TestPeriodsAccountCorrectedDays(t *testing.T) {
 	}
 	h.write(t, journal.KindReading, points)
 	eflow := func() map[string]float64 {
-		q := fmt.Sprintf("SELECT * FROM eflow_daily WHERE station = '%s' AND time = %d", periodsStation, at(0, 0).UnixNano())
-		series, err := in.Query("rivermon", q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]float64{}
-		for _, s := range series {
-			for _, row := range s.Rows() {
-				for k, v := range row {
-					switch x := v.(type) {
-					case json.Number:
-						out[k], _ = x.Float64()
-					case bool:
-						out[k] = map[bool]float64{false: 0, true: 1}[x]
-					}
-				}
-			}
-		}
-		return out
+		return fieldsOf(t, in, fmt.Sprintf("SELECT * FROM eflow_daily WHERE station = '%s' AND time = %d", periodsStation, at(0, 0).UnixNano()))
 	}
 	wait := func(want map[string]float64) {
 		t.Helper()
@@ -262,4 +259,25 @@ func TestPeriodsAccountCorrectedDays(t *testing.T) {
 	integral := 2.5*(6*3600-300) + 1.45*300 + 0.4*(6*3600-300) + 1.45*300 + 2.5*(12*3600-300) + 2.5*300
 	wait(map[string]float64{"mean_flow_m3s": integral / 86400, "coverage": 1, "compliant": 0})
 	testenv.Eventually(t, 15*time.Second, func() bool { return month() == "[1 0 0 false]" }, "eflow_monthly: %s", month())
+}
+
+// TestPeriodMarksSurviveARestart: the periods marked while InfluxDB is
+// down are computed after a restart, although the stage's position went
+// past the records that marked them: the marks were saved first.
+func TestPeriodMarksSurviveARestart(t *testing.T) {
+	in := testenv.StartInflux(t)
+	dir := t.TempDir()
+	now := time.Date(2026, 8, 1, 12, 0, 0, 0, reading.Zone)
+	down := "http://127.0.0.1:" + fmt.Sprint(testenv.FreePort(t)) // nothing listens
+	h := newPeriodsHarnessAt(t, in, down, dir, now)
+	h.write(t, journal.KindReading, map[time.Time]string{at(3, 0): "level_m=1.5,level_m_qc=1i", at(3, 5): "level_m=1.7,level_m_qc=1i"})
+	testenv.Eventually(t, 5*time.Second, func() bool { return h.journal.Position(journal.PeriodsReader) > 0 },
+		"the statistics stage did not take the record")
+	h.stop()
+	if b, err := os.ReadFile(filepath.Join(dir, "periods.json")); err != nil || !strings.Contains(string(b), periodsStation+" 2026-06-30") {
+		t.Fatalf("marks not saved (%v): %s", err, b)
+	}
+	h = newPeriodsHarness(t, in, dir, now)
+	defer h.stop()
+	h.waitStats(t, "stats_hourly", "level_m", at(3, 0), map[string]float64{"count": 2, "mean": (480 + 510) / 600.0}) // 1.5–1.7 joined over 300 s, 1.7 holding 300 s
 }

@@ -22,47 +22,51 @@ import (
 // BenchmarkSoakQCMemory measures what the streaming state holds at the
 // design load: the stations of simulators.GenerateRegistry (level with a
 // flat-line test of up to 72 h in winter, water temperature with 48 h, flow
-// into ecological-flow days), one sample a minute each, fed until the
-// longest QC window is full. The messages are hour-long backlogs, every
-// station's hour before the next hour, stored as BenchmarkProcess stores
-// them (no broker, spool or InfluxDB); the batches are dropped. It runs
-// once whatever b.N is, collecting garbage as the built binary does (200 %
-// and a soft memory limit of 960 MiB or 1.5 × the live heap, unless GOGC
-// or GOMEMLIMIT say otherwise), and reports the heap in use and the resident memory after a
-// collection, the peak resident memory, and the heap per station and per
-// value held in the QC windows.
+// into ecological-flow days), one sample a minute each, fed for eight days:
+// the longest QC window (72 h) is full, and so are the days of flow each
+// station keeps (eflowKeepDays and the newest), the steady state. The
+// messages are hour-long backlogs, every station's hour before the next
+// hour, stored as BenchmarkProcess stores them (no broker, spool or
+// InfluxDB); the batches are dropped. It runs once whatever b.N is, under
+// the memory management of the built binary (memlimit.Manage: 200 % and a
+// soft limit of 960 MiB or 1.5 × the live heap, unless GOGC or GOMEMLIMIT
+// say otherwise), and reports the heap in use and the resident memory after
+// a collection (heap-MiB, rss-MiB), the peak resident memory of the process
+// (peak-rss-MiB, VmHWM: run it alone in its process), the soft limit in
+// force at the end (limit-MiB), and the heap per station and per value held
+// in the QC windows.
 //
 // RIVERMON_SOAK_STATIONS (default 10,000) and RIVERMON_SOAK_HOURS (default
-// 72) change the load, RIVERMON_SOAK_TIMES the sample times: minute (on
-// the minute, the default), gaps (a minute missing every 6 hours) or
-// jitter (up to a second after the minute, in milliseconds);
-// RIVERMON_SOAK_HEAPPROFILE names a file for a heap profile of the state
-// (go tool pprof -sample_index=inuse_space).
+// 192) change the load, RIVERMON_SOAK_TIMES the sample times: minute (on
+// the minute, the default), gaps (a minute missing every 6 hours), seconds
+// (within 5 s either side of the minute, in whole seconds, as HJ 212's
+// DataTime and loggers' JSON carry them) or millis (up to a second after
+// the minute, in milliseconds); RIVERMON_SOAK_HEAPPROFILE names a file for
+// a heap profile of the state (go tool pprof -sample_index=inuse_space).
 func BenchmarkSoakQCMemory(b *testing.B) {
 	stations := envInt(b, "RIVERMON_SOAK_STATIONS", 10000)
-	hours := envInt(b, "RIVERMON_SOAK_HOURS", 72)
+	hours := envInt(b, "RIVERMON_SOAK_HOURS", (eflowKeepDays+1)*24)
 	times := os.Getenv("RIVERMON_SOAK_TIMES")
 	switch times {
 	case "":
 		times = "minute"
-	case "minute", "gaps", "jitter":
+	case "minute", "gaps", "seconds", "millis":
 	default:
-		b.Fatalf("RIVERMON_SOAK_TIMES=%q: want minute, gaps or jitter", times)
+		b.Fatalf("RIVERMON_SOAK_TIMES=%q: want minute, gaps, seconds or millis", times)
 	}
-	// Memory as the built binary manages it (cmd/rivermon).
-	if os.Getenv("GOGC") == "" {
-		defer debug.SetGCPercent(debug.SetGCPercent(200))
-	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
-		ctx, cancel := context.WithCancel(context.Background())
-		kept := make(chan struct{})
-		go func() {
-			defer close(kept)
-			memlimit.Keep(ctx, 960<<20, 10*time.Second)
-		}()
-		defer func() { cancel(); <-kept }()
-	}
+	// Memory as the built binary manages it (cmd/rivermon), and as it was
+	// once the benchmark is over.
+	gc := debug.SetGCPercent(100)
+	debug.SetGCPercent(gc)
+	defer debug.SetGCPercent(gc)
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	ctx, cancel := context.WithCancel(context.Background())
+	managed := make(chan struct{})
+	go func() {
+		defer close(managed)
+		memlimit.Manage(ctx, os.Getenv)
+	}()
+	defer func() { cancel(); <-managed }()
 	reg, err := registry.Load("generated", []byte(simulators.GenerateRegistry(stations)))
 	if err != nil {
 		b.Fatal(err)
@@ -70,54 +74,58 @@ func BenchmarkSoakQCMemory(b *testing.B) {
 	// January: the stage's winter flat-line window (72 h) is the longest.
 	start := time.Date(2026, 1, 5, 0, 0, 0, 0, reading.Zone)
 	received := start.Add(time.Duration(hours+1) * time.Hour)
-	b.ResetTimer()
-	for range b.N {
-		b.StopTimer()
-		runtime.GC()
-		before := heapInuse()
-		s := NewStream(StreamOptions{Registry: reg, TopicPrefix: "rivermon/v1", Intake: NewIntake(IntakeOptions{}),
-			Now: func() time.Time { return received }})
-		b.StartTimer()
-		msgs := make(chan Message, 256)
-		go func() {
-			defer close(msgs)
-			for h := range hours {
-				for i := range reg.Stations {
-					msgs <- soakMessage(reg.Stations[i].ID, i, h, start, received, times)
+	// The case in the name: make bench runs each in a process of its own.
+	b.Run(times, func(b *testing.B) {
+		b.ResetTimer()
+		for range b.N {
+			b.StopTimer()
+			runtime.GC()
+			before := heapInuse()
+			s := NewStream(StreamOptions{Registry: reg, TopicPrefix: "rivermon/v1", Intake: NewIntake(IntakeOptions{}),
+				Now: func() time.Time { return received }})
+			b.StartTimer()
+			msgs := make(chan Message, 256)
+			go func() {
+				defer close(msgs)
+				for h := range hours {
+					for i := range reg.Stations {
+						msgs <- soakMessage(reg.Stations[i].ID, i, h, start, received, times)
+					}
+				}
+			}()
+			cur := &batch{}
+			for m := range msgs {
+				s.store(&m, cur)
+				if len(cur.rec.Entries) >= 5000 {
+					cur.reset()
 				}
 			}
-		}()
-		cur := &batch{}
-		for m := range msgs {
-			s.store(&m, cur)
-			if len(cur.rec.Entries) >= 5000 {
-				cur.reset()
+			b.StopTimer()
+			cur = nil
+			runtime.GC()
+			heap := heapInuse()
+			held := 0
+			for _, ss := range s.state {
+				for _, ser := range ss.series {
+					held += ser.Len()
+				}
 			}
-		}
-		b.StopTimer()
-		cur = nil
-		runtime.GC()
-		heap := heapInuse()
-		held := 0
-		for _, ss := range s.state {
-			for _, ser := range ss.series {
-				held += ser.Len()
+			if path := os.Getenv("RIVERMON_SOAK_HEAPPROFILE"); path != "" {
+				writeHeapProfile(b, path)
 			}
+			rss, peak := procStatus(b, "VmRSS:"), procStatus(b, "VmHWM:")
+			const mib = 1 << 20
+			b.ReportMetric(float64(heap)/mib, "heap-MiB")
+			b.ReportMetric(float64(rss)/mib, "rss-MiB")
+			b.ReportMetric(float64(peak)/mib, "peak-rss-MiB")
+			b.ReportMetric(float64(debug.SetMemoryLimit(-1))/mib, "limit-MiB")
+			b.ReportMetric(float64(heap-before)/float64(stations)/1024, "KiB/station")
+			b.ReportMetric(float64(held)/float64(stations), "qc-values/station")
+			b.ReportMetric(float64(heap-before)/float64(held), "B/qc-value")
+			runtime.KeepAlive(s)
+			b.StartTimer()
 		}
-		if path := os.Getenv("RIVERMON_SOAK_HEAPPROFILE"); path != "" {
-			writeHeapProfile(b, path)
-		}
-		rss, peak := procStatus(b, "VmRSS:"), procStatus(b, "VmHWM:")
-		const mib = 1 << 20
-		b.ReportMetric(float64(heap)/mib, "heap-MiB")
-		b.ReportMetric(float64(rss)/mib, "rss-MiB")
-		b.ReportMetric(float64(peak)/mib, "peak-rss-MiB")
-		b.ReportMetric(float64(heap-before)/float64(stations)/1024, "KiB/station")
-		b.ReportMetric(float64(held)/float64(stations), "qc-values/station")
-		b.ReportMetric(float64(heap-before)/float64(held), "B/qc-value")
-		runtime.KeepAlive(s)
-		b.StartTimer()
-	}
+	})
 }
 
 // soakMessage is station i's hour h: 60 samples a minute apart from start,
@@ -135,7 +143,9 @@ func soakMessage(id string, i, h int, start, received time.Time, times string) M
 		switch {
 		case times == "gaps" && (n+i)%360 == 0:
 			continue
-		case times == "jitter":
+		case times == "seconds":
+			at = at.Add(time.Duration(int64(mix(uint64(i)<<32|uint64(n)^0x5eed)%11)-5) * time.Second)
+		case times == "millis":
 			at = at.Add(time.Duration((n*7919+i*104729)%1000) * time.Millisecond)
 		}
 		if !first {

@@ -12,9 +12,13 @@ import (
 	"github.com/rivermon/rivermon/internal/registry"
 )
 
-// eflowKeepDays is how many local days of flow each station keeps for
-// rewriting a day's account when late data arrives.
-const eflowKeepDays = 7
+// eflowKeepDays is how many local days of flow, before the newest, each
+// station keeps for rewriting a day's account when late data arrives: the
+// day before and the one before it, which cover a day's close (two hours
+// after midnight) and a night's backlog. A later value for an older day is
+// accounted by the statistics stage (periods.go) from what InfluxDB
+// stores, as a correction is; memory holds no week of flow per station.
+const eflowKeepDays = 2
 
 // station is the streaming state of one station: its QC series, its
 // ecological-flow days, and when it was last heard from. It sees samples

@@ -180,6 +180,13 @@ export RIVERMON_HTTP_LISTEN="127.0.0.1:$HTTP_PORT"
 export RIVERMON_ALERTING_ALERTMANAGER_URLS="http://127.0.0.1:$AM_PORT"
 export RIVERMON_HJ212_LISTEN="127.0.0.1:$HJ212_PORT"
 export RIVERMON_SL651_LISTEN="127.0.0.1:$SL651_PORT"
+# The hydrologist's calls that change data (corrections, approvals,
+# reprocessing) need a bearer token: one of this installation's own.
+token_file="$run/admin-token"
+if [ ! -s "$token_file" ]; then
+	(umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$token_file")
+fi
+export RIVERMON_HTTP_ADMIN_TOKEN_FILE="$token_file"
 # The demo replays the past: let its samples page (a production service
 # keeps max_sample_age at 1h, so that a station's backlog pages nobody).
 replay_h=${SIM_START#-}
@@ -241,6 +248,12 @@ How the sections come in:
                  (dashboards: River network overview, Station detail, Water quality,
                  Ecological flow compliance, Data quality)
   MQTT           mosquitto_sub -p $MQTT_PORT -t 'rivermon/v1/#' -v
+  Corrections    the admin token is in $token_file; e.g. take out a stage value at Gyantse:
+                 bin/rivermon correct -url http://127.0.0.1:$HTTP_PORT -token-file $token_file \\
+                   -station nianchu-gyantse -param level_m -op delete -from <RFC 3339> -to <RFC 3339> \\
+                   -author you -reason "gauge cleaned"
+  Export         curl 'http://127.0.0.1:$HTTP_PORT/api/v1/export?station=nianchu-gyantse&param=level_m&from=<day>&to=<day>&format=csv'
+  Statistics     stats_hourly, stats_daily, stats_monthly in InfluxDB, computed every minute
   SL 651 data    curl -G 'http://127.0.0.1:$INFLUX_PORT/query' --data-urlencode 'db=rivermon' --data-urlencode "q=$q651"
   Logs           $logs/{rivermon,stationsim,stationsim-sl651-tcp,stationsim-sl651-mqtt,mosquitto,influxd,alertmanager}.log
                  (var/run/log/latest is this run's folder)

@@ -23,17 +23,11 @@ import (
 	"runtime/pprof"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/rivermon/rivermon/cmd/rivermon/app"
 	"github.com/rivermon/rivermon/internal/config"
 	"github.com/rivermon/rivermon/internal/memlimit"
 )
-
-// memoryFloor is the soft memory limit while the live heap is below two
-// thirds of it (memlimit.Limit): 1 GiB less what the process maps besides
-// the Go runtime's memory (the executable).
-const memoryFloor = 960 << 20
 
 // version is set at build time with -ldflags "-X main.version=...";
 // `make build` sets it to `git describe --tags --always --dirty`.
@@ -243,21 +237,12 @@ func serve(o options, stderr io.Writer) int {
 			}
 		}
 	})
-	if os.Getenv("GOGC") == "" {
-		// Collect garbage at three times the live heap rather than twice:
-		// the heap is small (a few MiB at idle), and under a full load this
-		// trades some tens of MiB for about a tenth of the CPU. GOGC, when
-		// set, decides instead.
-		debug.SetGCPercent(200)
-	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		// With 10,000 stations the heap holds 380–550 MiB of QC windows
-		// and flow days, and collecting at 200 % would let the process
-		// grow to three times that after a burst (a restart's rebuild, a
-		// backlog): a soft limit keeps it within 1 GiB (issue #17) while
-		// the live heap allows. GOMEMLIMIT, when set, decides instead.
-		wg.Go(func() { memlimit.Keep(ctx, memoryFloor, 10*time.Second) })
-	}
+	// Collect garbage at 200 % of the live heap under a soft limit of
+	// 960 MiB (issue #17: with 10,000 stations the QC windows and flow days
+	// hold hundreds of MiB, and a restart's rebuild or a backlog would
+	// otherwise let the process grow to three times that); GOGC and
+	// GOMEMLIMIT, when set, decide instead.
+	wg.Go(func() { memlimit.Manage(ctx, os.Getenv) })
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
 		if err == nil {

@@ -9,6 +9,10 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/rivermon/rivermon/ingest/journal"
+	"github.com/rivermon/rivermon/internal/reading"
+	"github.com/rivermon/rivermon/internal/registry"
 )
 
 // Reprocessor recomputes the derived values of a station over a time
@@ -110,6 +114,9 @@ type ReprocessRequest struct {
 	Station string `json:"station"`
 	From    string `json:"from"`
 	To      string `json:"to"`
+	// Author and Reason are recorded with it (optional).
+	Author string `json:"author,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
 
 func (c *Curator) postReprocess(w http.ResponseWriter, r *http.Request) {
@@ -176,8 +183,45 @@ func (c *Curator) postReprocess(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 	default:
 		c.o.Logger.Info("reprocess", "station", st.ID, "from", from, "to", to, "points", n)
-		writeJSON(w, http.StatusOK, map[string]any{"station": st.ID, "points": n, "seconds": c.o.Now().Sub(start).Seconds()})
+		id, err := c.recordReprocess(st, from, to, n, req.Author, req.Reason)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"id": id, "station": st.ID, "points": n, "seconds": c.o.Now().Sub(start).Seconds()})
 	}
+}
+
+// recordReprocess puts a reprocess done in the log (type "reprocess") and
+// in the `correction` measurement (op "reprocess", param flow_rated_m3s,
+// value the points rewritten), as every change of data is (CONTRACT §8).
+// It cannot be undone by id: the curve in force decides, so its undo is
+// the registry as it was and a reprocess.
+func (c *Curator) recordReprocess(st *registry.Station, from, to time.Time, points int, author, reason string) (string, error) {
+	if strings.TrimSpace(author) == "" {
+		author = "rivermon reprocess"
+	}
+	if strings.TrimSpace(reason) == "" {
+		reason = "rating curves or shifts of the registry applied again"
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.open(); err != nil {
+		return "", err
+	}
+	now := c.o.Now().UTC()
+	k := &Correction{ID: "r" + strings.TrimPrefix(c.newID(now), "c"), Station: st.ID, River: st.River, Param: reading.FieldFlowRated,
+		Op: OpReprocess, From: from, To: to, Value: float64(points), Author: author, Reason: reason, Made: now}
+	if err := c.log.append(&logRecord{Type: "reprocess", At: now, Correction: k}); err != nil {
+		return "", &Error{Status: 500, Msg: err.Error()}
+	}
+	if err := c.add([]journal.Entry{correctionEntry(k)}); err != nil {
+		return k.ID, unavailable("the reprocess is done and recorded but its correction point could not be queued for InfluxDB (a start queues it): %v", err)
+	}
+	if err := c.log.append(&logRecord{Type: "queued", At: now}); err != nil {
+		c.o.Logger.Error("the reprocess is recorded but not marked queued in the curation log; a start queues its record again", "err", err)
+	}
+	return k.ID, nil
 }
 
 // writeError answers err as {"error": "..."} with its status (500 when it
@@ -194,5 +238,7 @@ func writeError(w http.ResponseWriter, err error) {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // messages quote "<http.admin_token_file>" and the like as they read
+	_ = enc.Encode(v)
 }

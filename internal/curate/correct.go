@@ -27,6 +27,10 @@ const (
 	OpSet    = "set"    // every value becomes value
 	OpOffset = "offset" // value added
 	OpDrift  = "drift"  // a linear offset from 0 at from to value at to
+	// OpReprocess marks, in the `correction` measurement and the log, a
+	// reprocess (rated flow from the registry's curves); not an op of
+	// POST /api/v1/corrections.
+	OpReprocess = "reprocess"
 )
 
 // CorrectedFlag is the QC flag of a value a correction set, offset or

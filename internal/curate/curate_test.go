@@ -172,6 +172,8 @@ func TestLogReplay(t *testing.T) {
 		{Type: "approval", At: now, Approval: &Approval{Station: "s", Days: []string{"2026-06-01", "2026-06-02"}, Level: Approved}},
 		{Type: "approval", At: now, Approval: &Approval{Station: "s", Days: []string{"2026-06-02"}, Level: Provisional}},
 		{Type: "undo", At: now, ID: k.ID},
+		{Type: "reprocess", At: now, Correction: &Correction{ID: "r-1", Station: "s", Param: "flow_rated_m3s", Op: OpReprocess,
+			From: at(0), To: at(1), Value: 3, Made: now}},
 	} {
 		if err := c.log.append(rec); err != nil {
 			t.Fatal(err)
@@ -201,10 +203,10 @@ func TestLogReplay(t *testing.T) {
 		t.Errorf("points read back: %v, %v", ps, err)
 	}
 	b, _ := os.ReadFile(path)
-	// The undo, last and not marked queued (written by hand), is queued
-	// and marked at start.
-	if lines := strings.Split(string(b), "\n"); len(lines) != 6 || !strings.HasPrefix(lines[4], `{"type":"queued"`) || lines[5] != "" {
-		t.Errorf("the cut line is still in the log, or the undo not marked queued:\n%s", b)
+	// The reprocess, last and not marked queued (written by hand), has
+	// its point queued and is marked at start.
+	if lines := strings.Split(string(b), "\n"); len(lines) != 7 || !strings.HasPrefix(lines[5], `{"type":"queued"`) || lines[6] != "" {
+		t.Errorf("the cut line is still in the log, or the reprocess not marked queued:\n%s", b)
 	}
 }
 

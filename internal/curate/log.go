@@ -29,10 +29,14 @@ import (
 //	{"type":"restore","at":…,"id":"c-…","station":…,"lines":[…]}
 //	{"type":"restored","at":…,"id":"c-…"}
 //	{"type":"queued","at":…}
+//	{"type":"reprocess","at":…,"correction":{id "r-…", station, param
+//	  flow_rated_m3s, op "reprocess", from, to, value (points rewritten),
+//	  author, reason, made}}
 //
 // A queued record follows a change (a correction, with the approval of
-// the days it reopened, an approval, an undo's `correction` point) once
-// its points are in the journal: a last change without one is queued again at start.
+// the days it reopened, an approval, the `correction` point of an undo
+// or a reprocess) once its points are in the journal: a last change
+// without one is queued again at start.
 //
 // A correction's points give, for every point it changed, each field it
 // wrote before (null: the point had no such field) and after, so that the
@@ -213,6 +217,14 @@ func (c *Curator) replay(rec *logRecord) error {
 			return fmt.Errorf("restored of unknown correction %s", rec.ID)
 		}
 		delete(c.pending, rec.ID)
+	case "reprocess":
+		// Recorded for the audit trail; nothing to restore: the curve in
+		// force decides.
+		if rec.Correction != nil {
+			c.lastID = max(c.lastID, rec.Correction.Made.UnixMilli())
+			c.unqueued = []*logRecord{rec} // its `correction` point
+			return nil
+		}
 	case "approval":
 		if rec.Approval == nil {
 			return errors.New("approval record without its approval")
@@ -247,6 +259,8 @@ func (c *Curator) requeue() error {
 	var entries []journal.Entry
 	for _, rec := range recs {
 		switch {
+		case rec.Type == "reprocess":
+			entries = append(entries, correctionEntry(rec.Correction))
 		case rec.Correction != nil:
 			k := rec.Correction
 			st := c.o.Registry.Station(k.Station)

@@ -110,6 +110,7 @@ func (f *FlowDays) Add(t time.Time, q float64) (day time.Time, reopened, ok bool
 			// of daylight saving time grows its arrays once more).
 			n := int(min(24*time.Hour/max(f.interval, time.Second), 1<<20)) + 1
 			d.offs.SetHint(n)
+			d.offs.SetStep(int64(f.interval))
 			d.qs.SetHint(n)
 			f.days[day] = d
 			if f.oldestOpen.IsZero() || day.Before(f.oldestOpen) {
@@ -172,6 +173,7 @@ func (f *FlowDays) Remove(t time.Time) (day time.Time, reopened, removed bool) {
 	var offs packed.Ints
 	var qs packed.Floats
 	offs.SetHint(n)
+	offs.SetStep(int64(f.interval))
 	qs.SetHint(n)
 	for k := range n {
 		if k != i {

@@ -7,7 +7,8 @@
 // degree), so most columns fit in 2 bytes a number; a column falls back to
 // wider storage, exactly, when one of its numbers does not fit, and packs
 // itself again once that number is gone. A column of times of a station on
-// its schedule, a step apart, stores nothing per time at all.
+// its schedule, a step apart, stores nothing per time at all; one of times
+// a few seconds off the schedule, 4 bits a time (grid.go).
 package packed
 
 import (
@@ -26,13 +27,16 @@ import (
 // distances between the numbers and d in 16 bits while every d fits,
 // otherwise 32 bits, otherwise as x itself (base 0, unit 1). Times one
 // minute apart in Unix nanoseconds take 2 bytes each then, for up to 45
-// days between the first and the last. The zero value is an empty column.
+// days between the first and the last. Numbers a little off a progression
+// of the step the owner expects (SetStep), times jittered around a
+// station's schedule, are kept as a grid (grid.go): a few bits a number.
+// The zero value is an empty column.
 //
 // x = base + unit·d holds in int64 arithmetic, which wraps: whatever
 // overflows on the way, At gives back the number put in.
 type Ints struct {
 	base, unit int64 // unit 0: every number is base
-	w          uint8 // width of d: 16, 32 or 64 (then base 0, unit 1); 0: runs
+	w          uint8 // width of d: 16, 32 or 64 (then base 0, unit 1); 0: runs; wGrid
 	d16        []int16
 	d32        []int32
 	d64        []int64
@@ -43,6 +47,11 @@ type Ints struct {
 	from int
 	runs []run
 	hit  int // the run at found last
+	// Grid (w wGrid, grid.go): runs as above, of the unit step, and each
+	// number junit·(jlo + g) off its run, g in jbits bits.
+	step       int64 // the step the owner expects (SetStep); 0: no grid
+	junit, jlo int64
+	jbits      uint8
 }
 
 // run is a run of numbers first, first + unit, … up to the index end
@@ -77,15 +86,23 @@ func (c *Ints) At(i int) int64 {
 	return c.at(i)
 }
 
-// at is the i-th number of a column of 32 or 64 bits or of runs (At is
-// inlined where it is read; this is not).
+// at is the i-th number of a column of 32 or 64 bits, of runs or a grid
+// (At is inlined where it is read; this is not).
 func (c *Ints) at(i int) int64 {
 	switch c.w {
 	case 32:
 		return c.base + c.unit*int64(c.d32[i])
 	case 64:
 		return c.d64[i]
+	case wGrid:
+		return c.run(i) + c.junit*c.dev(i)
 	}
+	return c.run(i)
+}
+
+// run is where the i-th number of a column of runs or a grid lies on its
+// run.
+func (c *Ints) run(i int) int64 {
 	if i >= c.from && i < c.n {
 		return c.base + c.unit*int64(i-c.from)
 	}
@@ -124,12 +141,10 @@ func (c *Ints) Insert(i int, x int64) {
 	if i < 0 || i > c.n {
 		panic("packed: insert out of range")
 	}
-	if c.w == 0 {
-		if i == c.n && c.extend(x) {
-			return
-		}
-		c.materialize()
+	if c.w == 0 && i == c.n && c.extend(x) || c.w == wGrid && i == c.n && c.gridAppend(x) {
+		return
 	}
+	c.materialize()
 	d, ok := c.fast(x)
 	if !ok {
 		d = c.encode(x)
@@ -166,6 +181,12 @@ func (c *Ints) Append(x int64) {
 		if c.extend(x) {
 			return
 		}
+		c.materialize()
+	case c.w == wGrid:
+		if c.gridAppend(x) {
+			return
+		}
+		c.materialize()
 	case c.n == 0:
 	case c.w == 16 && c.n < cap(c.d16):
 		var d int64
@@ -213,6 +234,8 @@ func (c *Ints) extend(x int64) bool {
 		}
 		c.unit = step
 	case c.base+c.unit*int64(c.n-c.from) == x:
+	case c.nearStep(c.base+c.unit*int64(c.n-1-c.from), x) && c.regrid(x):
+		return true // jittered times: a grid
 	case len(c.runs)+1 < maxRuns(c.n+1):
 		c.runs = append(c.runs, run{c.base, c.n})
 		c.base, c.from = x, c.n
@@ -223,10 +246,10 @@ func (c *Ints) extend(x int64) bool {
 	return true
 }
 
-// materialize stores the numbers of a column of runs, as closely as they
-// allow.
+// materialize stores the numbers of a column of runs or a grid, as closely
+// as they allow.
 func (c *Ints) materialize() {
-	if c.w != 0 {
+	if c.w != 0 && c.w != wGrid {
 		return
 	}
 	d64 := make([]int64, c.n, max(c.n+1, c.hint))
@@ -234,7 +257,7 @@ func (c *Ints) materialize() {
 		d64[i] = c.At(i)
 	}
 	c.d64, c.base, c.unit, c.w = d64, 0, 1, 64
-	c.from, c.runs = 0, nil
+	c.from, c.runs, c.hit = 0, nil, 0
 	if c.n > 0 {
 		c.narrow()
 	}
@@ -250,6 +273,7 @@ func (c *Ints) DropFront(k int) {
 		c.dropRuns(k)
 		return
 	}
+	c.materialize() // a grid: packed again below
 	switch c.w {
 	case 16:
 		c.d16 = c.d16[:copy(c.d16, c.d16[k:c.n])]
@@ -494,7 +518,7 @@ func (c *Ints) realloc(capacity int) {
 // narrower width and coarser unit when its numbers now allow. An array
 // more than twice as long as needed is given back too.
 func (c *Ints) repack() {
-	if c.w == 0 || c.toRuns() {
+	if c.w == 0 || c.toRuns() || c.toGrid() {
 		return
 	}
 	if c.w != 16 {
@@ -653,10 +677,11 @@ func (c *Ints) scale(f, limit int64) bool {
 		for i := range c.d64 {
 			c.d64[i] *= f
 		}
-	case 0:
+	case 0, wGrid:
 		for j := range c.runs {
 			c.runs[j].first *= f
 		}
+		c.junit *= f
 		fallthrough
 	default:
 		c.base *= f

@@ -72,13 +72,30 @@ func number(r *rand.Rand, last int64) int64 {
 	return last + int64(r.IntN(3)-1)*int64(time.Minute)
 }
 
+// jitter is how far a station's time is off its schedule: whole seconds,
+// milliseconds, now and then more.
+func jitter(r *rand.Rand) int64 {
+	switch r.IntN(40) {
+	case 0:
+		return int64(r.IntN(1000)) * int64(time.Millisecond)
+	case 1:
+		return int64(r.IntN(60)-30) * int64(time.Second)
+	case 2:
+		return int64(r.IntN(1000))
+	}
+	return int64(r.IntN(11)-5) * int64(time.Second)
+}
+
 func TestIntsAsASlice(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC).UnixNano()
 	for trial := range 3000 {
 		m := &intsModel{t: t}
 		m.c.SetHint(r.IntN(50))
-		last := start
+		if trial%2 == 0 {
+			m.c.SetStep([...]int64{int64(time.Minute), 1, 2, 1 << 62}[r.IntN(4)])
+		}
+		last, grid := start, start
 		for range r.IntN(200) {
 			switch n := len(m.want); {
 			case n > 0 && r.IntN(8) == 0:
@@ -92,6 +109,12 @@ func TestIntsAsASlice(t *testing.T) {
 				if r.IntN(10) == 0 {
 					last = number(r, last)
 				}
+				m.append(last)
+			case trial%3 == 1 && r.IntN(8) > 0: // times jittered around the minute
+				if grid += int64(time.Minute); r.IntN(30) == 0 {
+					grid += int64(r.IntN(200)) * int64(time.Minute) // a gap
+				}
+				last = grid + jitter(r)
 				m.append(last)
 			default:
 				last = number(r, last)
@@ -162,6 +185,51 @@ func TestIntsPackMinutes(t *testing.T) {
 	}
 }
 
+// TestIntsPackJitter: times of a station a minute apart, each a few
+// seconds off the minute (HJ 212 and loggers' JSON carry whole seconds),
+// take 4 bits each in a column that knows the step, also with gaps; a
+// second off in milliseconds, 16 bits; on the minute again, nothing.
+func TestIntsPackJitter(t *testing.T) {
+	const held = 4320 // 72 hours
+	var c Ints
+	c.SetHint(held + held/3)
+	c.SetStep(int64(time.Minute))
+	r := rand.New(rand.NewPCG(3, 4))
+	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	next := 0
+	feed := func(k int, off func() time.Duration) {
+		for range k {
+			c.Append(start.Add(time.Duration(next)*time.Minute + off()).UnixNano())
+			if next++; next%7000 == 0 {
+				next += 30 // half an hour without values
+			}
+			if c.Len() > held+held/3 {
+				c.DropFront(c.Len() - held)
+			}
+		}
+	}
+	seconds := func() time.Duration { return time.Duration(r.IntN(11)-5) * time.Second }
+	feed(30*24*60, seconds)
+	if c.w != wGrid || c.jbits != 4 || c.Bytes() > (held+held/3)/2+8+16*4 {
+		t.Errorf("30 days within 5 s of the minute: width %d, %d bits, %d bytes", c.w, c.jbits, c.Bytes())
+	}
+	feed(10*24*60, func() time.Duration { return time.Duration(r.IntN(1000)) * time.Millisecond })
+	if c.w != wGrid || c.jbits != 16 || c.Bytes() > 2*(held+held/3)+8+16*4 {
+		t.Errorf("10 days up to a second after the minute in ms: width %d, %d bits, %d bytes", c.w, c.jbits, c.Bytes())
+	}
+	feed(5*24*60, func() time.Duration { return 0 })
+	if c.w != 0 || c.Bytes() > 16*4 {
+		t.Errorf("on the minute again: width %d, %d bytes", c.w, c.Bytes())
+	}
+	feed(24*60, seconds)
+	if c.w != wGrid || c.jbits != 4 {
+		t.Errorf("a day within 5 s of the minute again: width %d, %d bits, %d bytes", c.w, c.jbits, c.Bytes())
+	}
+	if got, want := c.At(c.Len()-1), start.Add(time.Duration(next-1)*time.Minute).UnixNano(); got < want-5e9 || got > want+5e9 {
+		t.Errorf("last time %v, want within 5 s of %v", time.Unix(0, got), time.Unix(0, want))
+	}
+}
+
 // TestIntsPackAgain: a column widened by a number that did not fit packs
 // itself again once that number is dropped.
 func TestIntsPackAgain(t *testing.T) {
@@ -195,30 +263,42 @@ func TestIntsPackAgain(t *testing.T) {
 }
 
 // FuzzInts: any sequence of inserts, sets and drops reads back as a slice
-// does.
+// does, in a column without a step and in columns of a step of a minute
+// and of 4 (numbers near it: a grid).
 func FuzzInts(f *testing.F) {
 	f.Add([]byte("\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x3c\x05\x01"))
 	f.Add([]byte("\x80\x00\x00\x00\x00\x00\x00\x00\x7f\xff\xff\xff\xff\xff\xff\xff"))
+	f.Add([]byte("\x30\x00\x00\x00\x00\x00\x00\x00\x01\x30\x00\x00\x00\x00\x00\x00\x00\x02" +
+		"\x30\x00\x00\x00\x00\x00\x00\x00\x07\x30\x00\x00\x00\x00\x00\x00\x00\x05"))
 	f.Fuzz(func(t *testing.T, ops []byte) {
-		m := &intsModel{t: t}
-		for len(ops) >= 9 {
-			op, x := ops[0], int64(binary.BigEndian.Uint64(ops[1:9]))
-			ops = ops[9:]
-			n := len(m.want)
-			switch {
-			case op < 40:
-				m.append(x)
-			case op < 80 && n > 0:
-				m.append(m.want[n-1] + x%4)
-			case op < 160:
-				m.insert(int(op)%(n+1), x)
-			case op < 220 && n > 0:
-				m.set(int(op)%n, x)
-			case n > 0:
-				m.drop(int(op) % (n + 1))
-			}
+		for _, step := range []int64{0, int64(time.Minute), 4} {
+			fuzzInts(t, step, ops)
 		}
 	})
+}
+
+// fuzzInts runs ops, 9 bytes each (a kind, a number), on a column of the
+// given step and on a slice.
+func fuzzInts(t *testing.T, step int64, ops []byte) {
+	m := &intsModel{t: t}
+	m.c.SetStep(step)
+	for len(ops) >= 9 {
+		op, x := ops[0], int64(binary.BigEndian.Uint64(ops[1:9]))
+		ops = ops[9:]
+		n := len(m.want)
+		switch {
+		case op < 40:
+			m.append(x)
+		case op < 80 && n > 0:
+			m.append(m.want[n-1] + step + x%max(step/8, 4))
+		case op < 160:
+			m.insert(int(op)%(n+1), x)
+		case op < 220 && n > 0:
+			m.set(int(op)%n, x)
+		case n > 0:
+			m.drop(int(op) % (n + 1))
+		}
+	}
 }
 
 type floatsModel struct {

@@ -292,6 +292,8 @@ func asBefore(t *testing.T, cfgKind byte, ops []byte) {
 			tm = newest.Add(time.Duration(op>>4) * 30 * time.Hour)
 		case 13: // a clock set to another century
 			tm = time.Date(1700+int(op>>4)*50, 1, 1, 0, 0, 0, 0, time.UTC)
+		case 14: // the next on the schedule, whole seconds off it either side (HJ 212's DataTime)
+			tm = newest.Truncate(interval).Add(interval + time.Duration(int(op>>4)-8)*time.Second)
 		default: // half an interval on
 			tm = newest.Add(interval / 2)
 		}
@@ -312,8 +314,9 @@ func asBefore(t *testing.T, cfgKind byte, ops []byte) {
 }
 
 // FuzzSeriesAsBefore: the packed series flags every value as the series
-// of 24-byte values did, whatever the times (in order, late, repeated,
-// after gaps, off the millisecond, centuries away) and values (short
+// of 24-byte values did, whatever the times (in order, jittered around the
+// schedule, late, repeated, after gaps, off the millisecond, centuries
+// away) and values (short
 // decimals, others, a negative zero).
 func FuzzSeriesAsBefore(f *testing.F) {
 	f.Add(byte(0), []byte{0, 128, 0, 128, 0, 128, 0, 128, 0, 128, 0, 128, 0, 128, 0, 129, 0, 128, 0, 3, 0, 128})
@@ -328,11 +331,13 @@ func TestSeriesAsBefore(t *testing.T) {
 	rng := rand.New(rand.NewPCG(17, 4))
 	for trial := range 600 {
 		ops := make([]byte, 2*(200+rng.IntN(800)))
-		inOrder := trial%2 == 0
 		for i := 0; i < len(ops); i += 2 {
 			ops[i] = byte(rng.IntN(256))
-			if inOrder && rng.IntN(20) > 0 {
+			switch {
+			case trial%3 == 0 && rng.IntN(20) > 0:
 				ops[i] &^= 15 // the next value
+			case trial%3 == 1 && rng.IntN(20) > 0:
+				ops[i] |= 14 // the next, seconds off the schedule
 			}
 			ops[i+1] = byte(rng.IntN(256))
 			if rng.IntN(3) > 0 {

@@ -144,6 +144,7 @@ func NewSeries(cfg registry.QC, interval time.Duration) *Series {
 	// prune lets a third more wait.
 	window := int(min(s.keep/interval, 1<<20)) + 1
 	s.ns.SetHint(window + window/3 + 2)
+	s.ns.SetStep(int64(interval)) // times off the schedule by seconds: a few bits each
 	s.v.SetHint(window + window/3 + 2)
 	return s
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -457,7 +459,8 @@ func TestReprocessThroughTheAPI(t *testing.T) {
 	seedSeries(t, in)
 	want := num(curField(t, in, "flow_rated_m3s", curAt(3)))
 	writeLine(t, in, fmt.Sprintf("reading,river=nianchu,station=%s flow_rated_m3s=1 %d", curStation, curAt(3).UnixNano()))
-	svc := startServiceWith(t, mq, in, serviceOptions{clientID: "rivermon-cur", adminToken: curToken})
+	spool := filepath.Join(t.TempDir(), "spool")
+	svc := startServiceWith(t, mq, in, serviceOptions{clientID: "rivermon-cur", adminToken: curToken, spoolDir: spool})
 	body := map[string]any{"station": curStation, "from": rfc(curAt(0)), "to": rfc(curAt(7))}
 	code, out := svc.call("POST", "/api/v1/reprocess", curToken, body)
 	if code != http.StatusOK || num(json.Number(fmt.Sprint(out["points"]))) < 1 {
@@ -465,4 +468,17 @@ func TestReprocessThroughTheAPI(t *testing.T) {
 	}
 	testenv.Eventually(t, 10*time.Second, func() bool { return num(curField(t, in, "flow_rated_m3s", curAt(3))) == want },
 		"flow_rated_m3s not rated again: %v, want %v", curField(t, in, "flow_rated_m3s", curAt(3)), want)
+	// Recorded as every change of data is: a correction point (op
+	// reprocess) and a line of the curation log, which a restart reads.
+	id, _ := out["id"].(string)
+	if !strings.HasPrefix(id, "r-") {
+		t.Fatalf("reprocess id %q, want r-…", id)
+	}
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		return in.Count(t, "correction", "id", fmt.Sprintf(`"op" = 'reprocess' AND "id" = '%s' AND "param" = 'flow_rated_m3s'`, id)) == 1
+	}, "no correction point of the reprocess %s", id)
+	b, err := os.ReadFile(filepath.Join(spool, "curation.log"))
+	if err != nil || !strings.Contains(string(b), `"type":"reprocess"`) || !strings.Contains(string(b), id) {
+		t.Fatalf("curation log (%v):\n%s", err, b)
+	}
 }

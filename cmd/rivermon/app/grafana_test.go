@@ -262,7 +262,8 @@ func TestGrafanaDashboardQueriesReturnData(t *testing.T) {
 	dashboards := loadDashboards(t)
 	mq := testenv.StartMosquitto(t, testenv.MosquittoOptions{})
 	in := testenv.StartInflux(t)
-	startServiceWith(t, mq, in, serviceOptions{clientID: "rivermon-grafana", sweep: 100 * time.Millisecond, grace: time.Minute, state: 200 * time.Millisecond})
+	svc := startServiceWith(t, mq, in, serviceOptions{clientID: "rivermon-grafana", sweep: 100 * time.Millisecond, grace: time.Minute, state: 200 * time.Millisecond,
+		adminToken: curToken})
 	reg := loadRegistry(t)
 	start := time.Date(2026, 10, 10, 0, 0, 0, 0, shanghai)
 	scenarios, _ := simulators.ParseScenarios([]string{"flood:pumqu-chentang", "pollution:nianchu-mouth", "sensor-stuck:boqu-nyalam",
@@ -318,6 +319,12 @@ func TestGrafanaDashboardQueriesReturnData(t *testing.T) {
 		}
 		return map[string]float64{"level_m": critical + 0.2}
 	})
+	// A hydrologist approves the first simulated day of the station the
+	// single-station dashboard shows.
+	if code, body := svc.call("POST", "/api/v1/approvals", curToken, map[string]any{"station": "nianchu-mouth",
+		"from": start.Format(time.DateOnly), "to": start.Format(time.DateOnly), "level": "approved", "author": "test", "reason": "checked"}); code != 200 {
+		t.Fatalf("approval: %d %v", code, body)
+	}
 	why := ""
 	defer func() {
 		if t.Failed() {
