@@ -40,6 +40,12 @@ type StreamOptions struct {
 	// Location is the local time of the daily ecological-flow accounts
 	// (default UTC+8, reading.Zone).
 	Location *time.Location
+	// Corrected, when set, says whether a hydrologist's correction stands
+	// on the value of code at station and t (curate): the stream's later
+	// QC revision of such a value (its spike test, run on the value as
+	// received once the next sample came) is not written, since the
+	// correction's flag stands.
+	Corrected func(station, code string, t time.Time) bool
 	// EflowGrace is how long after a local day ends its account is closed
 	// when no data of a later day has closed it (default 2 h).
 	EflowGrace time.Duration
@@ -368,6 +374,9 @@ func (s *Stream) storeSamples(st *registry.Station, samples []reading.Sample, fo
 		a := ss.assess(&samples[i], f, s.m)
 		b.add(readingEntry(b.buf, ss, &a, m.Source))
 		for _, r := range a.revisions {
+			if s.o.Corrected != nil && s.o.Corrected(ss.reg.ID, r.codes[0], r.t) {
+				continue
+			}
 			b.add(revisionEntry(b.buf, ss, r, m.Source))
 		}
 		for _, d := range a.eflow {

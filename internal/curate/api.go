@@ -5,7 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"io"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -56,11 +56,14 @@ func (c *Curator) admin(h http.HandlerFunc) http.HandlerFunc {
 }
 
 // decode reads a JSON body into v, strictly: unknown keys and trailing
-// data are errors.
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+// data are errors, and a body over maxBody answers 413.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return &Error{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("body: over %d KiB", maxBody>>10)}
+		}
 		return badRequest("body: %v", err)
 	}
 	if dec.More() {
@@ -71,7 +74,7 @@ func decode(r *http.Request, v any) error {
 
 func (c *Curator) postCorrection(w http.ResponseWriter, r *http.Request) {
 	var req Request
-	if err := decode(r, &req); err != nil {
+	if err := decode(w, r, &req); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -94,7 +97,7 @@ func (c *Curator) deleteCorrection(w http.ResponseWriter, r *http.Request) {
 
 func (c *Curator) postApproval(w http.ResponseWriter, r *http.Request) {
 	var req ApprovalRequest
-	if err := decode(r, &req); err != nil {
+	if err := decode(w, r, &req); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -118,7 +121,7 @@ type ReprocessRequest struct {
 
 func (c *Curator) postReprocess(w http.ResponseWriter, r *http.Request) {
 	var req ReprocessRequest
-	if err := decode(r, &req); err != nil {
+	if err := decode(w, r, &req); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -145,6 +148,28 @@ func (c *Curator) postReprocess(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &Error{Status: http.StatusNotImplemented, Msg: "reprocessing is not available in this build"})
 		return
 	}
+	// One at a time, and never while a correction of any station is
+	// under way (c.mu): a correction made before is delivered before the
+	// reprocess reads (its AwaitDelivered), and those of the station
+	// wait for it to end.
+	c.mu.Lock()
+	if err := c.open(); err != nil {
+		c.mu.Unlock()
+		writeError(w, err)
+		return
+	}
+	if c.reprocessing != "" {
+		c.mu.Unlock()
+		writeError(w, conflict("%v", ErrReprocessRunning))
+		return
+	}
+	c.reprocessing = st.ID
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.reprocessing = ""
+		c.mu.Unlock()
+	}()
 	// The range is the Reprocessor's to bound: a rating revised for the
 	// past can reach back years.
 	start := c.o.Now()
@@ -181,6 +206,9 @@ func (c *Curator) recordReprocess(st *registry.Station, from, to time.Time, poin
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.open(); err != nil {
+		return "", err
+	}
 	now := c.o.Now().UTC()
 	k := &Correction{ID: "r" + strings.TrimPrefix(c.newID(now), "c"), Station: st.ID, River: st.River, Param: reading.FieldFlowRated,
 		Op: OpReprocess, From: from, To: to, Value: float64(points), Author: author, Reason: reason, Made: now}
@@ -188,7 +216,10 @@ func (c *Curator) recordReprocess(st *registry.Station, from, to time.Time, poin
 		return "", &Error{Status: 500, Msg: err.Error()}
 	}
 	if err := c.add([]journal.Entry{correctionEntry(k)}); err != nil {
-		return k.ID, unavailable("the reprocess is done and recorded but its correction point could not be queued for InfluxDB: %v", err)
+		return k.ID, unavailable("the reprocess is done and recorded but its correction point could not be queued for InfluxDB (a start queues it): %v", err)
+	}
+	if err := c.log.append(&logRecord{Type: "queued", At: now}); err != nil {
+		c.o.Logger.Error("the reprocess is recorded but not marked queued in the curation log; a start queues its record again", "err", err)
 	}
 	return k.ID, nil
 }

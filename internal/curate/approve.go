@@ -93,13 +93,17 @@ func (c *Curator) Approve(ctx context.Context, r ApprovalRequest) ([]string, err
 	a := &Approval{Station: st.ID, Days: days, Level: r.Level, Author: r.Author, Reason: r.Reason}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.log.append(&logRecord{Type: "approval", At: c.o.Now().UTC(), Approval: a}); err != nil {
+	if err := c.open(); err != nil {
+		return nil, err
+	}
+	mark, err := c.log.offset()
+	if err != nil {
 		return nil, &Error{Status: 500, Msg: err.Error()}
 	}
-	c.setApproval(a)
-	if err := c.add(c.approvalEntries(st, a)); err != nil {
-		return days, unavailable("the approval is recorded but its points could not be queued for InfluxDB: %v", err)
+	if err := c.commit(mark, []*logRecord{{Type: "approval", At: c.o.Now().UTC(), Approval: a}}, c.approvalEntries(st, a)); err != nil {
+		return nil, err
 	}
+	c.setApproval(a)
 	c.o.Logger.Info("approval", "station", st.ID, "from", r.From, "to", r.To, "level", r.Level, "author", r.Author)
 	return days, nil
 }
@@ -140,6 +144,23 @@ func (c *Curator) approvedDays(station string, from, to time.Time) []string {
 			out = append(out, day)
 		}
 	}
+	return out
+}
+
+// approvedDaysOf lists the approved local days of the station that [from,
+// to] touches or that a point of points is on: a correction of a graded
+// item rewrites the class past its range.
+func (c *Curator) approvedDaysOf(station string, from, to time.Time, points []Point) []string {
+	out := c.approvedDays(station, from, to)
+	c.amu.Lock()
+	defer c.amu.Unlock()
+	m := c.approved[station]
+	for _, p := range points {
+		if day := p.T.In(c.o.Location).Format(dayLayout); m[day] && !slices.Contains(out, day) {
+			out = append(out, day)
+		}
+	}
+	slices.Sort(out)
 	return out
 }
 

@@ -186,6 +186,9 @@ func (c *Curator) Correct(ctx context.Context, r Request) (string, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.notReprocessed(st.ID); err != nil {
+		return "", err
+	}
 	days := c.approvedDays(st.ID, k.From, k.To)
 	if len(days) > 0 && !r.Force {
 		return "", conflict("station %s is approved on %s, which the range touches; send \"force\": true to correct and reopen them", st.ID, strings.Join(days, ", "))
@@ -202,14 +205,14 @@ func (c *Curator) Correct(ctx context.Context, r Request) (string, error) {
 		return "", badRequest("station %s has no stored %s between %s and %s: nothing to correct", st.ID, k.Param,
 			k.From.Format(time.RFC3339Nano), k.To.Format(time.RFC3339Nano))
 	}
+	// The class it rewrites may reach an approved day past the range.
+	days = c.approvedDaysOf(st.ID, k.From, k.To, k.Points)
+	if len(days) > 0 && !r.Force {
+		return "", conflict("station %s is approved on %s, which the correction changes (values, or the class they make); send \"force\": true to correct and reopen them", st.ID, strings.Join(days, ", "))
+	}
 	k.Made = c.o.Now().UTC()
 	k.ID = c.newID(k.Made)
-	if err := c.log.append(&logRecord{Type: "correction", At: k.Made, Correction: k}); err != nil {
-		return "", &Error{Status: 500, Msg: err.Error()}
-	}
 	points := k.Points
-	k.Points = nil
-	c.remember(k)
 	entries := make([]journal.Entry, 0, len(points)+1+len(days))
 	for _, p := range points {
 		entries = append(entries, readingEntry(st, p.T, p.After))
@@ -219,14 +222,30 @@ func (c *Curator) Correct(ctx context.Context, r Request) (string, error) {
 	if len(days) > 0 {
 		reopen = &Approval{Station: st.ID, Days: days, Level: Provisional, Author: k.Author,
 			Reason: "reopened by correction " + k.ID}
-		if err := c.log.append(&logRecord{Type: "approval", At: k.Made, Approval: reopen}); err != nil {
-			return "", &Error{Status: 500, Msg: err.Error()}
-		}
-		c.setApproval(reopen)
 		entries = append(entries, c.approvalEntries(st, reopen)...)
 	}
-	if err := c.add(entries); err != nil {
-		return k.ID, unavailable("correction %s is recorded but not all its points could be queued for InfluxDB (%v); undo it (DELETE /api/v1/corrections/%s) and try again", k.ID, err, k.ID)
+	// The log first, then the journal, in one record: either the whole
+	// correction is queued for InfluxDB, or none of it is and the log
+	// takes it back (a spool at its bound refuses it whole, never half).
+	mark, err := c.log.offset()
+	if err != nil {
+		return "", &Error{Status: 500, Msg: err.Error()}
+	}
+	recs := []*logRecord{{Type: "correction", At: k.Made, Correction: k}}
+	if reopen != nil {
+		recs = append(recs, &logRecord{Type: "approval", At: k.Made, Approval: reopen})
+	}
+	// Standing before it is queued: a QC revision the stream renders
+	// meanwhile is not written after it.
+	c.standing(k, true)
+	if err := c.commit(mark, recs, entries); err != nil {
+		c.standing(k, false)
+		return "", err
+	}
+	k.Points = nil
+	c.remember(k)
+	if reopen != nil {
+		c.setApproval(reopen)
 	}
 	c.o.Logger.Info("correction made", "id", k.ID, "station", k.Station, "param", k.Param, "op", k.Op,
 		"from", k.From, "to", k.To, "points", len(points), "author", k.Author)
@@ -242,7 +261,7 @@ func (c *Curator) newID(t time.Time) string {
 	return "c-" + strconv.FormatInt(n, 36)
 }
 
-// remember adds a correction to the state.
+// remember adds a correction to the state (its span apart: standing).
 func (c *Curator) remember(k *Correction) {
 	c.corrections = append(c.corrections, k)
 	c.byID[k.ID] = k
@@ -591,6 +610,9 @@ func overlaps(a, b *Correction) bool {
 func (c *Curator) Undo(ctx context.Context, id string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.open(); err != nil {
+		return err
+	}
 	k := c.byID[id]
 	if k == nil {
 		return &Error{Status: 404, Msg: fmt.Sprintf("no correction %q", id)}
@@ -618,13 +640,16 @@ func (c *Curator) Undo(ctx context.Context, id string) error {
 	if st == nil {
 		return conflict("station %s of correction %s is no longer in the registry", k.Station, id)
 	}
-	if days := c.approvedDays(st.ID, k.From, k.To); len(days) > 0 {
-		return conflict("station %s is approved on %s, which correction %s touches; reopen them (level provisional) first",
-			st.ID, strings.Join(days, ", "), id)
+	if err := c.notReprocessed(st.ID); err != nil {
+		return err
 	}
 	points, err := c.log.points(id)
 	if err != nil {
 		return &Error{Status: 500, Msg: err.Error()}
+	}
+	if days := c.approvedDaysOf(st.ID, k.From, k.To, points); len(days) > 0 {
+		return conflict("station %s is approved on %s, which correction %s touches; reopen them (level provisional) first",
+			st.ID, strings.Join(days, ", "), id)
 	}
 	if err := c.awaitDelivered(ctx); err != nil {
 		return err
@@ -637,8 +662,12 @@ func (c *Curator) Undo(ctx context.Context, id string) error {
 		return &Error{Status: 500, Msg: err.Error()}
 	}
 	k.Undone = true
+	c.standing(k, false)
 	if err := c.add([]journal.Entry{correctionEntry(k)}); err != nil {
-		return unavailable("correction %s is undone in InfluxDB but its record could not be queued: %v", id, err)
+		return unavailable("correction %s is undone in InfluxDB but its record could not be queued (a start queues it): %v", id, err)
+	}
+	if err := c.log.append(&logRecord{Type: "queued", At: now}); err != nil {
+		c.o.Logger.Error("the undo is made but not marked queued in the curation log; a start queues its record again", "err", err)
 	}
 	c.o.Logger.Info("correction undone", "id", id, "station", k.Station, "param", k.Param, "points", len(points))
 	return nil
@@ -721,6 +750,26 @@ func (c *Curator) rewrite(ctx context.Context, id string, st *registry.Station, 
 		return err
 	}
 	stmt := fmt.Sprintf("DELETE FROM reading WHERE station = '%s' AND time >= %d AND time <= %d", st.ID, lo.UnixNano(), hi.UnixNano())
+	err = c.deleteAndWrite(ctx, stmt, lines)
+	// Through the journal whatever happened: an output that deleted the
+	// day and then failed to write it gets the points from delivery,
+	// which tries until it can, and an undo tried again reads them back
+	// from the first output rather than finding the day empty.
+	if qerr := c.add(entries); qerr != nil {
+		if err == nil {
+			err = qerr
+		}
+		return err // the restore stays to be done again at start
+	}
+	if lerr := c.log.append(&logRecord{Type: "restored", At: c.o.Now().UTC(), ID: id}); lerr != nil && err == nil {
+		err = lerr
+	}
+	return err
+}
+
+// deleteAndWrite deletes the points stmt says from every output and
+// writes lines to it.
+func (c *Curator) deleteAndWrite(ctx context.Context, stmt string, lines []string) error {
 	for _, out := range c.o.Outputs {
 		if err := out.Store.Exec(ctx, stmt); err != nil {
 			return fmt.Errorf("output %s: %w", out.Name, err)
@@ -735,7 +784,7 @@ func (c *Curator) rewrite(ctx context.Context, id string, st *registry.Station, 
 			}
 		}
 	}
-	return c.add(entries)
+	return nil
 }
 
 // fieldType is the InfluxDB type of a `reading` field rivermon writes.

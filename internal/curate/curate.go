@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -77,6 +78,17 @@ type Curator struct {
 	byID        map[string]*Correction // the same
 	lastID      int64
 	pending     map[string][]restore // undos cut short, by correction id (while loading)
+	unqueued    []*logRecord         // the log's last change when not marked queued (while loading)
+	// reprocessing is the station a reprocess runs for: its corrections
+	// and undos wait (409), since a reprocess writes flows it rated
+	// from the stages it read before.
+	reprocessing string
+	closed       bool // by Close
+
+	// smu guards spans alone, which the stream reads (Corrected): it
+	// does not wait for a correction under way.
+	smu   sync.RWMutex
+	spans map[spanKey][]span // the ranges of the corrections not undone
 
 	// amu guards approved alone, which the export reads: an export does
 	// not wait for a correction under way.
@@ -104,12 +116,16 @@ func New(o Options) (*Curator, error) {
 	if len(o.Outputs) == 0 {
 		return nil, errors.New("curate: no InfluxDB output")
 	}
-	c := &Curator{o: o, byID: map[string]*Correction{}, approved: map[string]map[string]bool{}, pending: map[string][]restore{}}
+	c := &Curator{o: o, byID: map[string]*Correction{}, spans: map[spanKey][]span{}, approved: map[string]map[string]bool{}, pending: map[string][]restore{}}
 	lf, err := openLog(o.LogPath, c.replay, o.Logger)
 	if err != nil {
 		return nil, err
 	}
 	c.log = lf
+	if err := c.requeue(); err != nil {
+		lf.close()
+		return nil, err
+	}
 	if err := c.finishRestores(); err != nil {
 		lf.close()
 		return nil, err
@@ -117,8 +133,25 @@ func New(o Options) (*Curator, error) {
 	return c, nil
 }
 
-// Close closes the log.
-func (c *Curator) Close() error { return c.log.close() }
+// Close waits for a change under way, then closes the log; changes asked
+// for after it are refused (503).
+func (c *Curator) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	return c.log.close()
+}
+
+// open refuses a change once the curator is closed; c.mu is held.
+func (c *Curator) open() error {
+	if c.closed {
+		return unavailable("rivermon is stopping; nothing changed, try again once it runs")
+	}
+	return nil
+}
 
 // Error is a refusal with its HTTP status and a message naming what is
 // wrong.
@@ -193,4 +226,87 @@ func (c *Curator) add(entries []journal.Entry) error {
 		entries = entries[n:]
 	}
 	return nil
+}
+
+// commit appends recs to the log, then entries to the journal as one
+// record; when the journal refuses them (at its bound), the log takes the
+// records back and commit answers 503: nothing changed. mark is the log's
+// offset before.
+func (c *Curator) commit(mark int64, recs []*logRecord, entries []journal.Entry) error {
+	undo := func(cause error) error {
+		if err := c.log.truncate(mark); err != nil {
+			return &Error{Status: 500, Msg: fmt.Sprintf("%v; and taking the change back out of the log failed: %v (restart rivermon)", cause, err)}
+		}
+		return nil
+	}
+	for _, rec := range recs {
+		if err := c.log.append(rec); err != nil {
+			if uerr := undo(err); uerr != nil {
+				return uerr
+			}
+			return &Error{Status: 500, Msg: err.Error()}
+		}
+	}
+	if err := c.o.Journal.Add(&journal.Record{Entries: entries}); err != nil {
+		cause := unavailable("the spool has no room for the %d points of this change now (%v); nothing changed: try again once InfluxDB has caught up, or split the range", len(entries), err)
+		if uerr := undo(cause); uerr != nil {
+			return uerr
+		}
+		return cause
+	}
+	// Without the mark (a crash now), a start queues the change again:
+	// the same points.
+	if err := c.log.append(&logRecord{Type: "queued", At: c.o.Now().UTC()}); err != nil {
+		c.o.Logger.Error("the change is made but not marked queued in the curation log; a start queues it again", "err", err)
+	}
+	return nil
+}
+
+// notReprocessed refuses a change of a station while it is reprocessed,
+// or once the curator is closed; c.mu is held.
+func (c *Curator) notReprocessed(station string) error {
+	if err := c.open(); err != nil {
+		return err
+	}
+	if c.reprocessing == station {
+		return conflict("station %s is being reprocessed; correct or undo when the reprocess is done", station)
+	}
+	return nil
+}
+
+// spanKey is a station's parameter.
+type spanKey struct{ station, param string }
+
+// span is the range of a correction not undone.
+type span struct {
+	id       string
+	from, to time.Time
+}
+
+// standing adds k's range to the spans (k made) or takes it off (undone).
+func (c *Curator) standing(k *Correction, stands bool) {
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	key := spanKey{k.Station, k.Param}
+	if stands {
+		c.spans[key] = append(c.spans[key], span{id: k.ID, from: k.From, to: k.To})
+		return
+	}
+	c.spans[key] = slices.DeleteFunc(c.spans[key], func(s span) bool { return s.id == k.ID })
+	if len(c.spans[key]) == 0 {
+		delete(c.spans, key)
+	}
+}
+
+// Corrected says whether a correction not undone stands on the value of
+// param at station and t (ingest.StreamOptions.Corrected).
+func (c *Curator) Corrected(station, param string, t time.Time) bool {
+	c.smu.RLock()
+	defer c.smu.RUnlock()
+	for _, s := range c.spans[spanKey{station, param}] {
+		if !t.Before(s.from) && !t.After(s.to) {
+			return true
+		}
+	}
+	return false
 }

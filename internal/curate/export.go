@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rivermon/rivermon/ingest/influx"
@@ -23,7 +24,9 @@ func (c *Curator) parseBound(key, s string, end bool) (time.Time, error) {
 		}
 		return d.UTC(), nil
 	}
-	return parseTime(key, s)
+	// An RFC 3339 time has no space: one is the '+' of an offset that
+	// the query string decoded ("+08:00" not written %2B08:00).
+	return parseTime(key, strings.ReplaceAll(s, " ", "+"))
 }
 
 // export answers GET /api/v1/export?station=&param=&from=&to=&format=csv:

@@ -27,16 +27,25 @@ import (
 //	{"type":"approval","at":…,"approval":{station, days:[…], level, author,
 //	  reason}}
 //	{"type":"restore","at":…,"id":"c-…","station":…,"lines":[…]}
+//	{"type":"restored","at":…,"id":"c-…"}
+//	{"type":"queued","at":…}
 //	{"type":"reprocess","at":…,"correction":{id "r-…", station, param
 //	  flow_rated_m3s, op "reprocess", from, to, value (points rewritten),
 //	  author, reason, made}}
+//
+// A queued record follows a change (a correction, with the approval of
+// the days it reopened, an approval, the `correction` point of an undo
+// or a reprocess) once its points are in the journal: a last change
+// without one is queued again at start.
 //
 // A correction's points give, for every point it changed, each field it
 // wrote before (null: the point had no such field) and after, so that the
 // log can be replayed (after) and undone (before). A restore holds the
 // points of a day an undo is about to delete and write again whole
-// (Curator.rewrite), in line protocol: should the undo not be recorded
-// after it (a crash), they are written again at start.
+// (Curator.rewrite), in line protocol: should neither a restored (they
+// are queued in the journal, which writes them to every output) nor the
+// undo be recorded after it (a crash), they are written again at start,
+// once.
 type logRecord struct {
 	Type       string      `json:"type"`
 	At         time.Time   `json:"at"`
@@ -113,6 +122,30 @@ func (l *logFile) append(rec *logRecord) error {
 	return nil
 }
 
+// offset is where the next record goes.
+func (l *logFile) offset() (int64, error) {
+	off, err := l.f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return 0, fmt.Errorf("curation log: %w", err)
+	}
+	return off, nil
+}
+
+// truncate takes back the records appended from off on: the change they
+// describe was not made after all.
+func (l *logFile) truncate(off int64) error {
+	if err := l.f.Truncate(off); err != nil {
+		return fmt.Errorf("curation log: %w", err)
+	}
+	if _, err := l.f.Seek(off, io.SeekStart); err != nil {
+		return fmt.Errorf("curation log: %w", err)
+	}
+	if err := l.f.Sync(); err != nil {
+		return fmt.Errorf("curation log: %w", err)
+	}
+	return nil
+}
+
 // points reads back the points of correction id.
 func (l *logFile) points(id string) ([]Point, error) {
 	f, err := os.Open(l.path)
@@ -160,33 +193,99 @@ func (c *Curator) replay(rec *logRecord) error {
 		k := *rec.Correction
 		k.Points = nil // read again from the log when undone
 		c.remember(&k)
+		c.standing(&k, true)
+		c.unqueued = []*logRecord{rec}
+		return nil
+	case "queued":
 	case "undo":
 		k := c.byID[rec.ID]
 		if k == nil {
 			return fmt.Errorf("undo of unknown correction %s", rec.ID)
 		}
 		k.Undone = true
+		c.standing(k, false)
 		delete(c.pending, rec.ID)
+		c.unqueued = []*logRecord{rec} // its `correction` point, undone
+		return nil
 	case "restore":
 		if c.byID[rec.ID] == nil {
 			return fmt.Errorf("restore of unknown correction %s", rec.ID)
 		}
 		c.pending[rec.ID] = append(c.pending[rec.ID], restore{station: rec.Station, lines: rec.Lines})
+	case "restored":
+		if c.byID[rec.ID] == nil {
+			return fmt.Errorf("restored of unknown correction %s", rec.ID)
+		}
+		delete(c.pending, rec.ID)
 	case "reprocess":
 		// Recorded for the audit trail; nothing to restore: the curve in
 		// force decides.
 		if rec.Correction != nil {
 			c.lastID = max(c.lastID, rec.Correction.Made.UnixMilli())
+			c.unqueued = []*logRecord{rec} // its `correction` point
+			return nil
 		}
 	case "approval":
 		if rec.Approval == nil {
 			return errors.New("approval record without its approval")
 		}
 		c.setApproval(rec.Approval)
+		// The days a correction reopened are queued with it.
+		if len(c.unqueued) == 1 && c.unqueued[0].Correction != nil &&
+			rec.Approval.Reason == "reopened by correction "+c.unqueued[0].Correction.ID {
+			c.unqueued = append(c.unqueued, rec)
+		} else {
+			c.unqueued = []*logRecord{rec}
+		}
+		return nil
 	default:
 		return fmt.Errorf("unknown record type %q", rec.Type)
 	}
+	// Whatever came after a change was made after it was queued.
+	c.unqueued = nil
 	return nil
+}
+
+// requeue queues again the last change of the log when it is not marked
+// queued: rivermon stopped (a crash) between logging it and queuing its
+// points, or just after. Its points are written as it wrote them
+// (written twice, they are the same), and it is marked queued.
+func (c *Curator) requeue() error {
+	recs := c.unqueued
+	c.unqueued = nil
+	if len(recs) == 0 {
+		return nil
+	}
+	var entries []journal.Entry
+	for _, rec := range recs {
+		switch {
+		case rec.Type == "reprocess":
+			entries = append(entries, correctionEntry(rec.Correction))
+		case rec.Correction != nil:
+			k := rec.Correction
+			st := c.o.Registry.Station(k.Station)
+			if st == nil {
+				continue
+			}
+			for _, p := range k.Points {
+				entries = append(entries, readingEntry(st, p.T, p.After))
+			}
+			entries = append(entries, correctionEntry(k))
+		case rec.Approval != nil:
+			if st := c.o.Registry.Station(rec.Approval.Station); st != nil {
+				entries = append(entries, c.approvalEntries(st, rec.Approval)...)
+			}
+		case rec.Type == "undo":
+			if k := c.byID[rec.ID]; k != nil {
+				entries = append(entries, correctionEntry(k))
+			}
+		}
+	}
+	if err := c.add(entries); err != nil {
+		return fmt.Errorf("curation log: queuing the last change again: %w", err)
+	}
+	c.o.Logger.Warn("the last change of the curation log was not marked queued (rivermon stopped while making it); its points are queued again", "points", len(entries))
+	return c.log.append(&logRecord{Type: "queued", At: c.o.Now().UTC()})
 }
 
 // restore is the points of a day an undo deletes and writes again whole.
@@ -216,6 +315,11 @@ func (c *Curator) finishRestores() error {
 				return fmt.Errorf("curation log: restore of %s: %w", id, err)
 			}
 			n += len(entries)
+		}
+		// Queued: a later start must not write them again over what
+		// was written to the points since.
+		if err := c.log.append(&logRecord{Type: "restored", At: c.o.Now().UTC(), ID: id}); err != nil {
+			return err
 		}
 		c.o.Logger.Warn("the undo of a correction was cut short (crash); the points it had deleted are written again as they were before the correction. Undo it again to finish", "id", id, "points", n)
 	}

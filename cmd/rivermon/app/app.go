@@ -195,7 +195,12 @@ func Run(ctx context.Context, o Options) error {
 
 	// The stream, which the alert rules read.
 	observed := make(chan []reading.Observed, 64)
+	// The curator, made below: a corrected value's flag is its.
+	var curator *curate.Curator
 	stream := ingest.NewStream(ingest.StreamOptions{
+		Corrected: func(station, code string, t time.Time) bool {
+			return curator != nil && curator.Corrected(station, code, t)
+		},
 		Registry: reg, TopicPrefix: prefix, Intake: intake, Observed: observed,
 		Metrics: metrics, Logger: log.With("component", "ingest"), Location: cfg.Location,
 		MonthsFile: filepath.Join(cfg.Spool.Dir, "eflow-months.json"),
@@ -275,7 +280,7 @@ func Run(ctx context.Context, o Options) error {
 	reprocessor := curate.NewRatingReprocessor(curate.RatingReprocessorOptions{Registry: reg, Store: writers[0], Journal: jrn,
 		AwaitDelivered: func(ctx context.Context) error { return curate.WaitDelivered(ctx, jrn, names, 10*time.Second) },
 		Logger:         log.With("component", "reprocess")})
-	curator, err := curate.New(curate.Options{Registry: reg, Journal: jrn, Outputs: stores,
+	curator, err = curate.New(curate.Options{Registry: reg, Journal: jrn, Outputs: stores,
 		LogPath: filepath.Join(cfg.Spool.Dir, "curation.log"), Location: cfg.Location, Token: cfg.HTTP.AdminToken,
 		Reprocessor: reprocessor, Logger: log.With("component", "curate")})
 	if err != nil {
@@ -332,8 +337,11 @@ func pageURL(external, listening string) string {
 }
 
 // serveHTTP serves until ctx ends, then lets requests under way finish for
-// a second.
+// a second. Their contexts end with ctx: a reprocess or a correction
+// waiting for delivery stops rather than run on after rivermon stopped,
+// on a closed spool.
 func serveHTTP(ctx context.Context, srv *http.Server, ln net.Listener) error {
+	srv.BaseContext = func(net.Listener) context.Context { return ctx }
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
