@@ -132,6 +132,7 @@ func postReprocess(ctx context.Context, url, token string, req reprocessRequest,
 		return err
 	}
 	hr.Header.Set("Content-Type", "application/json")
+	hr.Header.Set("Accept", "application/x-ndjson, application/json") // progress as it goes
 	if token != "" {
 		hr.Header.Set("Authorization", "Bearer "+token)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rivermon/rivermon/ingest/journal"
@@ -173,8 +174,27 @@ func (c *Curator) postReprocess(w http.ResponseWriter, r *http.Request) {
 	// The range is the Reprocessor's to bound: a rating revised for the
 	// past can reach back years.
 	start := c.o.Now()
-	n, err := c.o.Reprocessor.Reprocess(r.Context(), st.ID, from, to, nil)
+	// A client that accepts NDJSON (rivermon reprocess) is sent the
+	// progress as it goes, {"done", "total"} days a line, then the result
+	// or the error as the last line; the status, 200, is then sent with
+	// the first progress. Others get one answer at the end.
+	stream := &progressStream{w: w, on: strings.Contains(r.Header.Get("Accept"), "application/x-ndjson")}
+	n, err := c.o.Reprocessor.Reprocess(r.Context(), st.ID, from, to, stream.progress)
+	result := map[string]any{"station": st.ID, "points": n, "seconds": c.o.Now().Sub(start).Seconds()}
+	if err == nil || n > 0 {
+		c.o.Logger.Info("reprocess", "station", st.ID, "from", from, "to", to, "points", n, "err", err)
+		id, rerr := c.recordReprocess(st, from, to, n, req.Author, req.Reason)
+		result["id"] = id
+		if err == nil {
+			err = rerr
+		}
+	}
 	switch {
+	case stream.started && err != nil:
+		result["error"] = err.Error()
+		stream.line(result)
+	case stream.started:
+		stream.line(result)
 	case errors.Is(err, ErrReprocessRequest):
 		writeError(w, badRequest("%v", err))
 	case errors.Is(err, ErrReprocessRunning):
@@ -182,13 +202,39 @@ func (c *Curator) postReprocess(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		writeError(w, err)
 	default:
-		c.o.Logger.Info("reprocess", "station", st.ID, "from", from, "to", to, "points", n)
-		id, err := c.recordReprocess(st, from, to, n, req.Author, req.Reason)
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"id": id, "station": st.ID, "points": n, "seconds": c.o.Now().Sub(start).Seconds()})
+		writeJSON(w, http.StatusOK, result)
+	}
+}
+
+// progressStream sends a reprocess's progress as lines of JSON.
+type progressStream struct {
+	w       http.ResponseWriter
+	on      bool
+	mu      sync.Mutex
+	started bool
+}
+
+func (s *progressStream) progress(done, total int) {
+	if !s.on {
+		return
+	}
+	s.line(map[string]int{"done": done, "total": total})
+}
+
+// line writes one line, the status and headers before the first.
+func (s *progressStream) line(v any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.started {
+		s.w.Header().Set("Content-Type", "application/x-ndjson")
+		s.w.WriteHeader(http.StatusOK)
+		s.started = true
+	}
+	enc := json.NewEncoder(s.w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	if f, ok := s.w.(http.Flusher); ok {
+		f.Flush()
 	}
 }
 

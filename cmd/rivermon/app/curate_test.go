@@ -481,4 +481,25 @@ func TestReprocessThroughTheAPI(t *testing.T) {
 	if err != nil || !strings.Contains(string(b), `"type":"reprocess"`) || !strings.Contains(string(b), id) {
 		t.Fatalf("curation log (%v):\n%s", err, b)
 	}
+
+	// rivermon reprocess asks for NDJSON: the progress a day at a time,
+	// then the result.
+	raw, _ := json.Marshal(body)
+	req, _ := http.NewRequest("POST", svc.base+"/api/v1/reprocess", bytes.NewReader(raw))
+	req.Header.Set("Authorization", "Bearer "+curToken)
+	req.Header.Set("Accept", "application/x-ndjson")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines, rerr := io.ReadAll(resp.Body)
+	if rerr != nil {
+		t.Fatalf("reading the NDJSON answer: %v (%q)", rerr, lines)
+	}
+	ls := strings.Split(strings.TrimSpace(string(lines)), "\n")
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-ndjson" || len(ls) < 2 ||
+		!strings.HasPrefix(ls[0], `{"done":1,"total":`) || !strings.Contains(ls[len(ls)-1], `"points":0`) {
+		t.Fatalf("NDJSON answer %d %s:\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), lines)
+	}
 }
