@@ -122,11 +122,53 @@ func (p *rivermonProc) readyz() (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// lastSeen is the sample time of the newest sample stored of station
+// (rivermon_station_last_seen_timestamp_seconds), zero before the first.
+func (p *rivermonProc) lastSeen(station string) time.Time {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", p.port))
+	if err != nil {
+		return time.Time{}
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	prefix := fmt.Sprintf("rivermon_station_last_seen_timestamp_seconds{station=%q} ", station)
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, prefix); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err == nil {
+				return time.Unix(0, int64(f*1e9))
+			}
+		}
+	}
+	return time.Time{}
+}
+
 // metric returns the value of one series of the process's /metrics; a
 // missing series fails the test (testenv.Metric).
 func (p *rivermonProc) metric(series string) float64 {
 	p.t.Helper()
 	return testenv.Metric(p.t, fmt.Sprintf("http://127.0.0.1:%d/metrics", p.port), series)
+}
+
+// stacks ends the process with SIGQUIT and logs the goroutines' stacks it
+// prints: where a stalled instance waits.
+func (p *rivermonProc) stacks() {
+	p.t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+	}
+	b, _ := os.ReadFile(p.log)
+	if i := strings.Index(string(b), "\ngoroutine "); i >= 0 {
+		p.t.Logf("rivermon's goroutines:\n%s", head(string(b[i:]), 600))
+	}
+}
+
+// head is the first n lines of s.
+func head(s string, n int) string {
+	lines := strings.SplitN(s, "\n", n+1)
+	return strings.Join(lines[:min(n, len(lines))], "\n")
 }
 
 func (p *rivermonProc) kill9() {
