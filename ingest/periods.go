@@ -82,7 +82,8 @@ type PeriodsOptions struct {
 type Periods struct {
 	o       PeriodsOptions
 	marks   map[dayKey]*dayMarks
-	dirty   bool // marks changed since saved
+	dirty   bool   // marks changed since saved
+	added   uint64 // the journal's last record after the last round's results
 	pending prometheus.Gauge
 	written *prometheus.CounterVec
 	failed  prometheus.Counter
@@ -303,6 +304,11 @@ func (p *Periods) dayEnd(t time.Time) time.Time { return p.dayStart(t).AddDate(0
 // oldest marks first, and the months they are in.
 func (p *Periods) compute(ctx context.Context) {
 	stored := p.o.Journal.Position(p.o.Output)
+	if stored < p.added {
+		// The days a month is made of are read back from InfluxDB: wait
+		// until what the last round wrote is there.
+		return
+	}
 	var due []dayKey
 	for k, m := range p.marks {
 		if m.Seq <= stored {
@@ -338,6 +344,9 @@ func (p *Periods) compute(ctx context.Context) {
 		err := p.computeMonth(ctx, &rec, mk.station, days)
 		if err == nil {
 			err = p.o.Journal.Add(&rec)
+		}
+		if err == nil {
+			p.added = p.o.Journal.Last()
 		}
 		if err != nil {
 			p.failed.Add(float64(len(days)))
