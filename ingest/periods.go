@@ -43,6 +43,9 @@ import (
 // down; they never hold back acknowledgement, and the spool forgets the
 // records once they are marked.
 
+// busyBacklog is the output's backlog above which no period is computed.
+const busyBacklog = 4 << 20
+
 // sourcePeriods is the source of the points the stage writes.
 const sourcePeriods = "periods"
 
@@ -309,6 +312,11 @@ func (p *Periods) compute(ctx context.Context) {
 		// until what the last round wrote is there.
 		return
 	}
+	if p.o.Journal.Behind(p.o.Output) > busyBacklog {
+		// Ingestion first: while the output has a backlog, the queries
+		// would take InfluxDB's time from it. The marks wait.
+		return
+	}
 	var due []dayKey
 	for k, m := range p.marks {
 		if m.Seq <= stored {
@@ -334,12 +342,25 @@ func (p *Periods) compute(ctx context.Context) {
 		byMonth[mk] = append(byMonth[mk], k)
 	}
 	start := time.Now()
+	taken := start
 	done := 0
 	for _, mk := range order {
 		if ctx.Err() != nil {
 			break
 		}
+		// A long round goes on marking the new records, so that the spool
+		// can let them go (the stage's position would hold it).
+		if time.Since(taken) >= p.o.TakeEvery {
+			if err := p.take(); err != nil {
+				p.o.Logger.Error("cannot save the periods to compute; kept in memory until it can (a crash meanwhile forgets them)", "err", err)
+			}
+			taken = time.Now()
+		}
 		days := byMonth[mk]
+		seqs := make([]uint64, len(days))
+		for i, k := range days {
+			seqs[i] = p.marks[k].Seq
+		}
 		var rec journal.Record
 		err := p.computeMonth(ctx, &rec, mk.station, days)
 		if err == nil {
@@ -358,8 +379,11 @@ func (p *Periods) compute(ctx context.Context) {
 		for _, e := range rec.Entries {
 			p.written.WithLabelValues(measurementOf(e.Line)).Inc()
 		}
-		for _, k := range days {
-			delete(p.marks, k)
+		for i, k := range days {
+			// A day marked again meanwhile is computed again.
+			if p.marks[k].Seq == seqs[i] {
+				delete(p.marks, k)
+			}
 		}
 		p.dirty = true
 		done += len(days)
