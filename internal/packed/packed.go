@@ -189,35 +189,32 @@ func (c *Ints) Append(x int64) {
 		c.materialize()
 	case c.n == 0:
 	case c.w == 16 && c.n < cap(c.d16):
-		var d int64
-		switch c.unit {
-		case 0:
-		case 1:
-			d = x - c.base
-		default:
-			d = int64(c.d16[c.n-1]) + 1
-		}
-		if d >= math.MinInt16 && d <= math.MaxInt16 && c.base+c.unit*d == x {
+		if d := c.nextDelta(x, int64(c.d16[c.n-1])); d >= math.MinInt16 && d <= math.MaxInt16 && c.base+c.unit*d == x {
 			c.d16 = append(c.d16, int16(d))
 			c.n++
 			return
 		}
 	case c.w == 32 && c.n < cap(c.d32):
-		var d int64
-		switch c.unit {
-		case 0:
-		case 1:
-			d = x - c.base
-		default:
-			d = int64(c.d32[c.n-1]) + 1
-		}
-		if d >= math.MinInt32 && d <= math.MaxInt32 && c.base+c.unit*d == x {
+		if d := c.nextDelta(x, int64(c.d32[c.n-1])); d >= math.MinInt32 && d <= math.MaxInt32 && c.base+c.unit*d == x {
 			c.d32 = append(c.d32, int32(d))
 			c.n++
 			return
 		}
 	}
 	c.Insert(c.n, x)
+}
+
+// nextDelta is the delta that would stand for x after a last delta of
+// last, for Append to check it fits its width and gives x back: none with
+// unit 0, x less the base with unit 1, the next step otherwise.
+func (c *Ints) nextDelta(x, last int64) int64 {
+	switch c.unit {
+	case 0:
+		return 0
+	case 1:
+		return x - c.base
+	}
+	return last + 1
 }
 
 // extend appends x to a column of runs, continuing the last run or as a
