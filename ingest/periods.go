@@ -85,8 +85,12 @@ type PeriodsOptions struct {
 type Periods struct {
 	o       PeriodsOptions
 	marks   map[dayKey]*dayMarks
-	dirty   bool   // marks changed since saved
-	added   uint64 // the journal's last record after the last round's results
+	dirty   bool     // marks changed since saved
+	added   uint64   // the journal's last record after the last round's results
+	lastDay struct { // the station-day mark found last (dayOf)
+		key        dayKey
+		start, end time.Time
+	}
 	pending prometheus.Gauge
 	written *prometheus.CounterVec
 	failed  prometheus.Counter
@@ -277,15 +281,13 @@ func (p *Periods) mark(e *journal.Entry, seq uint64) {
 	default:
 		return
 	}
-	local := e.Time.In(p.o.Location)
-	k := dayKey{e.Station, local.Format(time.DateOnly)}
+	k, start := p.dayOf(e.Station, e.Time)
 	m := p.marks[k]
 	if m == nil {
 		m = &dayMarks{}
 		p.marks[k] = m
 	}
 	if e.Kind != journal.KindEflow {
-		start := p.dayStart(e.Time)
 		m.Hours |= 1 << uint(min(e.Time.Sub(start)/time.Hour, 31))
 	}
 	m.Eflow = m.Eflow || eflow
@@ -294,6 +296,18 @@ func (p *Periods) mark(e *journal.Entry, seq uint64) {
 		m.First = seq
 	}
 	p.dirty = true
+}
+
+// dayOf is the station-day of a time and the day's start. Records hold a
+// station's samples in runs of one day: the last day found is kept, so
+// that a run costs neither the calendar nor a formatted date.
+func (p *Periods) dayOf(station string, t time.Time) (dayKey, time.Time) {
+	if c := &p.lastDay; station == c.key.station && !t.Before(c.start) && t.Before(c.end) {
+		return c.key, c.start
+	}
+	start := p.dayStart(t)
+	p.lastDay.key, p.lastDay.start, p.lastDay.end = dayKey{station, start.Format(time.DateOnly)}, start, start.AddDate(0, 0, 1)
+	return p.lastDay.key, start
 }
 
 func (p *Periods) dayStart(t time.Time) time.Time {
